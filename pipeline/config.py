@@ -1,0 +1,185 @@
+"""The one typed schema for params.yaml, with errors that name the key and the allowed values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    PositiveInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from pipeline.errors import fail
+
+Cell = Literal["rnn", "lstm", "gru"]
+CELLS: tuple[str, ...] = ("rnn", "lstm", "gru")
+PARAMS_FILE = "params.yaml"
+
+
+class Section(BaseModel):
+    """A params.yaml section: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataParams(Section):
+    dataset: Literal["rotten_tomatoes"] = "rotten_tomatoes"
+    val_fraction: float = Field(0.1, gt=0, lt=0.5)
+    test_fraction: float = Field(0.1, gt=0, lt=0.5)
+    split_seed: int = 13
+    # Keep only this many examples (a seeded sample, before splitting) for quick runs and tests.
+    max_examples: PositiveInt | None = None
+
+
+class PrepareParams(Section):
+    lowercase: bool = True
+    min_freq: PositiveInt = 2
+    max_size: PositiveInt | None = 50_000
+    max_length: PositiveInt | None = None  # truncate longer texts (tokens)
+
+
+class ModelParams(Section):
+    embedding_dim: PositiveInt = 128
+    hidden_size: PositiveInt = 128
+    num_layers: PositiveInt = 1
+    bidirectional: bool = True
+    dropout: float = Field(0.5, ge=0, lt=1)
+    pooling: Literal["max", "mean", "last"] = "max"
+    # Packing skips padding exactly (CPU default); off = padded cuDNN path, faster on GPU.
+    pack_sequences: bool = True
+
+
+class TrainParams(Section):
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    lr: float = Field(2e-3, gt=0)
+    weight_decay: NonNegativeFloat = 0.0
+    batch_size: PositiveInt = 64
+    max_epochs: PositiveInt = 10
+    patience: PositiveInt = 3
+    grad_clip: NonNegativeFloat = 1.0  # 0 disables clipping
+    seed: int = 42
+    bucket_pool: PositiveInt = 50  # batches per length-sorted pool
+    accelerator: Literal["auto", "cpu", "gpu"] = "auto"
+    precision: Literal["auto", "32-true", "bf16-mixed", "16-mixed"] = "auto"
+    limit_train_batches: PositiveInt | None = None  # cap batches per epoch (smoke runs)
+
+
+class EvaluateParams(Section):
+    batch_size: PositiveInt = 256
+
+
+class TrackingParams(Section):
+    # None: the project's own sqlite store; MLFLOW_TRACKING_URI overrides both.
+    uri: str | None = None
+    experiment: str | None = None  # default: the dataset name
+
+
+class CellParams(Section):
+    """Everything one cell trains with: the shared settings after its overrides."""
+
+    cell: Cell
+    model: ModelParams
+    train: TrainParams
+
+
+class Params(Section):
+    data: DataParams = DataParams()
+    prepare: PrepareParams = PrepareParams()
+    cells: list[Cell] = Field(default_factory=lambda: list(CELLS), min_length=1)
+    model: ModelParams = ModelParams()
+    train: TrainParams = TrainParams()
+    overrides: dict[Cell, dict[str, Any]] = Field(default_factory=dict)
+    evaluate: EvaluateParams = EvaluateParams()
+    tracking: TrackingParams = TrackingParams()
+
+    @field_validator("cells")
+    @classmethod
+    def _unique(cls, cells: list[str]) -> list[str]:
+        if len(set(cells)) != len(cells):
+            raise ValueError(f"each cell once, got {cells}")
+        return cells
+
+    @field_validator("overrides", mode="before")
+    @classmethod
+    def _drop_empty(cls, value: Any) -> Any:
+        # `lstm:` with nothing under it reads as None; treat it as "no overrides".
+        if isinstance(value, dict):
+            return {k: (v if v is not None else {}) for k, v in value.items()}
+        return value
+
+    @model_validator(mode="after")
+    def _check_overrides(self) -> Params:
+        for cell in self.overrides:
+            self.for_cell(cell)
+        return self
+
+    def for_cell(self, cell: str) -> CellParams:
+        """Resolve one cell's settings: shared `model`/`train` plus `overrides.<cell>`."""
+        if cell not in CELLS:
+            fail(f"unknown cell {cell!r}: expected one of {', '.join(CELLS)}")
+        extra = dict(self.overrides.get(cell, {}))  # type: ignore[call-overload]
+        sections = {"model": self.model.model_dump(), "train": self.train.model_dump()}
+        for key, value in extra.items():
+            owner = next((s for s, fields in sections.items() if key in fields), None)
+            if owner is None:
+                allowed = sorted(ModelParams.model_fields) + sorted(TrainParams.model_fields)
+                raise ValueError(
+                    f"overrides.{cell}.{key}: unknown key; expected one of {', '.join(allowed)}"
+                )
+            sections[owner][key] = value
+        try:
+            return CellParams(cell=cell, **sections)  # type: ignore[arg-type]
+        except ValidationError as err:
+            # Report the key as the user wrote it: overrides.<cell>.<key>, not model.<key>.
+            raise ValueError(_describe(err, prefix=f"overrides.{cell}.", skip=1)) from None
+
+
+def _describe(err: ValidationError, prefix: str = "", skip: int = 0) -> str:
+    """Pydantic's errors as one line: `key.path: what was expected (got value)`."""
+    parts = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"][skip:])
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "missing":
+            msg = "missing key"
+        elif e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif "input" in e and not isinstance(e["input"], dict | list):
+            msg = f"{msg} (got {e['input']!r})"
+        parts.append(f"{prefix}{loc}: {msg}" if loc else f"{prefix}{msg}")
+    return "; ".join(parts)
+
+
+def parse_params(raw: Any, source: str = PARAMS_FILE) -> Params:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        fail(f"{source}: expected a mapping of sections at the top level")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as err:
+        fail(f"{source}: {_describe(err)}")
+
+
+def load_params(path: Path | str = PARAMS_FILE) -> Params:
+    """Read and validate params.yaml; any problem is one RnnbenchError line."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        fail(f"{path}: not found (run from the project root, where params.yaml lives)")
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        fail(f"{path}:{where}: not valid YAML ({getattr(err, 'problem', err)})")
+    return parse_params(raw, str(path))
