@@ -1,0 +1,120 @@
+"""Encoded splits as datasets, length-bucketed batches, and the LightningDataModule."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from torch.nn.utils.rnn import pad_sequence
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from pipeline.errors import fail
+from pipeline.paths import Layout
+from pipeline.text import PAD_ID
+
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # ids [B, T], lengths [B], labels [B]
+
+
+class EncodedSplit(Dataset):
+    """One split written by prepare: a flat id tensor, offsets and labels."""
+
+    def __init__(self, path: Path):
+        try:
+            blob = torch.load(path, weights_only=True)
+            self.ids, self.offsets, self.labels = blob["ids"], blob["offsets"], blob["labels"]
+        except (OSError, RuntimeError, KeyError, TypeError) as err:
+            fail(f"{path}: not an encoded split ({err}); run the prepare stage")
+        self.ids = self.ids.long()
+        self.lengths = (self.offsets[1:] - self.offsets[:-1]).clamp(min=1)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        ids = self.ids[self.offsets[i] : self.offsets[i + 1]]
+        if len(ids) == 0:  # an empty text still needs one step to run the RNN over
+            ids = torch.tensor([PAD_ID + 1])
+        return ids, int(self.labels[i])
+
+
+def collate(items: list[tuple[torch.Tensor, int]]) -> Batch:
+    seqs = [ids for ids, _ in items]
+    # Lengths stay on the CPU as int64: pack_padded_sequence requires it.
+    lengths = torch.tensor([len(s) for s in seqs], dtype=torch.int64)
+    labels = torch.tensor([y for _, y in items], dtype=torch.int64)
+    return pad_sequence(seqs, batch_first=True, padding_value=PAD_ID), lengths, labels
+
+
+class BucketBatchSampler(Sampler[list[int]]):
+    """Batches of similar-length examples, so little compute goes to padding.
+
+    Shuffle, cut into pools of `pool` batches, sort each pool by length, slice into
+    batches, shuffle the batches. Seeded per epoch, so runs are reproducible.
+    """
+
+    def __init__(self, lengths: torch.Tensor | list[int], batch_size: int, pool: int = 50,
+                 shuffle: bool = True, seed: int = 0):
+        self.lengths = [int(n) for n in lengths]
+        self.batch_size, self.pool, self.shuffle, self.seed = batch_size, pool, shuffle, seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[list[int]]:
+        rng = random.Random(self.seed + self.epoch)
+        order = list(range(len(self.lengths)))
+        if self.shuffle:
+            rng.shuffle(order)
+            self.epoch += 1  # a fresh order next epoch even if nobody calls set_epoch
+        span = self.batch_size * self.pool if self.shuffle else len(order)
+        batches = []
+        for start in range(0, len(order), span):
+            chunk = sorted(order[start : start + span], key=self.lengths.__getitem__)
+            batches += [chunk[i : i + self.batch_size]
+                        for i in range(0, len(chunk), self.batch_size)]
+        if self.shuffle:
+            rng.shuffle(batches)
+        return iter(batches)
+
+    def __len__(self) -> int:
+        return -(-len(self.lengths) // self.batch_size)
+
+
+def padding_fraction(lengths: list[int], batches: list[list[int]]) -> float:
+    """Share of the padded [B, T] cells that hold padding."""
+    real = sum(lengths[i] for b in batches for i in b)
+    total = sum(len(b) * max(lengths[i] for i in b) for b in batches)
+    return 1 - real / total
+
+
+class TextDataModule(pl.LightningDataModule):
+    def __init__(self, layout: Layout, batch_size: int, eval_batch_size: int = 256,
+                 pool: int = 50, seed: int = 0):
+        super().__init__()
+        self.layout, self.batch_size, self.eval_batch_size = layout, batch_size, eval_batch_size
+        self.pool, self.seed = pool, seed
+        self.splits: dict[str, EncodedSplit] = {}
+
+    def setup(self, stage: str | None = None) -> None:
+        for name in ("train", "val", "test"):
+            if name not in self.splits:
+                self.splits[name] = EncodedSplit(self.layout.split(name))
+
+    def _loader(self, name: str, batch_size: int, shuffle: bool) -> DataLoader:
+        split = self.splits[name]
+        sampler = BucketBatchSampler(split.lengths, batch_size, self.pool, shuffle, self.seed)
+        # Batches are tiny and already in memory: worker processes would cost more than they save.
+        return DataLoader(split, batch_sampler=sampler, collate_fn=collate, num_workers=0)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", self.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", self.eval_batch_size, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", self.eval_batch_size, shuffle=False)

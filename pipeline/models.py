@@ -1,0 +1,87 @@
+"""Network components: the recurrent encoder and the sentence classifier built on it."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from pipeline.config import ModelParams
+from pipeline.text import PAD_ID
+
+RNN_CLASSES: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+
+
+class RecurrentEncoder(nn.Module):
+    """A stacked, optionally bidirectional RNN/LSTM/GRU over padded batches.
+
+    With `pack=True` the padding is skipped exactly (PackedSequence); without it the cuDNN
+    kernel runs over the padded tensor, which is much faster on GPUs but lets the backward
+    direction read padding first. Length bucketing keeps that padding small.
+    """
+
+    def __init__(self, cell: str, input_size: int, hidden_size: int, num_layers: int = 1,
+                 bidirectional: bool = False, dropout: float = 0.0, pack: bool = True):
+        super().__init__()
+        self.rnn = RNN_CLASSES[cell](
+            input_size, hidden_size, num_layers=num_layers, batch_first=True,
+            bidirectional=bidirectional, dropout=dropout if num_layers > 1 else 0.0,
+        )
+        self.pack = pack
+        self.output_size = hidden_size * (2 if bidirectional else 1)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """x: [B, T, E], lengths: [B] (CPU int64) -> outputs [B, T, D*H]."""
+        if not self.pack:
+            return self.rnn(x)[0]
+        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        out, _ = self.rnn(packed)
+        return pad_packed_sequence(out, batch_first=True, total_length=x.size(1))[0]
+
+
+def length_mask(lengths: torch.Tensor, max_len: int, device: torch.device) -> torch.Tensor:
+    """[B, T] bool, True on real tokens."""
+    return torch.arange(max_len, device=device)[None, :] < lengths.to(device)[:, None]
+
+
+def pool(outputs: torch.Tensor, lengths: torch.Tensor, how: str, bidirectional: bool
+         ) -> torch.Tensor:
+    """Reduce [B, T, D*H] RNN outputs to one vector per sequence, ignoring padding."""
+    mask = length_mask(lengths, outputs.size(1), outputs.device)
+    if how == "max":
+        return outputs.masked_fill(~mask[..., None], float("-inf")).max(dim=1).values
+    if how == "mean":
+        summed = (outputs * mask[..., None]).sum(dim=1)
+        return summed / lengths.to(outputs.device)[:, None].clamp(min=1)
+    # "last": the forward direction's state at the last real token; the backward
+    # direction's final state sits at position 0.
+    last = (lengths.to(outputs.device) - 1).clamp(min=0)
+    rows = torch.arange(outputs.size(0), device=outputs.device)
+    if not bidirectional:
+        return outputs[rows, last]
+    half = outputs.size(-1) // 2
+    return torch.cat([outputs[rows, last, :half], outputs[:, 0, half:]], dim=-1)
+
+
+class SentenceClassifier(nn.Module):
+    """Embedding -> dropout -> recurrent encoder -> pooling -> dropout -> linear."""
+
+    def __init__(self, cell: str, vocab_size: int, num_classes: int, params: ModelParams):
+        super().__init__()
+        self.pooling, self.bidirectional = params.pooling, params.bidirectional
+        self.embedding = nn.Embedding(vocab_size, params.embedding_dim, padding_idx=PAD_ID)
+        self.encoder = RecurrentEncoder(
+            cell, params.embedding_dim, params.hidden_size, params.num_layers,
+            params.bidirectional, params.dropout, params.pack_sequences,
+        )
+        self.dropout = nn.Dropout(params.dropout)
+        self.head = nn.Linear(self.encoder.output_size, num_classes)
+
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """ids: [B, T] -> logits [B, C]."""
+        h = self.encoder(self.dropout(self.embedding(ids)), lengths)
+        return self.head(self.dropout(pool(h, lengths, self.pooling, self.bidirectional)))
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)

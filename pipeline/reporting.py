@@ -1,0 +1,188 @@
+"""The comparison report: a Markdown table with the verdict, and PNG plots."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+
+from pipeline import tracking  # noqa: E402
+from pipeline.config import Params  # noqa: E402
+from pipeline.errors import fail  # noqa: E402
+from pipeline.files import atomic_dir, read_json, write_json  # noqa: E402
+from pipeline.metrics import confusion_matrix  # noqa: E402
+from pipeline.paths import Layout  # noqa: E402
+
+CELL_NAMES = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
+
+
+def read_history(path: Path) -> list[dict[str, float]]:
+    with open(path, encoding="utf-8") as fh:
+        return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(fh)]
+
+
+def read_confusion(path: Path, labels: list[str]) -> list[list[int]]:
+    index = {label: i for i, label in enumerate(labels)}
+    with open(path, encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    return confusion_matrix([index[r["actual"]] for r in rows],
+                            [index[r["predicted"]] for r in rows], len(labels))
+
+
+def collect(params: Params, layout: Layout) -> list[dict[str, Any]]:
+    """Everything the report needs per cell, from the files the earlier stages wrote."""
+    results = []
+    for cell in params.cells:
+        try:
+            train = read_json(layout.model_dir(cell) / "train.json")
+            test = read_json(layout.test_metrics(cell))
+            history = read_history(layout.history(cell))
+            cm = read_confusion(layout.predictions(cell), train["labels"])
+        except (OSError, ValueError, KeyError) as err:
+            fail(f"report: results for {cell} are missing or unreadable ({err}); "
+                 f"run train and evaluate for {cell}")
+        results.append({"cell": cell, "train": train, "test": test, "history": history,
+                        "confusion": cm})
+    return results
+
+
+def verdict(results: list[dict[str, Any]], metric: str = "accuracy") -> str:
+    ranked = sorted(results, key=lambda r: -r["test"][metric])
+    best = ranked[0]
+    name = CELL_NAMES[best["cell"]]
+    if len(ranked) == 1:
+        return f"Only {name} was trained: test {metric} {best['test'][metric]:.1%}."
+    gaps = ", ".join(
+        f"{CELL_NAMES[r['cell']]} by {100 * (best['test'][metric] - r['test'][metric]):+.1f} points"
+        for r in ranked[1:])
+    return (f"**{name} wins** on test {metric} with {best['test'][metric]:.1%}, ahead of {gaps}. "
+            "One seed per cell: differences of about a point are within seed noise.")
+
+
+def plot_learning_curves(results: list[dict[str, Any]], path: Path) -> None:
+    fig, axes = plt.subplots(2, len(results), figsize=(4 * len(results), 6), squeeze=False,
+                             sharey="row")
+    for col, r in enumerate(results):
+        epochs = [h["epoch"] for h in r["history"]]
+        for row, metric in enumerate(("loss", "acc")):
+            ax = axes[row][col]
+            for split, style in (("train", "-"), ("val", "--")):
+                values = [h.get(f"{split}_{metric}") for h in r["history"]]
+                ax.plot(epochs, values, style, marker="o", label=split)
+            best = r["train"]["best_epoch"]
+            if best:
+                ax.axvline(best, color="grey", lw=0.8, ls=":")
+            ax.set_xlabel("epoch")
+            ax.set_ylabel("accuracy" if metric == "acc" else "cross-entropy")
+            ax.set_title(f"{CELL_NAMES[r['cell']]}: {'accuracy' if metric == 'acc' else 'loss'}")
+            ax.grid(alpha=0.3)
+            ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_confusions(results: list[dict[str, Any]], path: Path) -> None:
+    fig, axes = plt.subplots(1, len(results), figsize=(3.6 * len(results), 3.4), squeeze=False)
+    for ax, r in zip(axes[0], results, strict=True):
+        cm, labels = r["confusion"], r["train"]["labels"]
+        ax.imshow(cm, cmap="Blues")
+        for i, row in enumerate(cm):
+            for j, n in enumerate(row):
+                ax.text(j, i, str(n), ha="center", va="center",
+                        color="white" if n > max(map(max, cm)) / 2 else "black")
+        ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+        ax.set_yticks(range(len(labels)), labels)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("actual")
+        ax.set_title(f"{CELL_NAMES[r['cell']]} ({r['test']['accuracy']:.1%})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def render_markdown(params: Params, results: list[dict[str, Any]], stats: dict[str, Any],
+                    source: dict[str, Any]) -> str:
+    first = results[0]["train"]
+    runs_in = sorted({r["train"]["parent_run_id"] for r in results})
+    lines = [
+        f"# RNN vs LSTM vs GRU on `{params.data.dataset}`",
+        "",
+        verdict(results),
+        "",
+        "| cell | test accuracy | macro-F1 | test loss | parameters | train time (s) | epochs "
+        "(best) | inference (examples/s) | MLflow run |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in sorted(results, key=lambda r: -r["test"]["accuracy"]):
+        t, tr = r["test"], r["train"]
+        lines.append(
+            f"| {CELL_NAMES[r['cell']]} | {t['accuracy']:.2%} | {t['macro_f1']:.4f} | "
+            f"{t['loss']:.4f} | {t['num_parameters']:,} | {t['train_seconds']:.1f} | "
+            f"{t['epochs']} ({tr['best_epoch']}) | {t['inference_examples_per_s']:,.0f} | "
+            f"`{tr['run_id']}` |")
+    sp = stats["splits"]
+    lines += [
+        "",
+        "## Learning curves",
+        "",
+        "![learning curves](figures/learning_curves.png)",
+        "",
+        "Dotted line: the epoch whose weights were kept (best validation accuracy).",
+        "",
+        "## Confusion matrices (test split)",
+        "",
+        "![confusion matrices](figures/confusion_matrices.png)",
+        "",
+        "## Data",
+        "",
+        f"- Source: `{source['source']}` (sha256 `{source['sha256'][:16]}…`), {source['licence']}.",
+        f"- {stats['examples']:,} examples, split by group (no group spans two splits): "
+        + ", ".join(f"{s} {sp[s]['examples']:,} ({sp[s]['groups']} groups)" for s in sp) + ".",
+        f"- Vocabulary {stats['vocab_size']:,} (train split only); test OOV rate "
+        f"{sp['test']['oov_rate']:.1%}; test length p50/p90/max "
+        f"{sp['test']['length']['p50']}/{sp['test']['length']['p90']}/"
+        f"{sp['test']['length']['max']} tokens.",
+        "",
+        "## Settings",
+        "",
+        f"- Shared model: `{params.model.model_dump()}`",
+        f"- Shared training: `{params.train.model_dump()}`",
+        f"- Per-cell overrides: `{params.overrides or {}}`",
+        f"- Device: {first['accelerator']} ({first['precision']}); data hash "
+        f"`{first['data_hash'][:16]}…`.",
+        f"- MLflow comparison run(s): {', '.join(f'`{p}`' for p in runs_in)} in "
+        f"`{first['tracking_uri']}`.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_report(params: Params, layout: Layout) -> Path:
+    results = collect(params, layout)
+    stats = read_json(layout.prepared / "stats.json")
+    source = read_json(layout.raw / "source.json")
+    with atomic_dir(layout.reports) as out:
+        (out / "figures").mkdir()
+        plot_learning_curves(results, out / "figures" / "learning_curves.png")
+        plot_confusions(results, out / "figures" / "confusion_matrices.png")
+        (out / "comparison.md").write_text(render_markdown(params, results, stats, source),
+                                           encoding="utf-8")
+        write_json(out / "summary.json", {
+            "dataset": params.data.dataset,
+            "winner": max(results, key=lambda r: r["test"]["accuracy"])["cell"],
+            "cells": {r["cell"]: {**r["test"], "run_id": r["train"]["run_id"]} for r in results},
+        })
+
+    client = tracking.client_for(params, layout.root)
+    for parent in sorted({r["train"]["parent_run_id"] for r in results}):
+        tracking.ensure_run(client, parent)
+        client.log_artifacts(parent, str(layout.reports), "report")
+    print(f"report: {layout.reports / 'comparison.md'}", file=sys.stderr)
+    return layout.reports / "comparison.md"

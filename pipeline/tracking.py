@@ -1,0 +1,220 @@
+"""MLflow tracking: the project's store, comparison (parent) runs and per-cell runs.
+
+Every run lands in one store whatever DVC does: `dvc exp run --temp` and the experiment queue
+run stages inside `.dvc/tmp/exps/...`, so the default sqlite store is resolved against the
+real project root, never the working directory. MLFLOW_TRACKING_URI overrides it.
+
+Runs are grouped per comparison: the cells trained from the same data, shared settings and
+git commit are nested under one parent run, found (or made) by a key tag. A retrained cell
+(say, after a per-cell override) adds its new run under the same parent; the report names
+the exact runs it summarizes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pytorch_lightning as pl
+import torch
+from mlflow.entities import Dataset as MlflowDataset
+from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from pipeline.config import Params
+from pipeline.errors import fail
+
+TAG = "rnnbench"
+COMPARISON_TAG = f"{TAG}.comparison"
+PARENT_TAG = "mlflow.parentRunId"
+
+
+def project_root(start: Path | None = None) -> Path:
+    """The real project root, also from inside a DVC experiment's temporary copy."""
+    here = (start or Path.cwd()).resolve()
+    parts = here.parts
+    for i in range(len(parts) - 2):
+        if parts[i : i + 3] == (".dvc", "tmp", "exps"):
+            return Path(*parts[:i])
+    for folder in (here, *here.parents):
+        if (folder / "dvc.yaml").exists() or (folder / ".dvc").is_dir():
+            return folder
+    return here
+
+
+def local_store(root: Path) -> Path:
+    return project_root(root) / "mlruns"
+
+
+def tracking_uri(params: Params, root: Path | None = None) -> str:
+    if uri := os.environ.get("MLFLOW_TRACKING_URI"):
+        return uri
+    if params.tracking.uri:
+        return params.tracking.uri
+    return f"sqlite:///{local_store(root or Path.cwd()) / 'mlflow.db'}"
+
+
+def client_for(params: Params, root: Path | None = None) -> MlflowClient:
+    uri = tracking_uri(params, root)
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    return MlflowClient(uri)
+
+
+def _call(what: str, uri: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run an MLflow call; an unreachable or failing store is one clear line."""
+    try:
+        return fn(*args, **kwargs)
+    except MlflowException as err:
+        fail(f"MLflow store {uri}: {what} failed: {str(err).splitlines()[0]}")
+    except OSError as err:  # connection refused and friends
+        fail(f"MLflow store {uri}: {what} failed: {err}")
+
+
+def experiment_id(client: MlflowClient, name: str, root: Path | None = None) -> str:
+    uri = client.tracking_uri
+    exp = _call("looking up the experiment", uri, client.get_experiment_by_name, name)
+    if exp is not None:
+        return exp.experiment_id
+    artifacts = None
+    if uri.startswith("sqlite:///"):  # keep artifacts beside the local DB, not in the cwd
+        artifacts = (Path(uri.removeprefix("sqlite:///")).parent / "artifacts" / name).as_uri()
+    try:
+        return client.create_experiment(name, artifact_location=artifacts)
+    except MlflowException:  # created meanwhile by a concurrent stage
+        return _call("creating the experiment", uri, client.get_experiment_by_name,
+                     name).experiment_id
+
+
+def git_info(root: Path) -> dict[str, str]:
+    def git(*args: str) -> str:
+        try:
+            out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,
+                                 timeout=10, check=False)
+            return out.stdout.strip() if out.returncode == 0 else ""
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+
+    return {"commit": git("rev-parse", "HEAD") or "unknown",
+            "dirty": "true" if git("status", "--porcelain", "--untracked-files=no") else "false"}
+
+
+def flatten(prefix: str, values: dict[str, Any]) -> dict[str, str]:
+    return {f"{prefix}.{k}": str(v) for k, v in values.items()}
+
+
+def comparison_key(params: Params, data_hash: str, commit: str) -> str:
+    """What makes cells comparable: same data, shared settings and code."""
+    shared = {"data": params.data.model_dump(), "prepare": params.prepare.model_dump(),
+              "model": params.model.model_dump(), "train": params.train.model_dump(),
+              "data_hash": data_hash, "commit": commit}
+    return hashlib.sha256(json.dumps(shared, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def comparison_run(client: MlflowClient, exp_id: str, params: Params, data_hash: str,
+                   git: dict[str, str]) -> str:
+    key = comparison_key(params, data_hash, git["commit"])
+    uri = client.tracking_uri
+    found = _call("searching runs", uri, client.search_runs, [exp_id],
+                  filter_string=f"tags.`{COMPARISON_TAG}` = '{key}'", max_results=1)
+    if found:
+        return found[0].info.run_id
+    tags = {COMPARISON_TAG: key, f"{TAG}.kind": "comparison", f"{TAG}.dataset": params.data.dataset,
+            "mlflow.source.git.commit": git["commit"], f"{TAG}.git_dirty": git["dirty"],
+            f"{TAG}.data_hash": data_hash}
+    run = _call("creating the comparison run", uri, client.create_run, exp_id,
+                run_name=f"{params.data.dataset} {git['commit'][:8]} {key[:6]}", tags=tags)
+    shared = {**flatten("data", params.data.model_dump()),
+              **flatten("prepare", params.prepare.model_dump()),
+              **flatten("model", params.model.model_dump()),
+              **flatten("train", params.train.model_dump()), "cells": ",".join(params.cells)}
+    client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in shared.items()])
+    client.set_terminated(run.info.run_id, "FINISHED")
+    return run.info.run_id
+
+
+def start_cell_run(params: Params, cell: str, data_hash: str, root: Path,
+                   extra_params: dict[str, Any]) -> tuple[MlflowClient, str, str]:
+    """Create the run for one trained cell, nested under its comparison. Returns ids."""
+    client = client_for(params, root)
+    exp_id = experiment_id(client, params.tracking.experiment or params.data.dataset, root)
+    git = git_info(root)
+    parent = comparison_run(client, exp_id, params, data_hash, git)
+    cp = params.for_cell(cell)
+    tags = {PARENT_TAG: parent, f"{TAG}.kind": "cell", f"{TAG}.cell": cell,
+            f"{TAG}.dataset": params.data.dataset, f"{TAG}.data_hash": data_hash,
+            "mlflow.source.git.commit": git["commit"], f"{TAG}.git_dirty": git["dirty"],
+            "mlflow.source.type": "LOCAL", "mlflow.source.name": "stages/train.py",
+            f"{TAG}.torch": torch.__version__, f"{TAG}.lightning": pl.__version__,
+            f"{TAG}.mlflow": mlflow.__version__, f"{TAG}.python": platform.python_version()}
+    if exp := os.environ.get("DVC_EXP_NAME"):
+        tags[f"{TAG}.dvc_exp"] = exp
+    run = client.create_run(exp_id, run_name=cell, tags=tags)
+    run_id = run.info.run_id
+    values = {"cell": cell, **flatten("data", params.data.model_dump()),
+              **flatten("prepare", params.prepare.model_dump()),
+              **flatten("model", cp.model.model_dump()), **flatten("train", cp.train.model_dump()),
+              **{k: str(v) for k, v in extra_params.items()}}
+    client.log_batch(run_id, params=[Param(k, v) for k, v in values.items()])
+    lineage = MlflowDataset(name=params.data.dataset, digest=data_hash[:32],
+                            source_type="local", source=str(root / "data" / "prepared"))
+    client.log_inputs(run_id, [DatasetInput(lineage, [InputTag("mlflow.data.context", "train")])])
+    return client, run_id, parent
+
+
+def log_metrics(client: MlflowClient, run_id: str, values: dict[str, float],
+                step: int = 0) -> None:
+    now = int(time.time() * 1000)
+    metrics = [Metric(k, float(v), now, step) for k, v in values.items()]
+    client.log_batch(run_id, metrics=metrics)
+
+
+def set_tags(client: MlflowClient, run_id: str, tags: dict[str, str]) -> None:
+    client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+
+
+def ensure_run(client: MlflowClient, run_id: str) -> None:
+    """Fail in one line if the run a model was trained under is not in this store."""
+    try:
+        client.get_run(run_id)
+    except MlflowException:
+        fail(f"MLflow store {client.tracking_uri}: run {run_id} not found; evaluate against the "
+             "store the model was trained with (MLFLOW_TRACKING_URI), or retrain")
+
+
+def comparison_rows(params: Params, comparison: str | None = None) -> tuple[list[dict], Any]:
+    """The cells of one comparison (default: the latest), newest run per cell."""
+    client = client_for(params)
+    uri = client.tracking_uri
+    name = params.tracking.experiment or params.data.dataset
+    exp = _call("looking up the experiment", uri, client.get_experiment_by_name, name)
+    if exp is None:
+        fail(f"MLflow store {uri}: no experiment {name!r} yet; run `dvc repro` first")
+    if comparison:
+        parent = _call(f"reading run {comparison}", uri, client.get_run, comparison)
+    else:
+        found = _call("searching runs", uri, client.search_runs, [exp.experiment_id],
+                      filter_string=f"tags.`{TAG}.kind` = 'comparison'",
+                      order_by=["attributes.start_time DESC"], max_results=1)
+        if not found:
+            fail(f"MLflow store {uri}: no comparison runs in {name!r} yet; run `dvc repro`")
+        parent = found[0]
+    children = _call("searching runs", uri, client.search_runs, [exp.experiment_id],
+                     filter_string=f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'",
+                     order_by=["attributes.start_time DESC"])
+    rows: dict[str, dict] = {}
+    for run in children:
+        cell = run.data.tags.get(f"{TAG}.cell", "?")
+        if cell not in rows:  # newest first: keep the latest run of each cell
+            rows[cell] = {"cell": cell, "run_id": run.info.run_id, **run.data.metrics}
+    order = {c: i for i, c in enumerate(params.cells)}
+    return sorted(rows.values(), key=lambda r: order.get(r["cell"], 99)), parent

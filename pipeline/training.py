@@ -1,0 +1,159 @@
+"""Train one cell: Lightning fit with early stopping, best-by-validation weights, MLflow run."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
+
+from pipeline.config import CellParams, Params, TrainParams
+from pipeline.data import TextDataModule
+from pipeline.files import atomic_dir, atomic_file, read_json, sha256_tree, write_json
+from pipeline.models import count_parameters
+from pipeline.module import CellClassifier
+from pipeline.paths import Layout
+from pipeline import tracking
+
+HISTORY_FIELDS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds")
+
+# Known noise: batches load in the main process on purpose (tiny tensors already in memory),
+# Lightning's own pytree deprecation, and an advert printed on every fit.
+warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+warnings.filterwarnings("ignore", category=FutureWarning, module=r"pytorch_lightning\.utilities")
+logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(
+    lambda record: "litlogger" not in record.getMessage())
+
+
+def resolve_device(train: TrainParams) -> tuple[str, str]:
+    """(accelerator, precision): bf16 mixed precision on a GPU that has it, fp32 otherwise."""
+    on_gpu = train.accelerator == "gpu" or (train.accelerator == "auto"
+                                            and torch.cuda.is_available())
+    accelerator = "gpu" if on_gpu else "cpu"
+    if train.precision != "auto":
+        return accelerator, train.precision
+    if on_gpu and torch.cuda.is_bf16_supported():
+        return accelerator, "bf16-mixed"
+    return accelerator, "32-true"
+
+
+class EpochHistory(pl.Callback):
+    """Per-epoch train/val loss and accuracy, kept for the CSV plot and sent to MLflow."""
+
+    def __init__(self, client: Any = None, run_id: str | None = None):
+        self.client, self.run_id = client, run_id
+        self.rows: list[dict[str, float]] = []
+        self.start = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        # In Lightning 2.x this hook runs after the epoch's validation, so both are in.
+        m = trainer.callback_metrics
+        row = {"epoch": trainer.current_epoch + 1,
+               **{k: round(float(m[k]), 6) for k in HISTORY_FIELDS[1:5] if k in m},
+               "seconds": round(time.perf_counter() - self.start, 2)}
+        self.rows.append(row)
+        if self.client is not None:
+            tracking.log_metrics(self.client, self.run_id,
+                                 {k: v for k, v in row.items() if k != "epoch"}, step=row["epoch"])
+
+
+def write_history(path: Path, rows: list[dict[str, float]]) -> None:
+    with atomic_file(path) as fh:
+        writer = csv.DictWriter(fh, fieldnames=HISTORY_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def build_trainer(cp: CellParams, callbacks: list[pl.Callback], scratch: Path,
+                  fast_dev_run: bool = False) -> pl.Trainer:
+    accelerator, precision = resolve_device(cp.train)
+    if accelerator == "gpu":
+        # Deterministic cuBLAS; cuDNN RNNs with inter-layer dropout stay nondeterministic.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    return pl.Trainer(
+        accelerator=accelerator, devices=1, precision=precision,
+        max_epochs=cp.train.max_epochs,
+        limit_train_batches=cp.train.limit_train_batches or 1.0,
+        gradient_clip_val=cp.train.grad_clip or None,
+        deterministic=True if accelerator == "cpu" else "warn",
+        callbacks=callbacks, logger=False, default_root_dir=scratch,
+        enable_model_summary=False, fast_dev_run=fast_dev_run,
+        enable_progress_bar=sys.stderr.isatty(),
+    )
+
+
+def train_cell(params: Params, cell: str, layout: Layout, fast_dev_run: bool = False
+               ) -> dict[str, Any]:
+    """Fit one cell and write models/<cell>/ and its history; returns the training summary."""
+    cp = params.for_cell(cell)
+    pl.seed_everything(cp.train.seed, workers=True, verbose=False)
+    vocab_size = len(read_json(layout.prepared / "vocab.json"))
+    labels = read_json(layout.prepared / "labels.json")
+    data_hash = sha256_tree(layout.prepared)
+    dm = TextDataModule(layout, cp.train.batch_size, params.evaluate.batch_size,
+                        cp.train.bucket_pool, cp.train.seed)
+    module = CellClassifier(cell, vocab_size, len(labels), cp.model.model_dump(),
+                            cp.train.model_dump())
+    n_params = count_parameters(module.net)
+    accelerator, precision = resolve_device(cp.train)
+
+    client, run_id, parent_id = tracking.start_cell_run(
+        params, cell, data_hash, layout.root.resolve(),
+        {"num_parameters": n_params, "vocab_size": vocab_size, "num_classes": len(labels),
+         "accelerator": accelerator, "precision": precision})
+    history = EpochHistory(client, run_id)
+    with tempfile.TemporaryDirectory(prefix="rnnbench-fit-") as scratch:
+        best = ModelCheckpoint(dirpath=scratch, monitor="val_acc", mode="max", save_top_k=1,
+                               save_weights_only=True, filename="best")
+        stop = EarlyStopping(monitor="val_acc", mode="max", patience=cp.train.patience)
+        trainer = build_trainer(cp, [history, best, stop], Path(scratch), fast_dev_run)
+        started = time.perf_counter()
+        try:
+            trainer.fit(module, datamodule=dm)
+        except BaseException:
+            client.set_terminated(run_id, "KILLED" if sys.exc_info()[0] is KeyboardInterrupt
+                                  else "FAILED")
+            raise
+        seconds = time.perf_counter() - started
+        if best.best_model_path:  # fast_dev_run saves no checkpoint: keep the last weights
+            state = torch.load(best.best_model_path, weights_only=True, map_location="cpu")
+            module.load_state_dict(state["state_dict"])
+
+    summary = {
+        "cell": cell, "run_id": run_id, "parent_run_id": parent_id,
+        "tracking_uri": client.tracking_uri, "num_parameters": n_params,
+        "train_seconds": round(seconds, 2), "epochs": len(history.rows),
+        "best_epoch": int(best.best_model_path and history.rows and max(
+            history.rows, key=lambda r: r.get("val_acc", 0))["epoch"] or 0),
+        "best_val_acc": round(float(best.best_model_score or 0), 6),
+        "accelerator": accelerator, "precision": precision, "data_hash": data_hash,
+        "vocab_size": vocab_size, "labels": labels, "params": cp.model_dump(),
+    }
+    with atomic_dir(layout.model_dir(cell)) as out:
+        torch.save({k: v.cpu() for k, v in module.net.state_dict().items()}, out / "model.pt")
+        write_json(out / "train.json", summary)
+    write_history(layout.history(cell), history.rows)
+
+    for path, folder in [(layout.model_dir(cell) / "model.pt", "model"),
+                         (layout.model_dir(cell) / "train.json", "model"),
+                         (layout.prepared / "vocab.json", "model"),
+                         (layout.prepared / "stats.json", "data"),
+                         (layout.history(cell), "history")]:
+        client.log_artifact(run_id, str(path), folder)
+    tracking.log_metrics(client, run_id, {"train_seconds": seconds,
+                                          "best_val_acc": summary["best_val_acc"],
+                                          "num_parameters": n_params})
+    client.set_terminated(run_id, "FINISHED")
+    print(f"{cell}: best val acc {summary['best_val_acc']:.4f} at epoch {summary['best_epoch']}"
+          f" ({summary['epochs']} epochs, {seconds:.1f}s, {n_params:,} params); "
+          f"MLflow run {run_id}", file=sys.stderr)
+    return summary
