@@ -1,0 +1,159 @@
+"""The `rnnbench` command line: the pipeline's stages, the MLflow UI and a comparison table."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pipeline.config import CELLS, Params, load_params
+from pipeline.errors import fail, run_guarded
+from pipeline.paths import Layout
+
+app = typer.Typer(
+    help="Compare vanilla RNN, LSTM and GRU cells on text tasks: stages, MLflow UI, results.\n\n"
+         "The whole comparison runs with `dvc repro`; these commands run one step at a time.",
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+)
+
+ParamsOpt = Annotated[Path, typer.Option("--params", "-p", help="The params file to read.")]
+CellArg = Annotated[str, typer.Argument(help=f"Which cell: one of {', '.join(CELLS)}.")]
+
+
+def _params(path: Path) -> Params:
+    return load_params(path)
+
+
+@app.command()
+def download(params: ParamsOpt = Path("params.yaml")) -> None:
+    """Fetch the dataset's pinned, hash-checked source into data/raw (cached)."""
+    from pipeline.prepare import download as run
+
+    run_guarded(lambda: run(_params(params).data, Layout()))
+
+
+@app.command()
+def prepare(params: ParamsOpt = Path("params.yaml")) -> None:
+    """Split, tokenize, build the vocabulary and encode the splits into data/prepared."""
+    from pipeline.prepare import prepare as run
+
+    def go() -> None:
+        p = _params(params)
+        run(p.data, p.prepare, Layout())
+
+    run_guarded(go)
+
+
+@app.command()
+def train(cell: CellArg, params: ParamsOpt = Path("params.yaml"),
+          fast_dev_run: Annotated[bool, typer.Option(
+              help="One batch of train and validation, to check the setup.")] = False) -> None:
+    """Train one cell (logged to MLflow); writes models/CELL and its learning curve."""
+    from pipeline.training import train_cell
+
+    run_guarded(lambda: train_cell(_params(params), cell, Layout(), fast_dev_run))
+
+
+@app.command()
+def evaluate(cell: CellArg, params: ParamsOpt = Path("params.yaml")) -> None:
+    """Evaluate one trained cell on the test split; writes metrics/test/CELL.json."""
+    from pipeline.evaluation import evaluate_cell
+
+    run_guarded(lambda: evaluate_cell(_params(params), cell, Layout()))
+
+
+@app.command()
+def report(params: ParamsOpt = Path("params.yaml")) -> None:
+    """Write the comparison report (Markdown + plots) to reports/."""
+    from pipeline.reporting import write_report
+
+    run_guarded(lambda: write_report(_params(params), Layout()))
+
+
+@app.command()
+def check(params: ParamsOpt = Path("params.yaml")) -> None:
+    """Validate the params file and print each cell's resolved settings."""
+
+    def go() -> None:
+        p = _params(params)
+        for cell in p.cells:
+            cp = p.for_cell(cell)
+            typer.echo(f"{cell}: {cp.model.model_dump()} {cp.train.model_dump()}")
+        typer.echo(f"{params}: ok")
+
+    run_guarded(go)
+
+
+@app.command()
+def ui(params: ParamsOpt = Path("params.yaml"),
+       port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 5000,
+       workers: Annotated[int, typer.Option(help="Server worker processes.")] = 1) -> None:
+    """Serve the MLflow UI for the project's runs on http://127.0.0.1:PORT."""
+    from pipeline import tracking
+
+    def go() -> None:
+        uri = tracking.tracking_uri(_params(params))
+        if not uri.startswith("sqlite:///"):
+            typer.echo(f"runs are on a tracking server: open {uri}")
+            return
+        db = Path(uri.removeprefix("sqlite:///"))
+        if not db.exists():
+            fail(f"{db}: no MLflow store yet; run `dvc repro` first")
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                fail(f"--port {port}: already in use on 127.0.0.1; choose another port")
+        typer.echo(f"MLflow UI on http://127.0.0.1:{port} (store {db}); Ctrl-C stops it",
+                   err=True)
+        cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri,
+               "--artifacts-destination", str(db.parent / "artifacts"),
+               "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+        sys.stdout.flush()
+        os.execv(sys.executable, cmd)  # the server takes this PID: stopping it is one signal
+
+    run_guarded(go)
+
+
+@app.command()
+def compare(params: ParamsOpt = Path("params.yaml"),
+            comparison: Annotated[str | None, typer.Option(
+                help="A comparison (parent) run id; default: the latest.")] = None) -> None:
+    """Print the latest comparison from MLflow: one row per cell."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from pipeline import tracking
+
+    def go() -> None:
+        p = _params(params)
+        rows, parent = tracking.comparison_rows(p, comparison)
+        table = Table(title=f"{parent.data.tags.get('mlflow.runName', '')} "
+                            f"(comparison run {parent.info.run_id})")
+        columns = ["cell", "test_accuracy", "test_macro_f1", "best_val_acc", "num_parameters",
+                   "train_seconds", "test_inference_examples_per_s", "run_id"]
+        for col in columns:
+            table.add_column(col, justify="left" if col in ("cell", "run_id") else "right")
+        for row in rows:
+            table.add_row(*[_fmt(row.get(col)) for col in columns])
+        Console().print(table)
+
+    run_guarded(go)
+
+
+def _fmt(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.0f}" if value >= 100 else f"{value:.4f}"
+    return str(value)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()
