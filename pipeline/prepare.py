@@ -15,7 +15,7 @@ from pipeline.datasets import get_dataset
 from pipeline.errors import fail
 from pipeline.files import atomic_dir, sha256_file, write_json
 from pipeline.paths import SPLITS, Layout
-from pipeline.sources import cache_dir
+from pipeline.sources import cache_dir, source_from_params
 from pipeline.splits import grouped_split
 from pipeline.text import UNK_ID, Vocab, encode_split, tokenize
 
@@ -23,7 +23,9 @@ from pipeline.text import UNK_ID, Vocab, encode_split, tokenize
 def download(data: DataParams, layout: Layout) -> Path:
     """Fetch the dataset's pinned artifact (cached) and write its examples as JSON lines."""
     dataset = get_dataset(data.dataset)
-    artifact = dataset.source.fetch(cache_dir())
+    source = (dataset.source if data.source is None
+              else source_from_params(**data.source.model_dump()))
+    artifact = source.fetch(cache_dir())
     with atomic_dir(layout.raw) as out:
         n = 0
         with open(out / "examples.jsonl", "w", encoding="utf-8") as fh:
@@ -33,8 +35,8 @@ def download(data: DataParams, layout: Layout) -> Path:
         if n == 0:
             fail(f"{artifact}: no examples found in {dataset.name}")
         write_json(out / "source.json", {
-            "dataset": dataset.name, "task": dataset.task, "source": dataset.source.describe(),
-            "sha256": dataset.source.sha256, "examples": n, "licence": dataset.licence,
+            "dataset": dataset.name, "task": dataset.task, "source": source.describe(),
+            "sha256": sha256_file(artifact), "examples": n, "licence": dataset.licence,
         })
     print(f"{dataset.name}: {n} examples -> {layout.raw}", file=sys.stderr)
     return layout.raw

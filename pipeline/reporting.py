@@ -10,14 +10,14 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from pipeline import tracking  # noqa: E402
-from pipeline.config import Params  # noqa: E402
-from pipeline.errors import fail  # noqa: E402
-from pipeline.files import atomic_dir, read_json, write_json  # noqa: E402
-from pipeline.metrics import confusion_matrix  # noqa: E402
-from pipeline.paths import Layout  # noqa: E402
+from pipeline import tracking
+from pipeline.config import Params
+from pipeline.errors import fail
+from pipeline.files import atomic_dir, read_json, write_json
+from pipeline.metrics import confusion_matrix
+from pipeline.paths import Layout
 
 CELL_NAMES = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
 

@@ -88,3 +88,29 @@ class PypiSource:
             return _store(cache, self.sha256, files[0], self.describe())
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class LocalSource:
+    """A file the user already has (a mirror, a fixture). Hashed and recorded like any source."""
+
+    path: str
+    sha256: str = ""  # empty: accept the file and record its hash
+
+    def describe(self) -> str:
+        return f"local:{self.path}"
+
+    def fetch(self, cache: Path) -> Path:
+        path = Path(self.path).expanduser()
+        if not path.is_file():
+            fail(f"{self.describe()}: no such file")
+        if self.sha256 and (actual := sha256_file(path)) != self.sha256:
+            fail(f"{self.describe()}: sha256 mismatch: expected {self.sha256}, got {actual}")
+        return path
+
+
+def source_from_params(kind: str, requirement: str | None, path: str | None,
+                       sha256: str | None) -> Source:
+    if kind == "pypi":
+        return PypiSource(requirement or "", sha256 or "")
+    return LocalSource(path or "", sha256 or "")

@@ -16,13 +16,13 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 
+from pipeline import tracking
 from pipeline.config import CellParams, Params, TrainParams
 from pipeline.data import TextDataModule
 from pipeline.files import atomic_dir, atomic_file, read_json, sha256_tree, write_json
 from pipeline.models import count_parameters
 from pipeline.module import CellClassifier
 from pipeline.paths import Layout
-from pipeline import tracking
 
 HISTORY_FIELDS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds")
 
@@ -49,8 +49,8 @@ def resolve_device(train: TrainParams) -> tuple[str, str]:
 class EpochHistory(pl.Callback):
     """Per-epoch train/val loss and accuracy, kept for the CSV plot and sent to MLflow."""
 
-    def __init__(self, client: Any = None, run_id: str | None = None):
-        self.client, self.run_id = client, run_id
+    def __init__(self, client: Any = None, run_id: str | None = None, echo: bool = False):
+        self.client, self.run_id, self.echo = client, run_id, echo
         self.rows: list[dict[str, float]] = []
         self.start = time.perf_counter()
 
@@ -61,6 +61,10 @@ class EpochHistory(pl.Callback):
                **{k: round(float(m[k]), 6) for k in HISTORY_FIELDS[1:5] if k in m},
                "seconds": round(time.perf_counter() - self.start, 2)}
         self.rows.append(row)
+        if self.echo:  # no progress bar (logs, CI): one line per epoch instead
+            print(f"epoch {row['epoch']}: " + ", ".join(
+                f"{k} {row[k]:.4f}" for k in HISTORY_FIELDS[1:5] if k in row)
+                + f" ({row['seconds']:.0f}s)", file=sys.stderr, flush=True)
         if self.client is not None:
             tracking.log_metrics(self.client, self.run_id,
                                  {k: v for k, v in row.items() if k != "epoch"}, step=row["epoch"])
@@ -82,7 +86,7 @@ def build_trainer(cp: CellParams, callbacks: list[pl.Callback], scratch: Path,
     return pl.Trainer(
         accelerator=accelerator, devices=1, precision=precision,
         max_epochs=cp.train.max_epochs,
-        limit_train_batches=cp.train.limit_train_batches or 1.0,
+        limit_train_batches=cp.train.limit_train_batches,
         gradient_clip_val=cp.train.grad_clip or None,
         deterministic=True if accelerator == "cpu" else "warn",
         callbacks=callbacks, logger=False, default_root_dir=scratch,
@@ -110,7 +114,7 @@ def train_cell(params: Params, cell: str, layout: Layout, fast_dev_run: bool = F
         params, cell, data_hash, layout.root.resolve(),
         {"num_parameters": n_params, "vocab_size": vocab_size, "num_classes": len(labels),
          "accelerator": accelerator, "precision": precision})
-    history = EpochHistory(client, run_id)
+    history = EpochHistory(client, run_id, echo=not sys.stderr.isatty())
     with tempfile.TemporaryDirectory(prefix="rnnbench-fit-") as scratch:
         best = ModelCheckpoint(dirpath=scratch, monitor="val_acc", mode="max", save_top_k=1,
                                save_weights_only=True, filename="best")
@@ -132,8 +136,8 @@ def train_cell(params: Params, cell: str, layout: Layout, fast_dev_run: bool = F
         "cell": cell, "run_id": run_id, "parent_run_id": parent_id,
         "tracking_uri": client.tracking_uri, "num_parameters": n_params,
         "train_seconds": round(seconds, 2), "epochs": len(history.rows),
-        "best_epoch": int(best.best_model_path and history.rows and max(
-            history.rows, key=lambda r: r.get("val_acc", 0))["epoch"] or 0),
+        "best_epoch": int((best.best_model_path and history.rows and max(
+            history.rows, key=lambda r: r.get("val_acc", 0))["epoch"]) or 0),
         "best_val_acc": round(float(best.best_model_score or 0), 6),
         "accelerator": accelerator, "precision": precision, "data_hash": data_hash,
         "vocab_size": vocab_size, "labels": labels, "params": cp.model_dump(),
