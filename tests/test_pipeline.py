@@ -1,0 +1,112 @@
+"""The real DVC pipeline, end to end, in a fresh git + DVC repo on the real data sample."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import ROOT, tiny_params, write_params
+
+pytestmark = pytest.mark.slow
+
+
+def sh(cwd: Path, *cmd: str) -> str:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout + proc.stderr
+
+
+def cell_runs(repo: Path) -> list:
+    client = MlflowClient(f"sqlite:///{repo / 'mlruns' / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("rotten_tomatoes")
+    return client.search_runs([exp.experiment_id], "tags.`rnnbench.kind` = 'cell'")
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory, sample_wheel) -> Path:
+    """A copy of the project (code, dvc.yaml, tiny params) that has run `dvc repro` once."""
+    repo = tmp_path_factory.mktemp("repo")
+    for folder in ("pipeline", "stages"):
+        shutil.copytree(ROOT / folder, repo / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("dvc.yaml", ".gitignore", ".dvcignore"):
+        shutil.copy(ROOT / name, repo / name)
+    (repo / ".dvc").mkdir()
+    shutil.copy(ROOT / ".dvc" / "config", repo / ".dvc" / "config")
+    shutil.copy(ROOT / ".dvc" / ".gitignore", repo / ".dvc" / ".gitignore")
+    write_params(repo, tiny_params(sample_wheel))
+    sh(repo, "git", "init", "-q")
+    sh(repo, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init",
+       "--allow-empty")
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "project")
+    repo.joinpath("first.log").write_text(sh(repo, "dvc", "repro"))
+    return repo
+
+
+def test_repro_trains_every_cell_and_reports(repo):
+    log = (repo / "first.log").read_text()
+    for stage in ("download", "prepare", "train@rnn", "train@lstm", "train@gru",
+                  "evaluate@rnn", "evaluate@lstm", "evaluate@gru", "report"):
+        assert f"Running stage '{stage}'" in log
+    report = (repo / "reports" / "comparison.md").read_text()
+    assert all(f"| {name} |" in report for name in ("RNN", "LSTM", "GRU"))
+    metrics = sh(repo, "dvc", "metrics", "show", "--json")
+    assert all(f"metrics/test/{cell}.json" in metrics for cell in ("rnn", "lstm", "gru"))
+
+
+def test_mlflow_holds_one_grouped_run_per_cell(repo):
+    runs = cell_runs(repo)
+    assert sorted(r.data.tags["rnnbench.cell"] for r in runs) == ["gru", "lstm", "rnn"]
+    assert len({r.data.tags["mlflow.parentRunId"] for r in runs}) == 1
+    assert all("test_accuracy" in r.data.metrics for r in runs)
+
+
+def test_second_repro_runs_nothing(repo):
+    log = sh(repo, "dvc", "repro")
+    assert "Running stage" not in log
+    assert "up to date" in log
+    assert len(cell_runs(repo)) == 3  # skipped stages create no runs
+
+
+def test_experiment_in_temp_dir_retrains_only_what_depends_and_logs_to_same_store(repo):
+    log = sh(repo, "dvc", "exp", "run", "--temp", "-S", "train.lr=0.004", "-n", "lr4")
+    assert "Running stage 'download'" not in log and "Running stage 'prepare'" not in log
+    assert "Running stage 'train@lstm'" in log and "Running stage 'report'" in log
+    assert "lr4" in sh(repo, "dvc", "exp", "show", "--csv")
+    runs = cell_runs(repo)  # the temp copy wrote into the project's store, not its own
+    assert len(runs) == 6
+    new = [r for r in runs if r.data.params["train.lr"] == "0.004"]
+    assert len(new) == 3 and all(r.data.tags.get("rnnbench.dvc_exp") == "lr4" for r in new)
+    assert len({r.data.tags["mlflow.parentRunId"] for r in new}) == 1  # a new comparison
+    assert not list((repo / ".dvc" / "tmp").rglob("mlflow.db"))
+
+
+def test_per_cell_override_retrains_one_cell(repo):
+    log = sh(repo, "dvc", "exp", "run", "-S", "+overrides.rnn.lr=0.001")
+    assert "Running stage 'train@rnn'" in log
+    assert "Running stage 'train@lstm'" not in log and "Running stage 'train@gru'" not in log
+    summary = json.loads((repo / "reports" / "summary.json").read_text())
+    assert set(summary["cells"]) == {"rnn", "lstm", "gru"}
+
+
+def test_bad_params_stop_the_stage_with_one_line(repo):
+    params = (repo / "params.yaml").read_text()
+    try:
+        (repo / "params.yaml").write_text(params.replace("hidden_size: 16", "hidden_size: -16"))
+        env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}"
+                                     f"{os.environ['PATH']}"}
+        proc = subprocess.run([sys.executable, "-m", "stages.train", "gru"], cwd=repo, env=env,
+                              capture_output=True, text=True, timeout=120)
+    finally:
+        (repo / "params.yaml").write_text(params)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == ("error: params.yaml: model.hidden_size: Input should be "
+                                   "greater than 0 (got -16)")
