@@ -1,0 +1,40 @@
+# rnnbench: two commands do everything on a fresh machine.
+#   make run    create the environment if needed, then `dvc repro` (the whole comparison)
+#   make test   create the environment if needed, then lint and the test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+# DVC stages call `python`: the environment's, whoever starts make.
+export PATH := $(BIN):$(PATH)
+export DVC_NO_ANALYTICS := 1
+export MLFLOW_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := true
+
+.PHONY: run test lint bench ui env
+
+run: $(VENV)/.installed
+	dvc repro
+
+test: $(VENV)/.installed
+	ruff check .
+	pytest
+
+lint: $(VENV)/.installed
+	ruff check . && ruff format --check .
+
+bench: $(VENV)/.installed
+	python benchmarks/train_throughput.py
+	python benchmarks/tokenize.py
+
+ui: $(VENV)/.installed
+	rnnbench ui
+
+env: $(VENV)/.installed
+
+# torch first and alone: asking for it with everything else can pull GPU builds we do not need.
+$(VENV)/.installed: pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "torch==2.13.0"
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[dev]"
+	touch $@
