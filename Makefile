@@ -23,8 +23,8 @@ lint: $(VENV)/.installed
 	ruff check . && ruff format --check .
 
 bench: $(VENV)/.installed
-	python benchmarks/train_throughput.py
-	python benchmarks/tokenize.py
+	python -m benchmarks.train_throughput
+	python -m benchmarks.tokenize
 
 ui: $(VENV)/.installed
 	rnnbench ui

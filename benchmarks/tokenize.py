@@ -3,7 +3,7 @@
 Runs on the texts of data/raw (the real corpus), repeated to at least 20 MB so timings are
 stable. Both sides lowercase, split words/punctuation, build a vocabulary and map to ids.
 
-    python benchmarks/tokenize.py [--out benchmarks/results]
+    python -m benchmarks.tokenize [--out benchmarks/results]
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from benchmarks import save_results
 from pipeline.paths import Layout
 from pipeline.text import Vocab, tokenize
 
@@ -67,11 +68,7 @@ def main() -> None:
         results["hf_wordlevel_mb_per_s"] = round(mb / timed(lambda: hf_pipeline(texts)), 2)
     except ImportError:
         results["hf_wordlevel_mb_per_s"] = None  # pip install tokenizers to compare
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"tokenize_{platform.machine()}.json"
-    path.write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps(results, indent=2))
-    print(f"wrote {path}")
+    save_results(args.out, f"tokenize_{platform.machine()}", results)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ Both loops train the same network, from the same initial weights, on the same ba
 project/bare shows what Lightning, logging and callbacks cost per step. The padding fraction
 is measured on the train split with and without length bucketing.
 
-    python benchmarks/train_throughput.py [--cell lstm] [--steps 120] [--out benchmarks/results]
+    python -m benchmarks.train_throughput [--cell lstm] [--steps 120] [--out benchmarks/results]
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import pytorch_lightning as pl
 import torch
 from torch.nn import functional as F
 
+from benchmarks import save_results
 from pipeline.config import load_params
 from pipeline.data import BucketBatchSampler, EncodedSplit, collate, padding_fraction
 from pipeline.module import CellClassifier
@@ -124,11 +125,7 @@ def main() -> None:
             "project_over_bare": round(best["project"] / best["bare"], 3),
             "all_runs": {k: [round(x, 2) for x in v] for k, v in rates.items()},
         }
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"train_throughput_{args.cell}_{platform.machine()}.json"
-    path.write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps(results, indent=2))
-    print(f"wrote {path}")
+    save_results(args.out, f"train_throughput_{args.cell}_{platform.machine()}", results)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from pipeline.errors import fail
 from pipeline.paths import Layout
-from pipeline.text import PAD_ID
+from pipeline.text import PAD_ID, UNK_ID
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # ids [B, T], lengths [B], labels [B]
 
@@ -36,7 +36,7 @@ class EncodedSplit(Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         ids = self.ids[self.offsets[i] : self.offsets[i + 1]]
         if len(ids) == 0:  # an empty text still needs one step to run the RNN over
-            ids = torch.tensor([PAD_ID + 1])
+            ids = torch.tensor([UNK_ID])
         return ids, int(self.labels[i])
 
 

@@ -11,6 +11,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 
 from pipeline import tracking
 from pipeline.config import Params
@@ -79,6 +80,7 @@ def plot_learning_curves(results: list[dict[str, Any]], path: Path) -> None:
             if best:
                 ax.axvline(best, color="grey", lw=0.8, ls=":")
             ax.set_xlabel("epoch")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_ylabel("accuracy" if metric == "acc" else "cross-entropy")
             ax.set_title(f"{CELL_NAMES[r['cell']]}: {'accuracy' if metric == 'acc' else 'loss'}")
             ax.grid(alpha=0.3)

@@ -1,14 +1,7 @@
 """Stage `report`: the comparison of all cells in reports/."""
 
-from pipeline.config import load_params
-from pipeline.errors import run_guarded
-from pipeline.paths import Layout
 from pipeline.reporting import write_report
-
-
-def main() -> None:
-    write_report(load_params(), Layout())
-
+from stages import run_stage
 
 if __name__ == "__main__":
-    run_guarded(main)
+    run_stage(write_report)
