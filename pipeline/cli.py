@@ -12,6 +12,7 @@ import typer
 
 from pipeline.config import CELLS, Params, load_params
 from pipeline.errors import fail, run_guarded
+from pipeline.files import read_json
 from pipeline.paths import Layout
 
 app = typer.Typer(
@@ -120,8 +121,14 @@ def ui(params: ParamsOpt = Path("params.yaml"),
 @app.command()
 def compare(params: ParamsOpt = Path("params.yaml"),
             comparison: Annotated[str | None, typer.Option(
-                help="A comparison (parent) run id; default: the latest.")] = None) -> None:
-    """Print the latest comparison from MLflow: one row per cell."""
+                help="A comparison (parent) run id: its newest run per cell.")] = None,
+            latest: Annotated[bool, typer.Option(
+                help="The latest comparison in the store, not this workspace's.")] = False,
+            ) -> None:
+    """Print a comparison from MLflow, one row per cell.
+
+    By default the runs that the workspace's trained models (models/CELL) came from.
+    """
     from rich.console import Console
     from rich.table import Table
 
@@ -129,23 +136,40 @@ def compare(params: ParamsOpt = Path("params.yaml"),
 
     def go() -> None:
         p = _params(params)
-        rows, parent = tracking.comparison_rows(p, comparison)
+        run_ids = []
+        if not (comparison or latest):
+            summaries = [Layout().model_dir(c) / "train.json" for c in p.cells]
+            run_ids = [read_json(f)["run_id"] for f in summaries if f.exists()]
+        rows, parent = tracking.comparison_rows(p, comparison, run_ids)
         table = Table(title=f"{parent.data.tags.get('mlflow.runName', '')} "
                             f"(comparison run {parent.info.run_id})")
-        columns = ["cell", "test_accuracy", "test_macro_f1", "best_val_acc", "num_parameters",
-                   "train_seconds", "test_inference_examples_per_s", "run_id"]
-        for col in columns:
-            table.add_column(col, justify="left" if col in ("cell", "run_id") else "right")
+        for header in COMPARE_COLUMNS.values():
+            table.add_column(header, justify="left" if header in ("cell", "run") else "right",
+                             no_wrap=True)
         for row in rows:
-            table.add_row(*[_fmt(row.get(col)) for col in columns])
-        Console().print(table)
+            table.add_row(*[_fmt(key, row.get(key)) for key in COMPARE_COLUMNS])
+        Console(width=None if sys.stdout.isatty() else 120).print(table)
 
     run_guarded(go)
 
 
-def _fmt(value: object) -> str:
+# MLflow metric -> column header of `rnnbench compare`
+COMPARE_COLUMNS = {
+    "cell": "cell", "test_accuracy": "test acc", "test_macro_f1": "macro-F1",
+    "best_val_acc": "val acc", "num_parameters": "params", "train_seconds": "train s",
+    "test_inference_examples_per_s": "infer ex/s", "run_id": "run",
+}
+
+
+def _fmt(key: str, value: object) -> str:
     if value is None:
         return "-"
+    if key == "run_id":
+        return str(value)[:12]
+    if key in ("test_accuracy", "best_val_acc"):
+        return f"{float(value):.2%}"
+    if key == "train_seconds":
+        return f"{float(value):.1f}"
     if isinstance(value, float):
         return f"{value:,.0f}" if value >= 100 else f"{value:.4f}"
     return str(value)

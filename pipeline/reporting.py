@@ -60,7 +60,7 @@ def verdict(results: list[dict[str, Any]], metric: str = "accuracy") -> str:
     if len(ranked) == 1:
         return f"Only {name} was trained: test {metric} {best['test'][metric]:.1%}."
     gaps = ", ".join(
-        f"{CELL_NAMES[r['cell']]} by {100 * (best['test'][metric] - r['test'][metric]):+.1f} points"
+        f"{CELL_NAMES[r['cell']]} by {100 * (best['test'][metric] - r['test'][metric]):.1f} points"
         for r in ranked[1:])
     return (f"**{name} wins** on test {metric} with {best['test'][metric]:.1%}, ahead of {gaps}. "
             "One seed per cell: differences of about a point are within seed noise.")

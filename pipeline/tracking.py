@@ -191,14 +191,19 @@ def ensure_run(client: MlflowClient, run_id: str) -> None:
              "store the model was trained with (MLFLOW_TRACKING_URI), or retrain")
 
 
-def comparison_rows(params: Params, comparison: str | None = None) -> tuple[list[dict], Any]:
-    """The cells of one comparison (default: the latest), newest run per cell."""
+def comparison_rows(params: Params, comparison: str | None = None,
+                    run_ids: list[str] | None = None) -> tuple[list[dict], Any]:
+    """Rows for `rnnbench compare`: the given runs (those the workspace's models came from),
+    else the newest run of each cell in one comparison (default: the latest comparison)."""
     client = client_for(params)
     uri = client.tracking_uri
     name = params.tracking.experiment or params.data.dataset
     exp = _call("looking up the experiment", uri, client.get_experiment_by_name, name)
     if exp is None:
         fail(f"MLflow store {uri}: no experiment {name!r} yet; run `dvc repro` first")
+    if run_ids and not comparison:
+        children = [_call(f"reading run {r}", uri, client.get_run, r) for r in run_ids]
+        comparison = children[0].data.tags.get(PARENT_TAG)
     if comparison:
         parent = _call(f"reading run {comparison}", uri, client.get_run, comparison)
     else:
@@ -208,9 +213,10 @@ def comparison_rows(params: Params, comparison: str | None = None) -> tuple[list
         if not found:
             fail(f"MLflow store {uri}: no comparison runs in {name!r} yet; run `dvc repro`")
         parent = found[0]
-    children = _call("searching runs", uri, client.search_runs, [exp.experiment_id],
-                     filter_string=f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'",
-                     order_by=["attributes.start_time DESC"])
+    if not run_ids:
+        children = _call("searching runs", uri, client.search_runs, [exp.experiment_id],
+                         filter_string=f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'",
+                         order_by=["attributes.start_time DESC"])
     rows: dict[str, dict] = {}
     for run in children:
         cell = run.data.tags.get(f"{TAG}.cell", "?")
