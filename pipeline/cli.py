@@ -76,6 +76,26 @@ def report(params: ParamsOpt = Path("params.yaml")) -> None:
 
 
 @app.command()
+def datasets() -> None:
+    """List the dataset catalog: task, size, source, licence, and whether it is cached."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from pipeline.datasets import CATALOG
+    from pipeline.sources import cache_dir, is_cached
+
+    cache = cache_dir()
+    table = Table(title=f"rnnbench datasets (cache: {cache})")
+    for header in ("name", "task", "what", "source", "splits", "licence", "cached"):
+        table.add_column(header, overflow="fold")
+    for d in CATALOG.values():
+        source = d.source.describe() if d.source else "your file: data.source"
+        cached = ("yes" if is_cached(d.source, cache) else "no") if d.source else "-"
+        table.add_row(d.name, d.task, d.description, source, d.splits, d.licence, cached)
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
+
+
+@app.command()
 def check(params: ParamsOpt = Path("params.yaml")) -> None:
     """Validate the params file and print each cell's resolved settings."""
 

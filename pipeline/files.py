@@ -66,18 +66,18 @@ def read_json(path: Path) -> Any:
         return json.load(fh)
 
 
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
+def file_digest(path: Path, algo: str = "sha256", chunk: int = 1 << 20) -> str:
+    digest = hashlib.new(algo)
     with open(path, "rb") as fh:
         while block := fh.read(chunk):
             digest.update(block)
     return digest.hexdigest()
 
 
-def sha256_tree(folder: Path) -> str:
-    """One digest for a folder: its files' relative paths and contents, in sorted order."""
+def tree_digest(folder: Path) -> str:
+    """One sha256 for a folder: its files' relative paths and contents, in sorted order."""
     digest = hashlib.sha256()
     for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
-        digest.update(path.relative_to(folder).as_posix().encode())
-        digest.update(sha256_file(path).encode())
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+        digest.update(file_digest(path).encode())
     return digest.hexdigest()

