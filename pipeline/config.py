@@ -40,6 +40,7 @@ class SourceParams(Section):
     path: str | None = None  # local: a file or folder
     sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
     md5: str | None = Field(None, pattern=r"^[0-9a-f]{32}$")
+    member: str | None = None  # a file inside a zip/tar (e.g. glove.6B.100d.txt)
 
     @model_validator(mode="after")
     def _complete(self) -> SourceParams:
@@ -85,6 +86,7 @@ class PrepareParams(Section):
     min_freq: PositiveInt
     max_size: PositiveInt | None
     max_length: PositiveInt | None  # truncate longer texts (tokens)
+    vectors: SourceParams | None  # pretrained word vectors (GloVe-style text); None: random init
 
 
 class ModelParams(Section):
@@ -96,6 +98,7 @@ class ModelParams(Section):
     pooling: Literal["max", "mean", "last"]
     # Packing skips padding exactly (CPU default); off = padded cuDNN path, faster on GPU.
     pack_sequences: bool
+    freeze_embeddings: bool  # keep pretrained vectors fixed (prepare.vectors) instead of tuning
 
 
 class TrainParams(Section):

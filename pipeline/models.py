@@ -7,6 +7,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from pipeline.config import ModelParams
+from pipeline.errors import fail
 from pipeline.text import PAD_ID
 
 RNN_CLASSES: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
@@ -63,13 +64,29 @@ def pool(outputs: torch.Tensor, lengths: torch.Tensor, how: str, bidirectional: 
     return torch.cat([outputs[rows, last, :half], outputs[:, 0, half:]], dim=-1)
 
 
+def make_embedding(vocab_size: int, params: ModelParams,
+                   vectors: dict[str, torch.Tensor] | None = None) -> nn.Embedding:
+    """Random embeddings, or pretrained vectors where prepare found them (the rest random)."""
+    embedding = nn.Embedding(vocab_size, params.embedding_dim, padding_idx=PAD_ID)
+    if vectors is not None:
+        matrix, found = vectors["vectors"], vectors["found"]
+        if matrix.shape != (vocab_size, params.embedding_dim):
+            fail(f"model.embedding_dim: {params.embedding_dim}, but prepare.vectors are "
+                 f"{matrix.shape[1]}-dimensional; set model.embedding_dim: {matrix.shape[1]}")
+        with torch.no_grad():
+            embedding.weight[found] = matrix[found]
+        embedding.weight.requires_grad_(not params.freeze_embeddings)
+    return embedding
+
+
 class SentenceClassifier(nn.Module):
     """Embedding -> dropout -> recurrent encoder -> pooling -> dropout -> linear."""
 
-    def __init__(self, cell: str, vocab_size: int, num_classes: int, params: ModelParams):
+    def __init__(self, cell: str, vocab_size: int, num_classes: int, params: ModelParams,
+                 vectors: dict[str, torch.Tensor] | None = None):
         super().__init__()
         self.pooling, self.bidirectional = params.pooling, params.bidirectional
-        self.embedding = nn.Embedding(vocab_size, params.embedding_dim, padding_idx=PAD_ID)
+        self.embedding = make_embedding(vocab_size, params, vectors)
         self.encoder = RecurrentEncoder(
             cell, params.embedding_dim, params.hidden_size, params.num_layers,
             params.bidirectional, params.dropout, params.pack_sequences,

@@ -15,11 +15,13 @@ from pipeline.models import SentenceClassifier
 
 class CellClassifier(pl.LightningModule):
     def __init__(self, cell: str, vocab_size: int, num_classes: int,
-                 model: dict[str, Any], train: dict[str, Any]):
+                 model: dict[str, Any], train: dict[str, Any],
+                 vectors: dict[str, torch.Tensor] | None = None):
         super().__init__()
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore=["vectors"])
         self.train_params = TrainParams(**train)
-        self.net = SentenceClassifier(cell, vocab_size, num_classes, ModelParams(**model))
+        self.net = SentenceClassifier(cell, vocab_size, num_classes, ModelParams(**model),
+                                      vectors)
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         return self.net(ids, lengths)
@@ -48,7 +50,10 @@ class CellClassifier(pl.LightningModule):
     def configure_optimizers(self) -> torch.optim.Optimizer:
         p = self.train_params
         if p.optimizer == "sgd":
-            return torch.optim.SGD(self.parameters(), lr=p.lr, momentum=0.9,
+            return torch.optim.SGD(self.trainable(), lr=p.lr, momentum=0.9,
                                    weight_decay=p.weight_decay)
         cls = torch.optim.AdamW if p.optimizer == "adamw" else torch.optim.Adam
-        return cls(self.parameters(), lr=p.lr, weight_decay=p.weight_decay)
+        return cls(self.trainable(), lr=p.lr, weight_decay=p.weight_decay)
+
+    def trainable(self) -> list[torch.nn.Parameter]:
+        return [p for p in self.parameters() if p.requires_grad]

@@ -20,13 +20,14 @@ from pipeline.paths import SPLITS, Layout
 from pipeline.sources import cache_dir, digest_of, source_from_params
 from pipeline.splits import grouped_split
 from pipeline.text import UNK_ID, Vocab, encode_split, tokenize
+from pipeline.vectors import load_vectors
 
 
 def download(data: DataParams, layout: Layout) -> Path:
     """Fetch the dataset's pinned artifact (cached) and write its examples as JSON lines."""
     dataset = get_dataset(data.dataset)
     if data.source is not None:
-        source = source_from_params(**data.source.model_dump())
+        source = source_from_params(data.source)
     elif dataset.source is not None:
         source = dataset.source
     else:
@@ -140,6 +141,10 @@ def prepare(data: DataParams, prep: PrepareParams, layout: Layout) -> Path:
                 "label_counts": {lab: counts[j] for j, lab in enumerate(labels)},
                 "length": _percentiles([len(x) for x in ids]),
             }
+        if prep.vectors is not None:
+            blob, stats["vectors"] = load_vectors(prep.vectors, vocab,
+                                                  [tokens[i] for i in index["train"]])
+            torch.save(blob, out / "vectors.pt")
         vocab.save(out / "vocab.json")
         write_json(out / "labels.json", labels)
         write_json(out / "stats.json", stats)
@@ -147,4 +152,8 @@ def prepare(data: DataParams, prep: PrepareParams, layout: Layout) -> Path:
     print(f"prepared {len(examples)} {task} examples: train {sp['train']['examples']}, "
           f"val {sp['val']['examples']}, test {sp['test']['examples']}; vocab {len(vocab)}, "
           f"{len(labels)} labels, test OOV {sp['test']['oov_rate']:.1%}", file=sys.stderr)
+    if "vectors" in stats:
+        v = stats["vectors"]
+        print(f"vectors: {v['dim']}-d, {v['type_coverage']:.1%} of the vocabulary, "
+              f"{v['train_token_coverage']:.1%} of training tokens", file=sys.stderr)
     return layout.prepared

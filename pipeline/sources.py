@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from pipeline.config import SourceParams
 from pipeline.errors import fail
 from pipeline.files import file_digest, tree_digest
 
@@ -255,14 +256,13 @@ def digest_of(path: Path) -> str:
     return file_digest(path) if path.is_file() else tree_digest(path)
 
 
-def source_from_params(kind: str, *, requirement: str | None = None, spec: str | None = None,
-                       url: str | None = None, path: str | None = None,
-                       sha256: str | None = None, md5: str | None = None) -> Source:
-    pin = Pin(sha256 or "", md5 or "")
-    if kind == "pypi":
-        return PypiSource(requirement or "", pin)
-    if kind == "npm":
-        return NpmSource(spec or "", pin)
-    if kind == "url":
-        return UrlSource(url or "", pin)
-    return LocalSource(path or "", pin)
+def source_from_params(sp: SourceParams) -> Source:
+    """The source a params.yaml `source:` mapping describes (already validated)."""
+    pin = Pin(sp.sha256 or "", sp.md5 or "")
+    if sp.kind == "pypi":
+        return PypiSource(sp.requirement or "", pin)
+    if sp.kind == "npm":
+        return NpmSource(sp.spec or "", pin)
+    if sp.kind == "url":
+        return UrlSource(sp.url or "", pin)
+    return LocalSource(sp.path or "", pin)

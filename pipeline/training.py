@@ -110,8 +110,10 @@ def train_cell(params: Params, cell: str, layout: Layout, fast_dev_run: bool = F
     data_hash = tree_digest(layout.prepared)
     dm = TextDataModule(layout, cp.train.batch_size, params.evaluate.batch_size,
                         cp.train.bucket_pool, cp.train.seed)
+    vectors_file = layout.prepared / "vectors.pt"
+    vectors = torch.load(vectors_file, weights_only=True) if vectors_file.exists() else None
     module = CellClassifier(cell, vocab_size, len(labels), cp.model.model_dump(),
-                            cp.train.model_dump())
+                            cp.train.model_dump(), vectors)
     n_params = count_parameters(module.net)
     accelerator, precision = resolve_device(cp.train)
 

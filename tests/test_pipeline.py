@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -111,3 +112,52 @@ def test_bad_params_stop_the_stage_with_one_line(repo):
     assert proc.returncode == 2
     assert proc.stderr.strip() == ("error: params.yaml: model.hidden_size: Input should be "
                                    "greater than 0 (got -16)")
+
+
+def report_cells(repo: Path, exp: str) -> dict:
+    """The summary.json that experiment `exp` produced (it ran in a temp copy)."""
+    out = sh(repo, "git", "show", f"{exp_ref(repo, exp)}:reports/summary.json")
+    return json.loads(out)
+
+
+def exp_ref(repo: Path, name: str) -> str:
+    for line in sh(repo, "git", "for-each-ref", "--format=%(refname)", "refs/exps").split():
+        if line.endswith("/" + name):
+            return line
+    raise AssertionError(f"no experiment {name}: {sh(repo, 'dvc', 'exp', 'list')}")
+
+
+def test_imdb_from_a_local_mirror_url_trains_and_reports_all_cells(repo):
+    from tests.httpserver import FileServer
+    from tests.test_downloads import imdb_archive, md5
+
+    data = imdb_archive()
+    with FileServer() as srv:
+        srv.files["/aclImdb_v1.tar.gz"] = data
+        url = srv.url + "/aclImdb_v1.tar.gz"
+        log = sh(repo, "dvc", "exp", "run", "--temp", "-n", "imdb-mirror",
+                 "-S", "data.dataset=imdb",
+                 # the test repo's source is a mapping (the local sample): replace it whole
+                 "-S", "~data.source",
+                 "-S", f"+data.source={{kind:url,url:'{url}',md5:{md5(data)}}}")
+    assert "Running stage 'download'" in log and "Running stage 'train@gru'" in log
+    summary = report_cells(repo, "imdb-mirror")
+    assert summary["dataset"] == "imdb" and set(summary["cells"]) == {"rnn", "lstm", "gru"}
+
+
+def test_a_users_csv_trains_and_reports_all_cells(repo, tmp_path):
+    from tests.conftest import SAMPLE_CSV
+
+    rows = list(csv.DictReader(SAMPLE_CSV.open()))
+    path = tmp_path / "reviews.csv"
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["review", "sentiment", "film"])
+        writer.writerows((r["text"], r["category"], r["movie_name"]) for r in rows
+                         if r["category"] != "plot")
+    sh(repo, "dvc", "exp", "run", "--temp", "-n", "own-csv", "-S", "data.dataset=csv",
+       "-S", "~data.source", "-S", f"+data.source={{kind:local,path:'{path}'}}",
+       "-S", "data.reader.text_column=review", "-S", "data.reader.label_column=sentiment",
+       "-S", "data.reader.group_column=film")
+    summary = report_cells(repo, "own-csv")
+    assert summary["dataset"] == "csv" and set(summary["cells"]) == {"rnn", "lstm", "gru"}
