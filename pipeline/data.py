@@ -15,37 +15,59 @@ from pipeline.errors import fail
 from pipeline.paths import Layout
 from pipeline.text import PAD_ID, UNK_ID
 
-Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # ids [B, T], lengths [B], labels [B]
+# ids [B, T], lengths [B], targets: labels [B] (classification) or tags [B, T] (tagging)
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+IGNORE = -100  # target of padded positions: cross_entropy and the metrics skip it
+
+Target = int | torch.Tensor
 
 
 class EncodedSplit(Dataset):
-    """One split written by prepare: a flat id tensor, offsets and labels."""
+    """One split written by prepare: flat ids with offsets, and per-sequence labels or
+    per-token tags (flat like the ids)."""
 
     def __init__(self, path: Path):
         try:
             blob = torch.load(path, weights_only=True)
-            self.ids, self.offsets, self.labels = blob["ids"], blob["offsets"], blob["labels"]
-        except (OSError, RuntimeError, KeyError, TypeError) as err:
+            self.ids, self.offsets = blob["ids"].long(), blob["offsets"]
+            self.labels, self.tags = blob.get("labels"), blob.get("tags")
+        except (OSError, RuntimeError, KeyError, TypeError, AttributeError) as err:
             fail(f"{path}: not an encoded split ({err}); run the prepare stage")
-        self.ids = self.ids.long()
+        if (self.labels is None) == (self.tags is None):
+            fail(f"{path}: expected either labels or tags; run the prepare stage again")
+        self.task = "classification" if self.tags is None else "tagging"
         self.lengths = (self.offsets[1:] - self.offsets[:-1]).clamp(min=1)
 
     def __len__(self) -> int:
-        return len(self.labels)
+        return len(self.offsets) - 1
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        ids = self.ids[self.offsets[i] : self.offsets[i + 1]]
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, Target]:
+        a, b = self.offsets[i], self.offsets[i + 1]
+        ids = self.ids[a:b]
+        if self.tags is not None:
+            return ids, self.tags[a:b]
         if len(ids) == 0:  # an empty text still needs one step to run the RNN over
             ids = torch.tensor([UNK_ID])
         return ids, int(self.labels[i])
 
+    def targets(self) -> list:
+        """Gold labels, or gold tag lists, in example order."""
+        if self.tags is None:
+            return self.labels.tolist()
+        return [self.tags[a:b].tolist() for a, b in zip(self.offsets[:-1], self.offsets[1:],
+                                                         strict=True)]
 
-def collate(items: list[tuple[torch.Tensor, int]]) -> Batch:
+
+def collate(items: list[tuple[torch.Tensor, Target]]) -> Batch:
     seqs = [ids for ids, _ in items]
     # Lengths stay on the CPU as int64: pack_padded_sequence requires it.
     lengths = torch.tensor([len(s) for s in seqs], dtype=torch.int64)
-    labels = torch.tensor([y for _, y in items], dtype=torch.int64)
-    return pad_sequence(seqs, batch_first=True, padding_value=PAD_ID), lengths, labels
+    ids = pad_sequence(seqs, batch_first=True, padding_value=PAD_ID)
+    if isinstance(items[0][1], torch.Tensor):
+        targets = pad_sequence([t for _, t in items], batch_first=True, padding_value=IGNORE)
+    else:
+        targets = torch.tensor([y for _, y in items], dtype=torch.int64)
+    return ids, lengths, targets
 
 
 class BucketBatchSampler(Sampler[list[int]]):

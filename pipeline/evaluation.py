@@ -1,4 +1,4 @@
-"""Evaluate one trained cell on the held-out test split."""
+"""Evaluate one trained cell on the held-out test split (sentences or tokens)."""
 
 from __future__ import annotations
 
@@ -8,48 +8,89 @@ import time
 from typing import Any
 
 import torch
-from torch.nn import functional as F
 
 from pipeline import tracking
 from pipeline.config import ModelParams, Params
 from pipeline.data import BucketBatchSampler, EncodedSplit, collate
 from pipeline.errors import fail
 from pipeline.files import atomic_file, read_json, write_json
-from pipeline.metrics import accuracy, confusion_matrix, macro_f1
-from pipeline.models import SentenceClassifier
+from pipeline.metrics import (
+    accuracy,
+    confusion_matrix,
+    entity_scores,
+    is_bio,
+    macro_f1,
+    per_class_prf,
+)
+from pipeline.models import build_network
+from pipeline.module import loss_and_hits
 from pipeline.paths import Layout
+from pipeline.text import UNK_ID
+
+Prediction = int | list[int]
 
 
-def load_model(layout: Layout, cell: str) -> tuple[SentenceClassifier, dict[str, Any]]:
+def load_model(layout: Layout, cell: str) -> tuple[torch.nn.Module, dict[str, Any]]:
     folder = layout.model_dir(cell)
     try:
         summary = read_json(folder / "train.json")
         state = torch.load(folder / "model.pt", weights_only=True, map_location="cpu")
     except (OSError, ValueError, RuntimeError) as err:
         fail(f"{folder}: no trained model ({err}); run the train stage for {cell}")
-    model = SentenceClassifier(cell, summary["vocab_size"], len(summary["labels"]),
-                               ModelParams(**summary["params"]["model"]))
+    model = build_network(summary.get("task", "classification"), cell, summary["vocab_size"],
+                          len(summary["labels"]), ModelParams(**summary["params"]["model"]))
     model.load_state_dict(state)
     return model.eval(), summary
 
 
 @torch.inference_mode()
-def predict(model: SentenceClassifier, split: EncodedSplit, batch_size: int
-            ) -> tuple[list[int], float, float]:
-    """Predictions in example order, mean loss, and examples per second (after one warm-up)."""
+def predict(model: torch.nn.Module, split: EncodedSplit, batch_size: int
+            ) -> tuple[list[Prediction], float, float]:
+    """Predictions in example order (a label, or a tag list), mean loss over counted targets,
+    and examples per second (after one warm-up batch)."""
     batches = list(BucketBatchSampler(split.lengths, batch_size, shuffle=False))
-    preds = [0] * len(split)
-    loss_sum = 0.0
+    preds: list[Prediction] = [0] * len(split)
+    loss_sum, counted = 0.0, 0
     model(*collate([split[i] for i in batches[0]])[:2])  # warm-up: first call allocates
     start = time.perf_counter()
     for idx in batches:
-        ids, lengths, labels = collate([split[i] for i in idx])
+        ids, lengths, targets = collate([split[i] for i in idx])
         logits = model(ids, lengths)
-        loss_sum += float(F.cross_entropy(logits.float(), labels, reduction="sum"))
-        for i, p in zip(idx, logits.argmax(-1).tolist(), strict=True):
-            preds[i] = p
+        loss, _, n = loss_and_hits(logits, targets)
+        loss_sum, counted = loss_sum + float(loss) * n, counted + n
+        best = logits.argmax(-1).tolist()
+        for row, i in enumerate(idx):
+            preds[i] = best[row][: int(lengths[row])] if split.task == "tagging" else best[row]
     seconds = time.perf_counter() - start
-    return preds, loss_sum / len(split), len(split) / seconds
+    return preds, loss_sum / max(counted, 1), len(split) / seconds
+
+
+def _flat(values: list) -> list[int]:
+    return [v for row in values for v in row] if values and isinstance(values[0], list) else values
+
+
+def score(split: EncodedSplit, preds: list[Prediction], labels: list[str]
+          ) -> tuple[dict[str, Any], dict[str, Any], list[list[int]]]:
+    """(metrics, per-label table, confusion matrix) for either task."""
+    truth = split.targets()
+    cm = confusion_matrix(_flat(truth), _flat(preds), len(labels))
+    metrics: dict[str, Any] = {"accuracy": round(accuracy(cm), 6),
+                               "macro_f1": round(macro_f1(cm), 6)}
+    per_label = {lab: {k: round(v, 6) for k, v in row.items()}
+                 for lab, row in zip(labels, per_class_prf(cm), strict=True)}
+    if split.task == "tagging":
+        unknown = split.ids == UNK_ID  # tokens the vocabulary has never seen
+        gold, guess = torch.tensor(_flat(truth)), torch.tensor(_flat(preds))
+        metrics["oov_tokens"] = int(unknown.sum())
+        metrics["oov_accuracy"] = round(float((gold == guess)[unknown].float().mean()), 6) \
+            if unknown.any() else None
+        if is_bio(labels):
+            ents = entity_scores([[labels[t] for t in row] for row in truth],
+                                 [[labels[t] for t in row] for row in preds])
+            metrics.update({f"entity_{k}": round(ents[k], 6)
+                            for k in ("precision", "recall", "f1")})
+            per_label = {"entities": ents["per_type"], "tags": per_label}
+    return metrics, per_label, cm
 
 
 def evaluate_cell(params: Params, cell: str, layout: Layout) -> dict[str, Any]:
@@ -57,32 +98,33 @@ def evaluate_cell(params: Params, cell: str, layout: Layout) -> dict[str, Any]:
     test = EncodedSplit(layout.split("test"))
     labels: list[str] = summary["labels"]
     preds, loss, throughput = predict(model, test, params.evaluate.batch_size)
-    truth = test.labels.tolist()
-    cm = confusion_matrix(truth, preds, len(labels))
+    scores, per_label, _ = score(test, preds, labels)
     metrics = {
-        "accuracy": round(accuracy(cm), 6),
-        "macro_f1": round(macro_f1(cm), 6),
+        **scores,
         "loss": round(loss, 6),
         "num_parameters": summary["num_parameters"],
         "train_seconds": summary["train_seconds"],
         "epochs": summary["epochs"],
         "inference_examples_per_s": round(throughput, 1),
-        "test_examples": len(truth),
+        "test_examples": len(test),
     }
     write_json(layout.test_metrics(cell), metrics)
+    write_json(layout.per_label(cell), per_label)
     with atomic_file(layout.predictions(cell)) as fh:
         writer = csv.writer(fh)
         writer.writerow(["actual", "predicted"])
-        writer.writerows((labels[t], labels[p]) for t, p in zip(truth, preds, strict=True))
+        writer.writerows((labels[t], labels[p]) for t, p in
+                         zip(_flat(test.targets()), _flat(preds), strict=True))
 
     client = tracking.client_for(params, layout.root)
     run_id = summary["run_id"]
     tracking.ensure_run(client, run_id)
-    tracking.log_metrics(client, run_id, {f"test_{k}": v for k, v in metrics.items()
-                                          if k not in ("num_parameters", "train_seconds",
-                                                       "epochs")})
-    client.log_artifact(run_id, str(layout.test_metrics(cell)), "evaluation")
-    client.log_artifact(run_id, str(layout.predictions(cell)), "evaluation")
-    print(f"{cell}: test accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f},"
-          f" {throughput:,.0f} examples/s", file=sys.stderr)
+    tracking.log_metrics(client, run_id, {
+        f"test_{k}": v for k, v in metrics.items()
+        if v is not None and k not in ("num_parameters", "train_seconds", "epochs")})
+    for path in (layout.test_metrics(cell), layout.per_label(cell), layout.predictions(cell)):
+        client.log_artifact(run_id, str(path), "evaluation")
+    extra = f", entity F1 {metrics['entity_f1']:.4f}" if "entity_f1" in metrics else ""
+    print(f"{cell}: test accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}"
+          f"{extra}, {throughput:,.0f} examples/s", file=sys.stderr)
     return metrics

@@ -100,5 +100,32 @@ class SentenceClassifier(nn.Module):
         return self.head(self.dropout(pool(h, lengths, self.pooling, self.bidirectional)))
 
 
+class TokenTagger(nn.Module):
+    """Embedding -> dropout -> recurrent encoder -> dropout -> linear, at every token."""
+
+    def __init__(self, cell: str, vocab_size: int, num_classes: int, params: ModelParams,
+                 vectors: dict[str, torch.Tensor] | None = None):
+        super().__init__()
+        self.embedding = make_embedding(vocab_size, params, vectors)
+        self.encoder = RecurrentEncoder(
+            cell, params.embedding_dim, params.hidden_size, params.num_layers,
+            params.bidirectional, params.dropout, params.pack_sequences,
+        )
+        self.dropout = nn.Dropout(params.dropout)
+        self.head = nn.Linear(self.encoder.output_size, num_classes)
+
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """ids: [B, T] -> logits [B, T, C] (padding positions are left to the loss mask)."""
+        h = self.encoder(self.dropout(self.embedding(ids)), lengths)
+        return self.head(self.dropout(h))
+
+
+def build_network(task: str, cell: str, vocab_size: int, num_classes: int,
+                  params: ModelParams, vectors: dict[str, torch.Tensor] | None = None
+                  ) -> SentenceClassifier | TokenTagger:
+    cls = SentenceClassifier if task == "classification" else TokenTagger
+    return cls(cell, vocab_size, num_classes, params, vectors)
+
+
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad)

@@ -1,4 +1,4 @@
-"""The LightningModule: loss, metrics and optimizer around a SentenceClassifier."""
+"""The LightningModule: loss, metrics and optimizer around a sentence or token classifier."""
 
 from __future__ import annotations
 
@@ -9,32 +9,45 @@ import torch
 from torch.nn import functional as F
 
 from pipeline.config import ModelParams, TrainParams
-from pipeline.data import Batch
-from pipeline.models import SentenceClassifier
+from pipeline.data import IGNORE, Batch
+from pipeline.models import build_network
+
+
+def loss_and_hits(logits: torch.Tensor, targets: torch.Tensor
+                  ) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Mean cross-entropy, correct predictions and how many targets counted.
+
+    Works for [B, C] logits with [B] labels and [B, T, C] logits with [B, T] tags; padded
+    tag positions (IGNORE) count for neither the loss nor the accuracy.
+    """
+    flat_logits = logits.reshape(-1, logits.size(-1)).float()
+    flat_targets = targets.reshape(-1)
+    counted = flat_targets != IGNORE
+    loss = F.cross_entropy(flat_logits, flat_targets, ignore_index=IGNORE)
+    hits = (flat_logits.argmax(-1) == flat_targets)[counted].sum()
+    return loss, hits, int(counted.sum())
 
 
 class CellClassifier(pl.LightningModule):
     def __init__(self, cell: str, vocab_size: int, num_classes: int,
-                 model: dict[str, Any], train: dict[str, Any],
+                 model: dict[str, Any], train: dict[str, Any], task: str = "classification",
                  vectors: dict[str, torch.Tensor] | None = None):
         super().__init__()
         self.save_hyperparameters(ignore=["vectors"])
         self.train_params = TrainParams(**train)
-        self.net = SentenceClassifier(cell, vocab_size, num_classes, ModelParams(**model),
-                                      vectors)
+        self.net = build_network(task, cell, vocab_size, num_classes, ModelParams(**model),
+                                 vectors)
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         return self.net(ids, lengths)
 
     def _step(self, batch: Batch, stage: str) -> torch.Tensor:
-        ids, lengths, labels = batch
-        logits = self(ids, lengths)
-        loss = F.cross_entropy(logits.float(), labels)
-        acc = (logits.argmax(-1) == labels).float().mean()
-        on_step = stage == "train"
-        self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, batch_size=len(labels),
-                 prog_bar=on_step)
-        self.log(f"{stage}_acc", acc, on_step=False, on_epoch=True, batch_size=len(labels),
+        ids, lengths, targets = batch
+        loss, hits, n = loss_and_hits(self(ids, lengths), targets)
+        # Weighted by counted targets: per-token means for tagging, per-example otherwise.
+        self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, batch_size=n,
+                 prog_bar=stage == "train")
+        self.log(f"{stage}_acc", hits / max(n, 1), on_step=False, on_epoch=True, batch_size=n,
                  prog_bar=True)
         return loss
 
@@ -47,6 +60,9 @@ class CellClassifier(pl.LightningModule):
     def test_step(self, batch: Batch, batch_idx: int) -> None:
         self._step(batch, "test")
 
+    def trainable(self) -> list[torch.nn.Parameter]:
+        return [p for p in self.parameters() if p.requires_grad]
+
     def configure_optimizers(self) -> torch.optim.Optimizer:
         p = self.train_params
         if p.optimizer == "sgd":
@@ -54,6 +70,3 @@ class CellClassifier(pl.LightningModule):
                                    weight_decay=p.weight_decay)
         cls = torch.optim.AdamW if p.optimizer == "adamw" else torch.optim.Adam
         return cls(self.trainable(), lr=p.lr, weight_decay=p.weight_decay)
-
-    def trainable(self) -> list[torch.nn.Parameter]:
-        return [p for p in self.parameters() if p.requires_grad]

@@ -32,6 +32,9 @@ class Layout:
     def test_metrics(self, cell: str) -> Path:
         return self.root / "metrics" / "test" / f"{cell}.json"
 
+    def per_label(self, cell: str) -> Path:
+        return self.root / "metrics" / "per_label" / f"{cell}.json"
+
     def predictions(self, cell: str) -> Path:
         return self.root / "metrics" / "predictions" / f"{cell}.csv"
 

@@ -20,7 +20,10 @@ from pipeline.files import atomic_dir, read_json, write_json
 from pipeline.metrics import confusion_matrix
 from pipeline.paths import Layout
 
+plt.rcParams["text.parse_math"] = False  # labels such as Brown's `nn$` are text, not math
+
 CELL_NAMES = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
+MAX_CONFUSION_LABELS = 25  # larger tag sets: plot the most frequent gold labels
 
 
 def read_history(path: Path) -> list[dict[str, float]]:
@@ -45,25 +48,51 @@ def collect(params: Params, layout: Layout) -> list[dict[str, Any]]:
             test = read_json(layout.test_metrics(cell))
             history = read_history(layout.history(cell))
             cm = read_confusion(layout.predictions(cell), train["labels"])
+            per_label = read_json(layout.per_label(cell))
         except (OSError, ValueError, KeyError) as err:
             fail(f"report: results for {cell} are missing or unreadable ({err}); "
                  f"run train and evaluate for {cell}")
         results.append({"cell": cell, "train": train, "test": test, "history": history,
-                        "confusion": cm})
+                        "confusion": cm, "per_label": per_label})
     return results
 
 
-def verdict(results: list[dict[str, Any]], metric: str = "accuracy") -> str:
+def headline(results: list[dict[str, Any]]) -> tuple[str, str]:
+    """The metric the verdict ranks by, and its name: entity F1 for NER, else accuracy."""
+    if all("entity_f1" in r["test"] for r in results):
+        return "entity_f1", "entity F1"
+    task = results[0]["train"].get("task", "classification")
+    return "accuracy", "token accuracy" if task == "tagging" else "accuracy"
+
+
+def verdict(results: list[dict[str, Any]]) -> str:
+    metric, label = headline(results)
     ranked = sorted(results, key=lambda r: -r["test"][metric])
     best = ranked[0]
     name = CELL_NAMES[best["cell"]]
     if len(ranked) == 1:
-        return f"Only {name} was trained: test {metric} {best['test'][metric]:.1%}."
+        return f"Only {name} was trained: test {label} {best['test'][metric]:.1%}."
     gaps = ", ".join(
         f"{CELL_NAMES[r['cell']]} by {100 * (best['test'][metric] - r['test'][metric]):.1f} points"
         for r in ranked[1:])
-    return (f"**{name} wins** on test {metric} with {best['test'][metric]:.1%}, ahead of {gaps}. "
+    return (f"**{name} wins** on test {label} with {best['test'][metric]:.1%}, ahead of {gaps}. "
             "One seed per cell: differences of about a point are within seed noise.")
+
+
+def per_label_table(results: list[dict[str, Any]]) -> list[str]:
+    """F1 per label (or per entity type, for NER) with one column per cell."""
+    def table(r: dict[str, Any]) -> dict[str, dict[str, float]]:
+        return r["per_label"].get("entities", r["per_label"])
+
+    first = table(results[0])
+    kind = "entity type" if "entities" in results[0]["per_label"] else "label"
+    lines = [f"| {kind} | support | " + " | ".join(f"{CELL_NAMES[r['cell']]} F1"
+                                                  for r in results) + " |",
+             "|---|---:|" + "---:|" * len(results)]
+    for name in sorted(first, key=lambda k: -first[k]["support"]):
+        cells = " | ".join(f"{table(r).get(name, {}).get('f1', 0):.3f}" for r in results)
+        lines.append(f"| `{name}` | {first[name]['support']:,} | {cells} |")
+    return lines
 
 
 def plot_learning_curves(results: list[dict[str, Any]], path: Path) -> None:
@@ -91,13 +120,21 @@ def plot_learning_curves(results: list[dict[str, Any]], path: Path) -> None:
 
 
 def plot_confusions(results: list[dict[str, Any]], path: Path) -> None:
-    fig, axes = plt.subplots(1, len(results), figsize=(3.6 * len(results), 3.4), squeeze=False)
+    n_labels = min(len(results[0]["train"]["labels"]), MAX_CONFUSION_LABELS)
+    side = 3.4 if n_labels <= 6 else 6.0
+    fig, axes = plt.subplots(1, len(results), figsize=((side + 0.2) * len(results), side),
+                             squeeze=False)
     for ax, r in zip(axes[0], results, strict=True):
         cm, labels = r["confusion"], r["train"]["labels"]
+        keep = sorted(range(len(labels)), key=lambda i: -sum(cm[i]))[:MAX_CONFUSION_LABELS]
+        keep.sort()
+        cm = [[cm[i][j] for j in keep] for i in keep]
+        labels = [labels[i] for i in keep]
         ax.imshow(cm, cmap="Blues")
+        size = 9 if len(labels) <= 6 else max(3, 9 - len(labels) // 4)
         for i, row in enumerate(cm):
             for j, n in enumerate(row):
-                ax.text(j, i, str(n), ha="center", va="center",
+                ax.text(j, i, str(n), ha="center", va="center", fontsize=size,
                         color="white" if n > max(map(max, cm)) / 2 else "black")
         ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
         ax.set_yticks(range(len(labels)), labels)
@@ -113,22 +150,32 @@ def render_markdown(params: Params, results: list[dict[str, Any]], stats: dict[s
                     source: dict[str, Any]) -> str:
     first = results[0]["train"]
     runs_in = sorted({r["train"]["parent_run_id"] for r in results})
+    metric, _ = headline(results)
+    tagging = first.get("task") == "tagging"
+    # (header, key in metrics, format) for the optional columns this task has
+    extra = [(h, k, f) for h, k, f in (("entity F1", "entity_f1", ".2%"),
+                                       ("OOV accuracy", "oov_accuracy", ".2%"))
+             if all(r["test"].get(k) is not None for r in results)]
     lines = [
-        f"# RNN vs LSTM vs GRU on `{params.data.dataset}`",
+        f"# RNN vs LSTM vs GRU on `{params.data.dataset}`"
+        + (" (sequence labelling)" if tagging else ""),
         "",
         verdict(results),
         "",
-        "| cell | test accuracy | macro-F1 | test loss | parameters | train time (s) | epochs "
-        "(best) | inference (examples/s) | MLflow run |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        f"| cell | {'token accuracy' if tagging else 'test accuracy'} | "
+        + "".join(f"{h} | " for h, _, _ in extra)
+        + "macro-F1 | test loss | parameters | train time (s) | epochs (best) | "
+        "inference (examples/s) | MLflow run |",
+        "|---|---:|" + "---:|" * len(extra) + "---:|---:|---:|---:|---:|---:|---|",
     ]
-    for r in sorted(results, key=lambda r: -r["test"]["accuracy"]):
+    for r in sorted(results, key=lambda r: -r["test"][metric]):
         t, tr = r["test"], r["train"]
         lines.append(
-            f"| {CELL_NAMES[r['cell']]} | {t['accuracy']:.2%} | {t['macro_f1']:.4f} | "
-            f"{t['loss']:.4f} | {t['num_parameters']:,} | {t['train_seconds']:.1f} | "
-            f"{t['epochs']} ({tr['best_epoch']}) | {t['inference_examples_per_s']:,.0f} | "
-            f"`{tr['run_id']}` |")
+            f"| {CELL_NAMES[r['cell']]} | {t['accuracy']:.2%} | "
+            + "".join(f"{t[k]:{f}} | " for _, k, f in extra)
+            + f"{t['macro_f1']:.4f} | {t['loss']:.4f} | {t['num_parameters']:,} | "
+            f"{t['train_seconds']:.1f} | {t['epochs']} ({tr['best_epoch']}) | "
+            f"{t['inference_examples_per_s']:,.0f} | `{tr['run_id']}` |")
     sp = stats["splits"]
     lines += [
         "",
@@ -138,14 +185,23 @@ def render_markdown(params: Params, results: list[dict[str, Any]], stats: dict[s
         "",
         "Dotted line: the epoch whose weights were kept (best validation accuracy).",
         "",
-        "## Confusion matrices (test split)",
+        "## Confusion matrices (test split" + (", tokens)" if tagging else ")"),
         "",
         "![confusion matrices](figures/confusion_matrices.png)",
+        "",
+        *([f"Only the {MAX_CONFUSION_LABELS} most frequent gold labels are drawn "
+           f"(of {len(first['labels'])}); `dvc plots show` has them all.", ""]
+          if len(first["labels"]) > MAX_CONFUSION_LABELS else []),
+        "## Per " + ("entity type" if "entities" in results[0]["per_label"] else "label")
+        + " (test split)",
+        "",
+        *per_label_table(results),
         "",
         "## Data",
         "",
         f"- Source: `{source['source']}` (sha256 `{source['sha256'][:16]}…`), {source['licence']}.",
-        f"- {stats['examples']:,} examples, split by group (no group spans two splits): "
+        f"- {stats['examples']:,} examples ({source.get('splits', 'split by group')}; no group "
+        "spans two splits): "
         + ", ".join(f"{s} {sp[s]['examples']:,} ({sp[s]['groups']} groups)" for s in sp) + ".",
         f"- Vocabulary {stats['vocab_size']:,} (train split only); test OOV rate "
         f"{sp['test']['oov_rate']:.1%}; test length p50/p90/max "
@@ -178,7 +234,9 @@ def write_report(params: Params, layout: Layout) -> Path:
                                            encoding="utf-8")
         write_json(out / "summary.json", {
             "dataset": params.data.dataset,
-            "winner": max(results, key=lambda r: r["test"]["accuracy"])["cell"],
+            "task": results[0]["train"].get("task", "classification"),
+            "ranked_by": headline(results)[0],
+            "winner": max(results, key=lambda r: r["test"][headline(results)[0]])["cell"],
             "cells": {r["cell"]: {**r["test"], "run_id": r["train"]["run_id"]} for r in results},
         })
 

@@ -66,7 +66,6 @@ def client_for(params: Params, root: Path | None = None) -> MlflowClient:
     uri = tracking_uri(params, root)
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    mlflow.set_tracking_uri(uri)
     return MlflowClient(uri)
 
 

@@ -19,7 +19,6 @@ from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 from pipeline import tracking
 from pipeline.config import CellParams, Params, TrainParams
 from pipeline.data import TextDataModule
-from pipeline.errors import fail
 from pipeline.files import atomic_dir, atomic_file, read_json, tree_digest, write_json
 from pipeline.models import count_parameters
 from pipeline.module import CellClassifier
@@ -101,9 +100,6 @@ def train_cell(params: Params, cell: str, layout: Layout, fast_dev_run: bool = F
     """Fit one cell and write models/<cell>/ and its history; returns the training summary."""
     cp = params.for_cell(cell)
     task = read_json(layout.prepared / "stats.json").get("task", "classification")
-    if task != "classification":
-        fail(f"data.dataset: {params.data.dataset} is a {task} dataset; rnnbench trains "
-             "sentence classifiers only so far (sequence-labelling models are not built yet)")
     pl.seed_everything(cp.train.seed, workers=True, verbose=False)
     vocab_size = len(read_json(layout.prepared / "vocab.json"))
     labels = read_json(layout.prepared / "labels.json")
@@ -113,7 +109,7 @@ def train_cell(params: Params, cell: str, layout: Layout, fast_dev_run: bool = F
     vectors_file = layout.prepared / "vectors.pt"
     vectors = torch.load(vectors_file, weights_only=True) if vectors_file.exists() else None
     module = CellClassifier(cell, vocab_size, len(labels), cp.model.model_dump(),
-                            cp.train.model_dump(), vectors)
+                            cp.train.model_dump(), task, vectors)
     n_params = count_parameters(module.net)
     accelerator, precision = resolve_device(cp.train)
 
@@ -147,7 +143,7 @@ def train_cell(params: Params, cell: str, layout: Layout, fast_dev_run: bool = F
             history.rows, key=lambda r: r.get("val_acc", 0))["epoch"]) or 0),
         "best_val_acc": round(float(best.best_model_score or 0), 6),
         "accelerator": accelerator, "precision": precision, "data_hash": data_hash,
-        "vocab_size": vocab_size, "labels": labels, "params": cp.model_dump(),
+        "task": task, "vocab_size": vocab_size, "labels": labels, "params": cp.model_dump(),
     }
     with atomic_dir(layout.model_dir(cell)) as out:
         torch.save({k: v.cpu() for k, v in module.net.state_dict().items()}, out / "model.pt")

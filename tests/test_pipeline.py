@@ -161,3 +161,17 @@ def test_a_users_csv_trains_and_reports_all_cells(repo, tmp_path):
        "-S", "data.reader.group_column=film")
     summary = report_cells(repo, "own-csv")
     assert summary["dataset"] == "csv" and set(summary["cells"]) == {"rnn", "lstm", "gru"}
+
+
+def test_a_conllu_file_trains_and_reports_all_cells(repo):
+    from tests.conftest import ROOT
+
+    conllu = ROOT / "tests" / "data" / "brown_sample.conllu"
+    log = sh(repo, "dvc", "exp", "run", "--temp", "-n", "own-conllu",
+             "-S", "data.dataset=conllu", "-S", "~data.source",
+             "-S", f"+data.source={{kind:local,path:'{conllu}'}}",
+             "-S", "data.reader.tag_field=xpos")
+    assert "Running stage 'train@rnn'" in log
+    summary = report_cells(repo, "own-conllu")
+    assert summary["task"] == "tagging" and set(summary["cells"]) == {"rnn", "lstm", "gru"}
+    assert all(0 < c["accuracy"] <= 1 for c in summary["cells"].values())

