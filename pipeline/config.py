@@ -99,6 +99,7 @@ class ModelParams(Section):
     # Packing skips padding exactly (CPU default); off = padded cuDNN path, faster on GPU.
     pack_sequences: bool
     freeze_embeddings: bool  # keep pretrained vectors fixed (prepare.vectors) instead of tuning
+    crf: bool  # tagging: a CRF output layer with Viterbi decoding instead of per-token softmax
 
 
 class TrainParams(Section):

@@ -56,9 +56,9 @@ def predict(model: torch.nn.Module, split: EncodedSplit, batch_size: int
     for idx in batches:
         ids, lengths, targets = collate([split[i] for i in idx])
         logits = model(ids, lengths)
-        loss, _, n = loss_and_hits(logits, targets)
+        loss, _, n = loss_and_hits(model, logits, lengths, targets)
         loss_sum, counted = loss_sum + float(loss) * n, counted + n
-        best = logits.argmax(-1).tolist()
+        best = model.predict(logits, lengths).tolist()
         for row, i in enumerate(idx):
             preds[i] = best[row][: int(lengths[row])] if split.task == "tagging" else best[row]
     seconds = time.perf_counter() - start

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from pipeline.config import ModelParams
+from pipeline.crf import CRF
+from pipeline.data import IGNORE
 from pipeline.errors import fail
 from pipeline.text import PAD_ID
 
@@ -79,6 +82,12 @@ def make_embedding(vocab_size: int, params: ModelParams,
     return embedding
 
 
+def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy over counted targets ([B, C] with [B], or [B, T, C] with [B, T])."""
+    return F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1),
+                           ignore_index=IGNORE)
+
+
 class SentenceClassifier(nn.Module):
     """Embedding -> dropout -> recurrent encoder -> pooling -> dropout -> linear."""
 
@@ -99,6 +108,12 @@ class SentenceClassifier(nn.Module):
         h = self.encoder(self.dropout(self.embedding(ids)), lengths)
         return self.head(self.dropout(pool(h, lengths, self.pooling, self.bidirectional)))
 
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return masked_cross_entropy(logits, targets)
+
+    def predict(self, logits: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return logits.argmax(-1)
+
 
 class TokenTagger(nn.Module):
     """Embedding -> dropout -> recurrent encoder -> dropout -> linear, at every token."""
@@ -113,11 +128,23 @@ class TokenTagger(nn.Module):
         )
         self.dropout = nn.Dropout(params.dropout)
         self.head = nn.Linear(self.encoder.output_size, num_classes)
+        self.crf = CRF(num_classes) if params.crf else None
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """ids: [B, T] -> logits [B, T, C] (padding positions are left to the loss mask)."""
+        """ids: [B, T] -> emission logits [B, T, C] (padding is left to the loss mask)."""
         h = self.encoder(self.dropout(self.embedding(ids)), lengths)
         return self.head(self.dropout(h))
+
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        if self.crf is None:
+            return masked_cross_entropy(logits, targets)
+        return self.crf.nll(logits, targets, targets != IGNORE)
+
+    def predict(self, logits: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Best tags [B, T]: per-token argmax, or the Viterbi path under the CRF."""
+        if self.crf is None:
+            return logits.argmax(-1)
+        return self.crf.decode(logits, length_mask(lengths, logits.size(1), logits.device))
 
 
 def build_network(task: str, cell: str, vocab_size: int, num_classes: int,

@@ -6,26 +6,21 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from torch.nn import functional as F
 
 from pipeline.config import ModelParams, TrainParams
 from pipeline.data import IGNORE, Batch
 from pipeline.models import build_network
 
 
-def loss_and_hits(logits: torch.Tensor, targets: torch.Tensor
-                  ) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """Mean cross-entropy, correct predictions and how many targets counted.
+def loss_and_hits(net: torch.nn.Module, logits: torch.Tensor, lengths: torch.Tensor,
+                  targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """The network's loss, its correct predictions and how many targets counted.
 
-    Works for [B, C] logits with [B] labels and [B, T, C] logits with [B, T] tags; padded
-    tag positions (IGNORE) count for neither the loss nor the accuracy.
+    Labels [B] or tags [B, T]; padded tag positions (IGNORE) count for neither.
     """
-    flat_logits = logits.reshape(-1, logits.size(-1)).float()
-    flat_targets = targets.reshape(-1)
-    counted = flat_targets != IGNORE
-    loss = F.cross_entropy(flat_logits, flat_targets, ignore_index=IGNORE)
-    hits = (flat_logits.argmax(-1) == flat_targets)[counted].sum()
-    return loss, hits, int(counted.sum())
+    counted = targets != IGNORE
+    hits = (net.predict(logits, lengths) == targets)[counted].sum()
+    return net.loss(logits, targets), hits, int(counted.sum())
 
 
 class CellClassifier(pl.LightningModule):
@@ -43,7 +38,7 @@ class CellClassifier(pl.LightningModule):
 
     def _step(self, batch: Batch, stage: str) -> torch.Tensor:
         ids, lengths, targets = batch
-        loss, hits, n = loss_and_hits(self(ids, lengths), targets)
+        loss, hits, n = loss_and_hits(self.net, self(ids, lengths), lengths, targets)
         # Weighted by counted targets: per-token means for tagging, per-example otherwise.
         self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, batch_size=n,
                  prog_bar=stage == "train")

