@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from pipeline.config import CELLS, Params, load_params
+from pipeline.config import CELLS, load_params
 from pipeline.errors import fail, run_guarded
 from pipeline.files import read_json
 from pipeline.paths import Layout
@@ -25,16 +25,12 @@ ParamsOpt = Annotated[Path, typer.Option("--params", "-p", help="The params file
 CellArg = Annotated[str, typer.Argument(help=f"Which cell: one of {', '.join(CELLS)}.")]
 
 
-def _params(path: Path) -> Params:
-    return load_params(path)
-
-
 @app.command()
 def download(params: ParamsOpt = Path("params.yaml")) -> None:
     """Fetch the dataset's pinned, hash-checked source into data/raw (cached)."""
     from pipeline.prepare import download as run
 
-    run_guarded(lambda: run(_params(params).data, Layout()))
+    run_guarded(lambda: run(load_params(params).data, Layout()))
 
 
 @app.command()
@@ -43,7 +39,7 @@ def prepare(params: ParamsOpt = Path("params.yaml")) -> None:
     from pipeline.prepare import prepare as run
 
     def go() -> None:
-        p = _params(params)
+        p = load_params(params)
         run(p.data, p.prepare, Layout())
 
     run_guarded(go)
@@ -56,7 +52,7 @@ def train(cell: CellArg, params: ParamsOpt = Path("params.yaml"),
     """Train one cell (logged to MLflow); writes models/CELL and its learning curve."""
     from pipeline.training import train_cell
 
-    run_guarded(lambda: train_cell(_params(params), cell, Layout(), fast_dev_run))
+    run_guarded(lambda: train_cell(load_params(params), cell, Layout(), fast_dev_run))
 
 
 @app.command()
@@ -64,7 +60,7 @@ def evaluate(cell: CellArg, params: ParamsOpt = Path("params.yaml")) -> None:
     """Evaluate one trained cell on the test split; writes metrics/test/CELL.json."""
     from pipeline.evaluation import evaluate_cell
 
-    run_guarded(lambda: evaluate_cell(_params(params), cell, Layout()))
+    run_guarded(lambda: evaluate_cell(load_params(params), cell, Layout()))
 
 
 @app.command()
@@ -72,7 +68,7 @@ def report(params: ParamsOpt = Path("params.yaml")) -> None:
     """Write the comparison report (Markdown + plots) to reports/."""
     from pipeline.reporting import write_report
 
-    run_guarded(lambda: write_report(_params(params), Layout()))
+    run_guarded(lambda: write_report(load_params(params), Layout()))
 
 
 @app.command()
@@ -100,7 +96,7 @@ def check(params: ParamsOpt = Path("params.yaml")) -> None:
     """Validate the params file and print each cell's resolved settings."""
 
     def go() -> None:
-        p = _params(params)
+        p = load_params(params)
         for cell in p.cells:
             cp = p.for_cell(cell)
             typer.echo(f"{cell}: {cp.model.model_dump()} {cp.train.model_dump()}")
@@ -117,7 +113,7 @@ def ui(params: ParamsOpt = Path("params.yaml"),
     from pipeline import tracking
 
     def go() -> None:
-        uri = tracking.tracking_uri(_params(params))
+        uri = tracking.tracking_uri(load_params(params))
         if not uri.startswith("sqlite:///"):
             typer.echo(f"runs are on a tracking server: open {uri}")
             return
@@ -155,7 +151,7 @@ def compare(params: ParamsOpt = Path("params.yaml"),
     from pipeline import tracking
 
     def go() -> None:
-        p = _params(params)
+        p = load_params(params)
         run_ids = []
         if not (comparison or latest):
             summaries = [Layout().model_dir(c) / "train.json" for c in p.cells]

@@ -88,13 +88,12 @@ def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.T
                            ignore_index=IGNORE)
 
 
-class SentenceClassifier(nn.Module):
-    """Embedding -> dropout -> recurrent encoder -> pooling -> dropout -> linear."""
+class RecurrentNet(nn.Module):
+    """The trunk both tasks share: embedding -> dropout -> recurrent encoder, and a linear head."""
 
     def __init__(self, cell: str, vocab_size: int, num_classes: int, params: ModelParams,
                  vectors: dict[str, torch.Tensor] | None = None):
         super().__init__()
-        self.pooling, self.bidirectional = params.pooling, params.bidirectional
         self.embedding = make_embedding(vocab_size, params, vectors)
         self.encoder = RecurrentEncoder(
             cell, params.embedding_dim, params.hidden_size, params.num_layers,
@@ -103,9 +102,22 @@ class SentenceClassifier(nn.Module):
         self.dropout = nn.Dropout(params.dropout)
         self.head = nn.Linear(self.encoder.output_size, num_classes)
 
+    def encode(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """ids: [B, T] -> encoder outputs [B, T, D*H]."""
+        return self.encoder(self.dropout(self.embedding(ids)), lengths)
+
+
+class SentenceClassifier(RecurrentNet):
+    """Embedding -> dropout -> recurrent encoder -> pooling -> dropout -> linear."""
+
+    def __init__(self, cell: str, vocab_size: int, num_classes: int, params: ModelParams,
+                 vectors: dict[str, torch.Tensor] | None = None):
+        super().__init__(cell, vocab_size, num_classes, params, vectors)
+        self.pooling, self.bidirectional = params.pooling, params.bidirectional
+
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """ids: [B, T] -> logits [B, C]."""
-        h = self.encoder(self.dropout(self.embedding(ids)), lengths)
+        h = self.encode(ids, lengths)
         return self.head(self.dropout(pool(h, lengths, self.pooling, self.bidirectional)))
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -115,25 +127,17 @@ class SentenceClassifier(nn.Module):
         return logits.argmax(-1)
 
 
-class TokenTagger(nn.Module):
+class TokenTagger(RecurrentNet):
     """Embedding -> dropout -> recurrent encoder -> dropout -> linear, at every token."""
 
     def __init__(self, cell: str, vocab_size: int, num_classes: int, params: ModelParams,
                  vectors: dict[str, torch.Tensor] | None = None):
-        super().__init__()
-        self.embedding = make_embedding(vocab_size, params, vectors)
-        self.encoder = RecurrentEncoder(
-            cell, params.embedding_dim, params.hidden_size, params.num_layers,
-            params.bidirectional, params.dropout, params.pack_sequences,
-        )
-        self.dropout = nn.Dropout(params.dropout)
-        self.head = nn.Linear(self.encoder.output_size, num_classes)
+        super().__init__(cell, vocab_size, num_classes, params, vectors)
         self.crf = CRF(num_classes) if params.crf else None
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """ids: [B, T] -> emission logits [B, T, C] (padding is left to the loss mask)."""
-        h = self.encoder(self.dropout(self.embedding(ids)), lengths)
-        return self.head(self.dropout(h))
+        return self.head(self.dropout(self.encode(ids, lengths)))
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         if self.crf is None:

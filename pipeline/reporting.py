@@ -232,11 +232,12 @@ def write_report(params: Params, layout: Layout) -> Path:
         plot_confusions(results, out / "figures" / "confusion_matrices.png")
         (out / "comparison.md").write_text(render_markdown(params, results, stats, source),
                                            encoding="utf-8")
+        metric = headline(results)[0]
         write_json(out / "summary.json", {
             "dataset": params.data.dataset,
             "task": results[0]["train"].get("task", "classification"),
-            "ranked_by": headline(results)[0],
-            "winner": max(results, key=lambda r: r["test"][headline(results)[0]])["cell"],
+            "ranked_by": metric,
+            "winner": max(results, key=lambda r: r["test"][metric])["cell"],
             "cells": {r["cell"]: {**r["test"], "run_id": r["train"]["run_id"]} for r in results},
         })
 

@@ -135,12 +135,14 @@ def train_cell(params: Params, cell: str, layout: Layout, fast_dev_run: bool = F
             state = torch.load(best.best_model_path, weights_only=True, map_location="cpu")
             module.load_state_dict(state["state_dict"])
 
+    # fast_dev_run keeps no checkpoint, so it has no best epoch either
+    best_row = (max(history.rows, key=lambda r: r.get("val_acc", 0))
+                if best.best_model_path and history.rows else None)
     summary = {
         "cell": cell, "run_id": run_id, "parent_run_id": parent_id,
         "tracking_uri": client.tracking_uri, "num_parameters": n_params,
         "train_seconds": round(seconds, 2), "epochs": len(history.rows),
-        "best_epoch": int((best.best_model_path and history.rows and max(
-            history.rows, key=lambda r: r.get("val_acc", 0))["epoch"]) or 0),
+        "best_epoch": best_row["epoch"] if best_row else 0,
         "best_val_acc": round(float(best.best_model_score or 0), 6),
         "accelerator": accelerator, "precision": precision, "data_hash": data_hash,
         "task": task, "vocab_size": vocab_size, "labels": labels, "params": cp.model_dump(),
