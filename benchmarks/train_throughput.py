@@ -68,7 +68,7 @@ def project_loop(module: CellClassifier, cp, batches) -> float:
 def bare_loop(module: CellClassifier, cp, batches) -> float:
     net = module.net.train()
     opt = module.configure_optimizers()
-    for step, (ids, lengths, labels) in enumerate(batches):
+    for step, (ids, lengths, labels, _) in enumerate(batches):
         if step == WARMUP:
             start = time.perf_counter()
         opt.zero_grad(set_to_none=True)

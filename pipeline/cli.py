@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from pipeline.config import CELLS, load_params
+from pipeline.config import CELLS, Params, TaskParams, load_params
 from pipeline.errors import fail, run_guarded
 from pipeline.files import read_json
 from pipeline.paths import Layout
@@ -23,57 +23,69 @@ app = typer.Typer(
 
 ParamsOpt = Annotated[Path, typer.Option("--params", "-p", help="The params file to read.")]
 CellArg = Annotated[str, typer.Argument(help=f"Which cell: one of {', '.join(CELLS)}.")]
+TaskOpt = Annotated[list[str] | None, typer.Option(
+    "--task", "-t", help="A task from params.yaml's `tasks` (repeatable); default: all.")]
+ROOT = Path(".")
+
+
+def each_task(params: Path, tasks: list[str] | None) -> list[tuple[TaskParams, Layout]]:
+    """The chosen tasks' resolved params and layouts, in params.yaml's order."""
+    p: Params = load_params(params)
+    for name in tasks or []:
+        if name not in p.tasks:
+            fail(f"--task {name}: not in {params}'s tasks ({', '.join(p.tasks)})")
+    return [(p.for_task(n), Layout(ROOT, n)) for n in p.tasks if not tasks or n in tasks]
 
 
 @app.command()
-def download(params: ParamsOpt = Path("params.yaml")) -> None:
-    """Fetch the dataset's pinned, hash-checked source into data/raw (cached)."""
+def download(params: ParamsOpt = Path("params.yaml"), task: TaskOpt = None) -> None:
+    """Fetch each task's pinned, hash-checked dataset into data/TASK/raw (cached)."""
     from pipeline.prepare import download as run
 
-    run_guarded(lambda: run(load_params(params).data, Layout()))
+    run_guarded(lambda: [run(tp.data, layout) for tp, layout in each_task(params, task)])
 
 
 @app.command()
-def prepare(params: ParamsOpt = Path("params.yaml")) -> None:
-    """Split, tokenize, build the vocabulary and encode the splits into data/prepared."""
+def prepare(params: ParamsOpt = Path("params.yaml"), task: TaskOpt = None) -> None:
+    """Split, tokenize, build the vocabularies and encode each task into data/TASK/prepared."""
     from pipeline.prepare import prepare as run
 
-    def go() -> None:
-        p = load_params(params)
-        run(p.data, p.prepare, Layout())
-
-    run_guarded(go)
+    run_guarded(lambda: [run(tp.data, tp.prepare, layout)
+                         for tp, layout in each_task(params, task)])
 
 
 @app.command()
-def train(cell: CellArg, params: ParamsOpt = Path("params.yaml"),
+def train(cell: CellArg, params: ParamsOpt = Path("params.yaml"), task: TaskOpt = None,
           fast_dev_run: Annotated[bool, typer.Option(
               help="One batch of train and validation, to check the setup.")] = False) -> None:
-    """Train one cell (logged to MLflow); writes models/CELL and its learning curve."""
+    """Train one cell per task (logged to MLflow); writes models/TASK/CELL and its curve."""
     from pipeline.training import train_cell
 
-    run_guarded(lambda: train_cell(load_params(params), cell, Layout(), fast_dev_run))
+    run_guarded(lambda: [train_cell(tp, cell, layout, fast_dev_run)
+                         for tp, layout in each_task(params, task)])
 
 
 @app.command()
-def evaluate(cell: CellArg, params: ParamsOpt = Path("params.yaml")) -> None:
-    """Evaluate one trained cell on the test split; writes metrics/test/CELL.json."""
+def evaluate(cell: CellArg, params: ParamsOpt = Path("params.yaml"),
+             task: TaskOpt = None) -> None:
+    """Evaluate one trained cell per task on its test split; writes metrics/TASK/test/CELL.json."""
     from pipeline.evaluation import evaluate_cell
 
-    run_guarded(lambda: evaluate_cell(load_params(params), cell, Layout()))
+    run_guarded(lambda: [evaluate_cell(tp, cell, layout)
+                         for tp, layout in each_task(params, task)])
 
 
 @app.command()
 def report(params: ParamsOpt = Path("params.yaml")) -> None:
-    """Write the comparison report (Markdown + plots) to reports/."""
+    """Write the comparison report of every task (Markdown + plots) to reports/."""
     from pipeline.reporting import write_report
 
-    run_guarded(lambda: write_report(load_params(params), Layout()))
+    run_guarded(lambda: write_report(load_params(params), ROOT))
 
 
 @app.command()
 def datasets() -> None:
-    """List the dataset catalog: task, size, source, licence, and whether it is cached."""
+    """List the dataset catalog: task family, size, source, licence, and whether it is cached."""
     from rich.console import Console
     from rich.table import Table
 
@@ -82,24 +94,25 @@ def datasets() -> None:
 
     cache = cache_dir()
     table = Table(title=f"rnnbench datasets (cache: {cache})")
-    for header in ("name", "task", "what", "source", "splits", "licence", "cached"):
+    for header in ("name", "family", "what", "source", "splits", "licence", "cached"):
         table.add_column(header, overflow="fold")
     for d in CATALOG.values():
         source = d.source.describe() if d.source else "your file: data.source"
         cached = ("yes" if is_cached(d.source, cache) else "no") if d.source else "-"
-        table.add_row(d.name, d.task, d.description, source, d.splits, d.licence, cached)
+        table.add_row(d.name, d.family, d.description, source, d.splits, d.licence, cached)
     Console(width=None if sys.stdout.isatty() else 160).print(table)
 
 
 @app.command()
 def check(params: ParamsOpt = Path("params.yaml")) -> None:
-    """Validate the params file and print each cell's resolved settings."""
+    """Validate the params file and print each task's and cell's resolved settings."""
 
     def go() -> None:
-        p = load_params(params)
-        for cell in p.cells:
-            cp = p.for_cell(cell)
-            typer.echo(f"{cell}: {cp.model.model_dump()} {cp.train.model_dump()}")
+        for tp, _ in each_task(params, None):
+            typer.echo(f"{tp.name}: {tp.data.model_dump(exclude={'reader'})}")
+            for cell in tp.cells:
+                cp = tp.for_cell(cell)
+                typer.echo(f"  {cell}: {cp.model.model_dump()} {cp.train.model_dump()}")
         typer.echo(f"{params}: ok")
 
     run_guarded(go)
@@ -135,15 +148,15 @@ def ui(params: ParamsOpt = Path("params.yaml"),
 
 
 @app.command()
-def compare(params: ParamsOpt = Path("params.yaml"),
+def compare(params: ParamsOpt = Path("params.yaml"), task: TaskOpt = None,
             comparison: Annotated[str | None, typer.Option(
                 help="A comparison (parent) run id: its newest run per cell.")] = None,
             latest: Annotated[bool, typer.Option(
                 help="The latest comparison in the store, not this workspace's.")] = False,
             ) -> None:
-    """Print a comparison from MLflow, one row per cell.
+    """Print each task's comparison from MLflow, one row per cell.
 
-    By default the runs that the workspace's trained models (models/CELL) came from.
+    By default the runs that the workspace's trained models (models/TASK/CELL) came from.
     """
     from rich.console import Console
     from rich.table import Table
@@ -151,20 +164,24 @@ def compare(params: ParamsOpt = Path("params.yaml"),
     from pipeline import tracking
 
     def go() -> None:
-        p = load_params(params)
-        run_ids = []
-        if not (comparison or latest):
-            summaries = [Layout().model_dir(c) / "train.json" for c in p.cells]
-            run_ids = [read_json(f)["run_id"] for f in summaries if f.exists()]
-        rows, parent = tracking.comparison_rows(p, comparison, run_ids)
-        table = Table(title=f"{parent.data.tags.get('mlflow.runName', '')} "
-                            f"(comparison run {parent.info.run_id})")
-        for header in COMPARE_COLUMNS.values():
-            table.add_column(header, justify="left" if header in ("cell", "run") else "right",
-                             no_wrap=True)
-        for row in rows:
-            table.add_row(*[_fmt(key, row.get(key)) for key in COMPARE_COLUMNS])
-        Console(width=None if sys.stdout.isatty() else 120).print(table)
+        console = Console(width=None if sys.stdout.isatty() else 120)
+        chosen = each_task(params, task)
+        if comparison and len(chosen) > 1:
+            fail("--comparison: a comparison belongs to one task; add --task NAME")
+        for tp, layout in chosen:
+            run_ids = []
+            if not (comparison or latest):
+                summaries = [layout.model_dir(c) / "train.json" for c in tp.cells]
+                run_ids = [read_json(f)["run_id"] for f in summaries if f.exists()]
+            rows, parent = tracking.comparison_rows(tp, comparison, run_ids)
+            table = Table(title=f"{parent.data.tags.get('mlflow.runName', '')} "
+                                f"(comparison run {parent.info.run_id})")
+            for header in COMPARE_COLUMNS.values():
+                table.add_column(header, no_wrap=True,
+                                 justify="left" if header in ("cell", "run") else "right")
+            for row in rows:
+                table.add_row(*[_fmt(key, row.get(key)) for key in COMPARE_COLUMNS])
+            console.print(table)
 
     run_guarded(go)
 
@@ -172,6 +189,7 @@ def compare(params: ParamsOpt = Path("params.yaml"),
 # MLflow metric -> column header of `rnnbench compare`
 COMPARE_COLUMNS = {
     "cell": "cell", "test_accuracy": "test acc", "test_macro_f1": "macro-F1",
+    "test_entity_f1": "entity F1",
     "best_val_acc": "val acc", "num_parameters": "params", "train_seconds": "train s",
     "test_inference_examples_per_s": "infer ex/s", "run_id": "run",
 }
@@ -182,7 +200,7 @@ def _fmt(key: str, value: object) -> str:
         return "-"
     if key == "run_id":
         return str(value)[:12]
-    if key in ("test_accuracy", "best_val_acc"):
+    if key in ("test_accuracy", "best_val_acc", "test_entity_f1"):
         return f"{float(value):.2%}"
     if key == "train_seconds":
         return f"{float(value):.1f}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -100,6 +101,7 @@ class ModelParams(Section):
     pack_sequences: bool
     freeze_embeddings: bool  # keep pretrained vectors fixed (prepare.vectors) instead of tuning
     crf: bool  # tagging: a CRF output layer with Viterbi decoding instead of per-token softmax
+    char_filters: int = Field(ge=0)  # tagging: a char CNN's word features (0 = off)
 
 
 class TrainParams(Section):
@@ -124,7 +126,7 @@ class EvaluateParams(Section):
 class TrackingParams(Section):
     # None: the project's own sqlite store; MLFLOW_TRACKING_URI overrides both.
     uri: str | None
-    experiment: str | None  # default: the dataset name
+    experiment: str | None  # default: the task's name
 
 
 class CellParams(Section):
@@ -135,7 +137,40 @@ class CellParams(Section):
     train: TrainParams
 
 
-class Params(Section):
+TASK_SECTIONS = ("data", "prepare", "model", "train")
+TASK_NAME = r"^[a-z][a-z0-9_]*$"  # a folder and DVC stage name: data/<task>, train@<task>-<cell>
+REPLACED_WHOLE = {"source", "vectors"}  # a task's new source is never mixed with the old
+
+
+class TaskChanges(Section):
+    """`task.<name>`: the keys one task changes in the shared data/prepare/model/train sections."""
+
+    data: dict[str, Any]
+    prepare: dict[str, Any]
+    model: dict[str, Any]
+    train: dict[str, Any]
+
+    @field_validator(*TASK_SECTIONS, mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: Any) -> Any:
+        return {} if value is None else value
+
+
+def _merge(base: dict[str, Any], changes: dict[str, Any], where: str) -> dict[str, Any]:
+    """`base` with `changes` applied key by key; nested sections merge, unknown keys fail."""
+    out = dict(base)
+    for key, value in changes.items():
+        if key not in base:
+            raise ValueError(f"{where}.{key}: unknown key; expected one of {', '.join(base)}")
+        nested = isinstance(value, dict) and isinstance(base[key], dict)
+        out[key] = (_merge(base[key], value, f"{where}.{key}")
+                    if nested and key not in REPLACED_WHOLE else value)
+    return out
+
+
+class SharedParams(Section):
+    """The sections every task starts from, and the cells it compares."""
+
     data: DataParams
     prepare: PrepareParams
     cells: list[Cell] = Field(min_length=1)
@@ -161,7 +196,7 @@ class Params(Section):
         return value
 
     @model_validator(mode="after")
-    def _check_overrides(self) -> Params:
+    def _check_overrides(self) -> SharedParams:
         for cell in self.cells:  # dvc.yaml tracks overrides.<cell> for every compared cell
             if cell not in self.overrides:
                 raise ValueError(f"overrides.{cell}: missing key (write `{cell}: {{}}` for none)")
@@ -170,7 +205,7 @@ class Params(Section):
         return self
 
     def for_cell(self, cell: str) -> CellParams:
-        """Resolve one cell's settings: shared `model`/`train` plus `overrides.<cell>`."""
+        """Resolve one cell's settings: these `model`/`train` sections plus `overrides.<cell>`."""
         if cell not in CELLS:
             fail(f"unknown cell {cell!r}: expected one of {', '.join(CELLS)}")
         extra = dict(self.overrides.get(cell, {}))  # type: ignore[call-overload]
@@ -188,6 +223,57 @@ class Params(Section):
         except ValidationError as err:
             # Report the key as the user wrote it: overrides.<cell>.<key>, not model.<key>.
             raise ValueError(_describe(err, prefix=f"overrides.{cell}.", skip=1)) from None
+
+
+class TaskParams(SharedParams):
+    """One task's settings: the shared sections after `task.<name>`."""
+
+    name: str
+
+    @property
+    def experiment(self) -> str:
+        """The MLflow experiment its runs go to: tracking.experiment, else the task's name."""
+        return self.tracking.experiment or self.name
+
+
+class Params(SharedParams):
+    """All of params.yaml: the compared tasks and cells, and the shared sections."""
+
+    tasks: list[str] = Field(min_length=1)
+    task: dict[str, TaskChanges]
+
+    @field_validator("tasks")
+    @classmethod
+    def _task_names(cls, tasks: list[str]) -> list[str]:
+        for name in tasks:
+            if not re.match(TASK_NAME, name):
+                raise ValueError(f"{name!r} is not a task name (lowercase letters, digits, _)")
+        if len(set(tasks)) != len(tasks):
+            raise ValueError(f"each task once, got {tasks}")
+        return tasks
+
+    @model_validator(mode="after")
+    def _check_tasks(self) -> Params:
+        for name in self.tasks:  # dvc.yaml tracks task.<name>.<section> for every listed task
+            if name not in self.task:
+                raise ValueError(f"task.{name}: missing key (the changes for task {name!r})")
+        for name in self.task:
+            self.for_task(name)
+        return self
+
+    def for_task(self, name: str) -> TaskParams:
+        """Resolve one task: the shared sections with `task.<name>`'s changes applied."""
+        if name not in self.task:
+            fail(f"unknown task {name!r}: params.yaml has {', '.join(self.task) or 'none'}")
+        changes = self.task[name]
+        values = self.model_dump(exclude={"tasks", "task"})
+        for section in TASK_SECTIONS:
+            values[section] = _merge(values[section], getattr(changes, section),
+                                     f"task.{name}.{section}")
+        try:
+            return TaskParams(name=name, **values)
+        except ValidationError as err:
+            raise ValueError(_describe(err, prefix=f"task.{name}.")) from None
 
 
 def _describe(err: ValidationError, prefix: str = "", skip: int = 0) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import pytorch_lightning as pl
 import torch
@@ -15,36 +16,57 @@ from pipeline.errors import fail
 from pipeline.paths import Layout
 from pipeline.text import PAD_ID, UNK_ID
 
-# ids [B, T], lengths [B], targets: labels [B] (classification) or tags [B, T] (tagging)
-Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 IGNORE = -100  # target of padded positions: cross_entropy and the metrics skip it
 
 Target = int | torch.Tensor
 
 
+class Batch(NamedTuple):
+    ids: torch.Tensor  # [B, T] word ids, PAD_ID after each sequence's end
+    lengths: torch.Tensor  # [B] int64 on the CPU (pack_padded_sequence needs that)
+    targets: torch.Tensor  # labels [B], or tags [B, T] with IGNORE on padding
+    chars: torch.Tensor | None = None  # [B, T, L] character ids of each word (tagging)
+
+
+def char_table(chars: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+    """Flat character ids with per-token offsets -> [tokens, longest word], 0-padded."""
+    lengths = offsets[1:] - offsets[:-1]
+    longest = int(lengths.max()) if len(lengths) else 1
+    table = torch.zeros(len(lengths), max(longest, 1), dtype=torch.int32)
+    rows = torch.repeat_interleave(torch.arange(len(lengths)), lengths)
+    cols = torch.arange(len(chars)) - torch.repeat_interleave(offsets[:-1], lengths)
+    table[rows, cols] = chars.int()
+    return table
+
+
 class EncodedSplit(Dataset):
-    """One split written by prepare: flat ids with offsets, and per-sequence labels or
-    per-token tags (flat like the ids)."""
+    """One split written by prepare: flat ids with offsets, per-sequence labels or per-token
+    tags (flat like the ids), and for tagging each token's characters."""
 
     def __init__(self, path: Path):
         try:
             blob = torch.load(path, weights_only=True)
             self.ids, self.offsets = blob["ids"].long(), blob["offsets"]
             self.labels, self.tags = blob.get("labels"), blob.get("tags")
+            self.chars = (char_table(blob["chars"], blob["char_offsets"])
+                          if "chars" in blob else None)
         except (OSError, RuntimeError, KeyError, TypeError, AttributeError) as err:
             fail(f"{path}: not an encoded split ({err}); run the prepare stage")
         if (self.labels is None) == (self.tags is None):
             fail(f"{path}: expected either labels or tags; run the prepare stage again")
-        self.task = "classification" if self.tags is None else "tagging"
+        self.family = "classification" if self.tags is None else "tagging"
         self.lengths = (self.offsets[1:] - self.offsets[:-1]).clamp(min=1)
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, Target]:
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, Target] | tuple[
+            torch.Tensor, Target, torch.Tensor]:
         a, b = self.offsets[i], self.offsets[i + 1]
         ids = self.ids[a:b]
         if self.tags is not None:
+            if self.chars is not None:
+                return ids, self.tags[a:b], self.chars[a:b]
             return ids, self.tags[a:b]
         if len(ids) == 0:  # an empty text still needs one step to run the RNN over
             ids = torch.tensor([UNK_ID])
@@ -58,16 +80,24 @@ class EncodedSplit(Dataset):
                                                          strict=True)]
 
 
-def collate(items: list[tuple[torch.Tensor, Target]]) -> Batch:
-    seqs = [ids for ids, _ in items]
-    # Lengths stay on the CPU as int64: pack_padded_sequence requires it.
+def collate(items: list[tuple]) -> Batch:
+    seqs = [item[0] for item in items]
     lengths = torch.tensor([len(s) for s in seqs], dtype=torch.int64)
     ids = pad_sequence(seqs, batch_first=True, padding_value=PAD_ID)
     if isinstance(items[0][1], torch.Tensor):
-        targets = pad_sequence([t for _, t in items], batch_first=True, padding_value=IGNORE)
+        targets = pad_sequence([item[1] for item in items], batch_first=True,
+                               padding_value=IGNORE)
     else:
-        targets = torch.tensor([y for _, y in items], dtype=torch.int64)
-    return ids, lengths, targets
+        targets = torch.tensor([item[1] for item in items], dtype=torch.int64)
+    chars = None
+    if len(items[0]) == 3:  # [T_i, L_i] per sequence -> [B, T, L], cut to the longest word
+        words = [item[2] for item in items]
+        chars = torch.zeros(len(words), ids.size(1), max(w.size(1) for w in words),
+                            dtype=words[0].dtype)
+        for row, w in enumerate(words):
+            chars[row, : w.size(0), : w.size(1)] = w
+        chars = chars[..., : max(int((chars != 0).sum(-1).max()), 1)]
+    return Batch(ids, lengths, targets, chars)
 
 
 class BucketBatchSampler(Sampler[list[int]]):

@@ -29,7 +29,7 @@ Reader = Callable[[Path, ReaderParams], Iterator[Example]]
 @dataclass(frozen=True)
 class Dataset:
     name: str
-    task: str  # "classification" or "tagging"
+    family: str  # "classification" or "tagging"
     source: Source | None  # None: the user's own file, given as data.source
     read: Reader
     description: str
@@ -112,10 +112,16 @@ def read_csv(artifact: Path, opts: ReaderParams) -> Iterator[Example]:
 
 def read_conll(artifact: Path, opts: ReaderParams) -> Iterator[Example]:
     """CoNLL-2003 style: whitespace-separated columns, blank line between sentences,
-    -DOCSTART- lines between documents (documents are the split groups)."""
+    -DOCSTART- lines between documents. Documents are the split groups; a sentence before any
+    -DOCSTART- (a file without them) is a group of its own."""
     origin = str(artifact)
     doc, tokens, tags = 0, [], []
     width = None
+    sentences = 0
+
+    def group() -> str:
+        return f"doc{doc}" if doc else f"sentence{sentences}"
+
     for line_no, line in enumerate(decode(_file_bytes(artifact), origin).splitlines(), 1):
         cols = line.split()
         if cols and cols[0] == "-DOCSTART-":
@@ -123,7 +129,8 @@ def read_conll(artifact: Path, opts: ReaderParams) -> Iterator[Example]:
             continue
         if not cols:
             if tokens:
-                yield {"tokens": tokens, "tags": tags, "group": f"doc{doc}"}
+                sentences += 1
+                yield {"tokens": tokens, "tags": tags, "group": group()}
             tokens, tags = [], []
             continue
         width = width or len(cols)
@@ -135,7 +142,8 @@ def read_conll(artifact: Path, opts: ReaderParams) -> Iterator[Example]:
         tokens.append(cols[opts.token_column])
         tags.append(cols[opts.tag_column])
     if tokens:
-        yield {"tokens": tokens, "tags": tags, "group": f"doc{doc}"}
+        sentences += 1
+        yield {"tokens": tokens, "tags": tags, "group": group()}
     if width is None:
         fail(f"{origin}: empty; expected CoNLL columns")
 

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from pipeline import tracking
-from pipeline.config import ModelParams, Params
+from pipeline.config import ModelParams, TaskParams
 from pipeline.data import BucketBatchSampler, EncodedSplit, collate
 from pipeline.errors import fail
 from pipeline.files import atomic_file, read_json, write_json
@@ -37,8 +37,9 @@ def load_model(layout: Layout, cell: str) -> tuple[torch.nn.Module, dict[str, An
         state = torch.load(folder / "model.pt", weights_only=True, map_location="cpu")
     except (OSError, ValueError, RuntimeError) as err:
         fail(f"{folder}: no trained model ({err}); run the train stage for {cell}")
-    model = build_network(summary.get("task", "classification"), cell, summary["vocab_size"],
-                          len(summary["labels"]), ModelParams(**summary["params"]["model"]))
+    model = build_network(summary["family"], cell, summary["vocab_size"], len(summary["labels"]),
+                          ModelParams(**summary["params"]["model"]),
+                          num_chars=summary["num_chars"])
     model.load_state_dict(state)
     return model.eval(), summary
 
@@ -51,16 +52,17 @@ def predict(model: torch.nn.Module, split: EncodedSplit, batch_size: int
     batches = list(BucketBatchSampler(split.lengths, batch_size, shuffle=False))
     preds: list[Prediction] = [0] * len(split)
     loss_sum, counted = 0.0, 0
-    model(*collate([split[i] for i in batches[0]])[:2])  # warm-up: first call allocates
+    warm = collate([split[i] for i in batches[0]])
+    model(warm.ids, warm.lengths, warm.chars)  # warm-up: the first call allocates
     start = time.perf_counter()
     for idx in batches:
-        ids, lengths, targets = collate([split[i] for i in idx])
-        logits = model(ids, lengths)
+        ids, lengths, targets, chars = collate([split[i] for i in idx])
+        logits = model(ids, lengths, chars)
         loss, _, n = loss_and_hits(model, logits, lengths, targets)
         loss_sum, counted = loss_sum + float(loss) * n, counted + n
         best = model.predict(logits, lengths).tolist()
         for row, i in enumerate(idx):
-            preds[i] = best[row][: int(lengths[row])] if split.task == "tagging" else best[row]
+            preds[i] = best[row][: int(lengths[row])] if split.family == "tagging" else best[row]
     seconds = time.perf_counter() - start
     return preds, loss_sum / max(counted, 1), len(split) / seconds
 
@@ -71,14 +73,14 @@ def _flat(values: list) -> list[int]:
 
 def score(split: EncodedSplit, preds: list[Prediction], labels: list[str]
           ) -> tuple[dict[str, Any], dict[str, Any], list[list[int]]]:
-    """(metrics, per-label table, confusion matrix) for either task."""
+    """(metrics, per-label table, confusion matrix) for either task family."""
     truth = split.targets()
     cm = confusion_matrix(_flat(truth), _flat(preds), len(labels))
     metrics: dict[str, Any] = {"accuracy": round(accuracy(cm), 6),
                                "macro_f1": round(macro_f1(cm), 6)}
     per_label = {lab: {k: round(v, 6) for k, v in row.items()}
                  for lab, row in zip(labels, per_class_prf(cm), strict=True)}
-    if split.task == "tagging":
+    if split.family == "tagging":
         unknown = split.ids == UNK_ID  # tokens the vocabulary has never seen
         gold, guess = torch.tensor(_flat(truth)), torch.tensor(_flat(preds))
         metrics["oov_tokens"] = int(unknown.sum())
@@ -93,7 +95,7 @@ def score(split: EncodedSplit, preds: list[Prediction], labels: list[str]
     return metrics, per_label, cm
 
 
-def evaluate_cell(params: Params, cell: str, layout: Layout) -> dict[str, Any]:
+def evaluate_cell(params: TaskParams, cell: str, layout: Layout) -> dict[str, Any]:
     model, summary = load_model(layout, cell)
     test = EncodedSplit(layout.split("test"))
     labels: list[str] = summary["labels"]

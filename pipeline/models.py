@@ -1,4 +1,5 @@
-"""Network components: the recurrent encoder and the sentence classifier built on it."""
+"""Network components: word features, the recurrent encoder, and the two task heads
+(sentence classification, token tagging)."""
 
 from __future__ import annotations
 
@@ -82,6 +83,26 @@ def make_embedding(vocab_size: int, params: ModelParams,
     return embedding
 
 
+class CharCNN(nn.Module):
+    """One vector per word from its spelling: character embeddings, a width-3 convolution,
+    max over the word's characters (Ma & Hovy, 2016: 30-d characters, 30 filters)."""
+
+    def __init__(self, num_chars: int, filters: int, dim: int = 30, width: int = 3):
+        super().__init__()
+        self.embedding = nn.Embedding(num_chars, dim, padding_idx=PAD_ID)
+        self.conv = nn.Conv1d(dim, filters, width, padding=width // 2)
+        self.output_size = filters
+
+    def forward(self, chars: torch.Tensor) -> torch.Tensor:
+        """chars: [B, T, L] (0 = padding) -> [B, T, filters]."""
+        b, t, n = chars.shape
+        flat = chars.reshape(b * t, n)
+        h = self.conv(self.embedding(flat).transpose(1, 2))  # [B*T, F, L]
+        h = h.masked_fill((flat == PAD_ID)[:, None, :], float("-inf")).max(dim=-1).values
+        # Padding words have no characters at all: give them zeros, not -inf.
+        return torch.tanh(h.nan_to_num(0.0, neginf=0.0)).reshape(b, t, -1)
+
+
 def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy over counted targets ([B, C] with [B], or [B, T, C] with [B, T])."""
     return F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1),
@@ -89,35 +110,50 @@ def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.T
 
 
 class RecurrentNet(nn.Module):
-    """The trunk both tasks share: embedding -> dropout -> recurrent encoder, and a linear head."""
+    """The trunk both tasks share: word embedding (+ char CNN) -> dropout -> recurrent encoder,
+    and a linear head."""
 
     def __init__(self, cell: str, vocab_size: int, num_classes: int, params: ModelParams,
-                 vectors: dict[str, torch.Tensor] | None = None):
+                 vectors: dict[str, torch.Tensor] | None = None, num_chars: int = 0):
         super().__init__()
         self.embedding = make_embedding(vocab_size, params, vectors)
+        self.chars = None
+        if params.char_filters:
+            if num_chars < 2:
+                fail("model.char_filters: the prepared data has no characters (only tagging "
+                     "tasks have them); set model.char_filters: 0")
+            self.chars = CharCNN(num_chars, params.char_filters)
+        word_size = params.embedding_dim + params.char_filters
         self.encoder = RecurrentEncoder(
-            cell, params.embedding_dim, params.hidden_size, params.num_layers,
+            cell, word_size, params.hidden_size, params.num_layers,
             params.bidirectional, params.dropout, params.pack_sequences,
         )
         self.dropout = nn.Dropout(params.dropout)
         self.head = nn.Linear(self.encoder.output_size, num_classes)
 
-    def encode(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """ids: [B, T] -> encoder outputs [B, T, D*H]."""
-        return self.encoder(self.dropout(self.embedding(ids)), lengths)
+    def encode(self, ids: torch.Tensor, lengths: torch.Tensor,
+               chars: torch.Tensor | None = None) -> torch.Tensor:
+        """ids: [B, T] (chars: [B, T, L]) -> encoder outputs [B, T, D*H]."""
+        words = self.embedding(ids)
+        if self.chars is not None:
+            if chars is None:
+                raise ValueError("this network reads characters: pass chars [B, T, L]")
+            words = torch.cat([words, self.chars(chars)], dim=-1)
+        return self.encoder(self.dropout(words), lengths)
 
 
 class SentenceClassifier(RecurrentNet):
     """Embedding -> dropout -> recurrent encoder -> pooling -> dropout -> linear."""
 
     def __init__(self, cell: str, vocab_size: int, num_classes: int, params: ModelParams,
-                 vectors: dict[str, torch.Tensor] | None = None):
-        super().__init__(cell, vocab_size, num_classes, params, vectors)
+                 vectors: dict[str, torch.Tensor] | None = None, num_chars: int = 0):
+        super().__init__(cell, vocab_size, num_classes, params, vectors, num_chars)
         self.pooling, self.bidirectional = params.pooling, params.bidirectional
 
-    def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor,
+                chars: torch.Tensor | None = None) -> torch.Tensor:
         """ids: [B, T] -> logits [B, C]."""
-        h = self.encode(ids, lengths)
+        h = self.encode(ids, lengths, chars)
         return self.head(self.dropout(pool(h, lengths, self.pooling, self.bidirectional)))
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -131,13 +167,14 @@ class TokenTagger(RecurrentNet):
     """Embedding -> dropout -> recurrent encoder -> dropout -> linear, at every token."""
 
     def __init__(self, cell: str, vocab_size: int, num_classes: int, params: ModelParams,
-                 vectors: dict[str, torch.Tensor] | None = None):
-        super().__init__(cell, vocab_size, num_classes, params, vectors)
+                 vectors: dict[str, torch.Tensor] | None = None, num_chars: int = 0):
+        super().__init__(cell, vocab_size, num_classes, params, vectors, num_chars)
         self.crf = CRF(num_classes) if params.crf else None
 
-    def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor,
+                chars: torch.Tensor | None = None) -> torch.Tensor:
         """ids: [B, T] -> emission logits [B, T, C] (padding is left to the loss mask)."""
-        return self.head(self.dropout(self.encode(ids, lengths)))
+        return self.head(self.dropout(self.encode(ids, lengths, chars)))
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         if self.crf is None:
@@ -151,11 +188,11 @@ class TokenTagger(RecurrentNet):
         return self.crf.decode(logits, length_mask(lengths, logits.size(1), logits.device))
 
 
-def build_network(task: str, cell: str, vocab_size: int, num_classes: int,
-                  params: ModelParams, vectors: dict[str, torch.Tensor] | None = None
-                  ) -> SentenceClassifier | TokenTagger:
-    cls = SentenceClassifier if task == "classification" else TokenTagger
-    return cls(cell, vocab_size, num_classes, params, vectors)
+def build_network(family: str, cell: str, vocab_size: int, num_classes: int,
+                  params: ModelParams, vectors: dict[str, torch.Tensor] | None = None,
+                  num_chars: int = 0) -> SentenceClassifier | TokenTagger:
+    cls = SentenceClassifier if family == "classification" else TokenTagger
+    return cls(cell, vocab_size, num_classes, params, vectors, num_chars)
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -25,20 +25,20 @@ def loss_and_hits(net: torch.nn.Module, logits: torch.Tensor, lengths: torch.Ten
 
 class CellClassifier(pl.LightningModule):
     def __init__(self, cell: str, vocab_size: int, num_classes: int,
-                 model: dict[str, Any], train: dict[str, Any], task: str = "classification",
-                 vectors: dict[str, torch.Tensor] | None = None):
+                 model: dict[str, Any], train: dict[str, Any], family: str = "classification",
+                 vectors: dict[str, torch.Tensor] | None = None, num_chars: int = 0):
         super().__init__()
         self.save_hyperparameters(ignore=["vectors"])
         self.train_params = TrainParams(**train)
-        self.net = build_network(task, cell, vocab_size, num_classes, ModelParams(**model),
-                                 vectors)
+        self.net = build_network(family, cell, vocab_size, num_classes, ModelParams(**model),
+                                 vectors, num_chars)
 
-    def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        return self.net(ids, lengths)
+    def forward(self, batch: Batch) -> torch.Tensor:
+        return self.net(batch.ids, batch.lengths, batch.chars)
 
     def _step(self, batch: Batch, stage: str) -> torch.Tensor:
-        ids, lengths, targets = batch
-        loss, hits, n = loss_and_hits(self.net, self(ids, lengths), lengths, targets)
+        lengths, targets = batch.lengths, batch.targets
+        loss, hits, n = loss_and_hits(self.net, self(batch), lengths, targets)
         # Weighted by counted targets: per-token means for tagging, per-example otherwise.
         self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, batch_size=n,
                  prog_bar=stage == "train")

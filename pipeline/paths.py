@@ -10,33 +10,39 @@ SPLITS = ("train", "val", "test")
 
 @dataclass(frozen=True)
 class Layout:
-    root: Path = Path(".")
+    """One task's files: data/<task>/, models/<task>/<cell>/, metrics/<task>/...; and reports/."""
+
+    root: Path
+    task: str
 
     @property
     def raw(self) -> Path:
-        return self.root / "data" / "raw"
+        return self.root / "data" / self.task / "raw"
 
     @property
     def prepared(self) -> Path:
-        return self.root / "data" / "prepared"
+        return self.root / "data" / self.task / "prepared"
 
     def split(self, name: str) -> Path:
         return self.prepared / f"{name}.pt"
 
     def model_dir(self, cell: str) -> Path:
-        return self.root / "models" / cell
+        return self.root / "models" / self.task / cell
+
+    def _metrics(self, kind: str, cell: str, suffix: str) -> Path:
+        return self.root / "metrics" / self.task / kind / f"{cell}{suffix}"
 
     def history(self, cell: str) -> Path:
-        return self.root / "metrics" / "history" / f"{cell}.csv"
+        return self._metrics("history", cell, ".csv")
 
     def test_metrics(self, cell: str) -> Path:
-        return self.root / "metrics" / "test" / f"{cell}.json"
+        return self._metrics("test", cell, ".json")
 
     def per_label(self, cell: str) -> Path:
-        return self.root / "metrics" / "per_label" / f"{cell}.json"
+        return self._metrics("per_label", cell, ".json")
 
     def predictions(self, cell: str) -> Path:
-        return self.root / "metrics" / "predictions" / f"{cell}.csv"
+        return self._metrics("predictions", cell, ".csv")
 
     @property
     def reports(self) -> Path:

@@ -19,7 +19,7 @@ from pipeline.files import atomic_dir, file_digest, read_json, write_json
 from pipeline.paths import SPLITS, Layout
 from pipeline.sources import cache_dir, digest_of, source_from_params
 from pipeline.splits import grouped_split
-from pipeline.text import UNK_ID, Vocab, encode_split, tokenize
+from pipeline.text import UNK_ID, Vocab, encode_split, spelling, tokenize
 from pipeline.vectors import load_vectors
 
 
@@ -43,7 +43,7 @@ def download(data: DataParams, layout: Layout) -> Path:
         if n == 0:
             fail(f"{artifact}: no examples found for {dataset.name}")
         write_json(out / "source.json", {
-            "dataset": dataset.name, "task": dataset.task, "source": source.describe(),
+            "dataset": dataset.name, "family": dataset.family, "source": source.describe(),
             "sha256": digest_of(artifact), "examples": n, "licence": dataset.licence,
             "splits": dataset.splits,
         })
@@ -51,13 +51,13 @@ def download(data: DataParams, layout: Layout) -> Path:
     return layout.raw
 
 
-def read_examples(path: Path, task: str) -> list[dict[str, Any]]:
+def read_examples(path: Path, family: str) -> list[dict[str, Any]]:
     examples = []
     with open(path, encoding="utf-8") as fh:
         for line_no, line in enumerate(fh, start=1):
             try:
                 ex = json.loads(line)
-                if task == "classification":
+                if family == "classification":
                     ok = isinstance(ex.get("text"), str) and "label" in ex
                     expected = "an object with 'text' and 'label'"
                 else:
@@ -99,8 +99,8 @@ def prepare(data: DataParams, prep: PrepareParams, layout: Layout) -> Path:
     if not raw_file.exists():
         fail(f"{raw_file}: not found; run the download stage first")
     source = read_json(layout.raw / "source.json")
-    task = source["task"]
-    examples = read_examples(raw_file, task)
+    family = source["family"]
+    examples = read_examples(raw_file, family)
     if data.max_examples is not None and data.max_examples < len(examples):
         keep = sorted(random.Random(data.split_seed).sample(range(len(examples)),
                                                             data.max_examples))
@@ -109,27 +109,31 @@ def prepare(data: DataParams, prep: PrepareParams, layout: Layout) -> Path:
     if not all(index[s] for s in SPLITS):
         fail(f"data: too few examples/groups ({len(examples)}) for a train/val/test split")
 
-    if task == "classification":
+    if family == "classification":
         tokens = [tokenize(ex["text"], prep.lowercase)[: prep.max_length]
                   for ex in tqdm(examples, desc="tokenize", unit="ex", mininterval=1)]
         targets = [[str(ex["label"])] for ex in examples]
+        char_vocab = None
     else:  # tagging: the data's own tokens, one tag each
-        tokens = [[t.lower() if prep.lowercase else t for t in ex["tokens"]][: prep.max_length]
-                  for ex in examples]
+        words = [ex["tokens"][: prep.max_length] for ex in examples]
+        tokens = [[t.lower() if prep.lowercase else t for t in ws] for ws in words]
         targets = [[str(t) for t in ex["tags"]][: prep.max_length] for ex in examples]
+        # Characters keep their case: capitals are what marks names and sentence starts.
+        char_vocab = Vocab.build(spelling(w) for i in index["train"] for w in words[i])
     labels = sorted({y for ys in targets for y in ys})
     label_id = {label: i for i, label in enumerate(labels)}
     vocab = Vocab.build((tokens[i] for i in index["train"]), prep.min_freq, prep.max_size)
 
-    stats: dict[str, Any] = {"task": task, "examples": len(examples), "vocab_size": len(vocab),
+    stats: dict[str, Any] = {"family": family, "examples": len(examples), "vocab_size": len(vocab),
                              "labels": labels, "raw_sha256": file_digest(raw_file),
                              "splits": {}}
     with atomic_dir(layout.prepared) as out:
         for split in SPLITS:
             ids = [vocab.encode(tokens[i]) for i in index[split]]
             ys = [[label_id[y] for y in targets[i]] for i in index[split]]
-            blob = (encode_split(ids, [y[0] for y in ys]) if task == "classification"
-                    else encode_split(ids, tags=ys))
+            blob = (encode_split(ids, [y[0] for y in ys]) if family == "classification"
+                    else encode_split(ids, tags=ys, chars=[
+                        char_vocab.encode(spelling(w)) for i in index[split] for w in words[i]]))
             torch.save(blob, out / f"{split}.pt")
             n_tok = sum(len(x) for x in ids)
             counts = Counter(y for row in ys for y in row)
@@ -146,10 +150,12 @@ def prepare(data: DataParams, prep: PrepareParams, layout: Layout) -> Path:
                                                   [tokens[i] for i in index["train"]])
             torch.save(blob, out / "vectors.pt")
         vocab.save(out / "vocab.json")
+        if char_vocab is not None:
+            char_vocab.save(out / "chars.json")
         write_json(out / "labels.json", labels)
         write_json(out / "stats.json", stats)
     sp = stats["splits"]
-    print(f"prepared {len(examples)} {task} examples: train {sp['train']['examples']}, "
+    print(f"prepared {len(examples)} {family} examples: train {sp['train']['examples']}, "
           f"val {sp['val']['examples']}, test {sp['test']['examples']}; vocab {len(vocab)}, "
           f"{len(labels)} labels, test OOV {sp['test']['oov_rate']:.1%}", file=sys.stderr)
     if "vectors" in stats:

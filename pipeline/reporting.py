@@ -1,4 +1,4 @@
-"""The comparison report: a Markdown table with the verdict, and PNG plots."""
+"""The comparison report: per task a table with the verdict, per-label tables and PNG plots."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
 
 from pipeline import tracking
-from pipeline.config import Params
+from pipeline.config import Params, TaskParams
 from pipeline.errors import fail
 from pipeline.files import atomic_dir, read_json, write_json
 from pipeline.metrics import confusion_matrix
@@ -39,8 +39,8 @@ def read_confusion(path: Path, labels: list[str]) -> list[list[int]]:
                             [index[r["predicted"]] for r in rows], len(labels))
 
 
-def collect(params: Params, layout: Layout) -> list[dict[str, Any]]:
-    """Everything the report needs per cell, from the files the earlier stages wrote."""
+def collect(params: TaskParams, layout: Layout) -> list[dict[str, Any]]:
+    """Everything the report needs per cell of one task, from the files earlier stages wrote."""
     results = []
     for cell in params.cells:
         try:
@@ -50,8 +50,8 @@ def collect(params: Params, layout: Layout) -> list[dict[str, Any]]:
             cm = read_confusion(layout.predictions(cell), train["labels"])
             per_label = read_json(layout.per_label(cell))
         except (OSError, ValueError, KeyError) as err:
-            fail(f"report: results for {cell} are missing or unreadable ({err}); "
-                 f"run train and evaluate for {cell}")
+            fail(f"report: results for {params.name}/{cell} are missing or unreadable ({err}); "
+                 f"run `dvc repro` (stages train@{params.name}-{cell}, evaluate@...)")
         results.append({"cell": cell, "train": train, "test": test, "history": history,
                         "confusion": cm, "per_label": per_label})
     return results
@@ -61,8 +61,8 @@ def headline(results: list[dict[str, Any]]) -> tuple[str, str]:
     """The metric the verdict ranks by, and its name: entity F1 for NER, else accuracy."""
     if all("entity_f1" in r["test"] for r in results):
         return "entity_f1", "entity F1"
-    task = results[0]["train"].get("task", "classification")
-    return "accuracy", "token accuracy" if task == "tagging" else "accuracy"
+    tagging = results[0]["train"]["family"] == "tagging"
+    return "accuracy", "token accuracy" if tagging else "accuracy"
 
 
 def verdict(results: list[dict[str, Any]]) -> str:
@@ -146,19 +146,21 @@ def plot_confusions(results: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
-def render_markdown(params: Params, results: list[dict[str, Any]], stats: dict[str, Any],
-                    source: dict[str, Any]) -> str:
+def render_task(params: TaskParams, results: list[dict[str, Any]], stats: dict[str, Any],
+                source: dict[str, Any]) -> list[str]:
+    """One task's section: table, curves, confusions, per-label F1, data and settings."""
     first = results[0]["train"]
     runs_in = sorted({r["train"]["parent_run_id"] for r in results})
     metric, _ = headline(results)
-    tagging = first.get("task") == "tagging"
+    tagging = first["family"] == "tagging"
     # (header, key in metrics, format) for the optional columns this task has
     extra = [(h, k, f) for h, k, f in (("entity F1", "entity_f1", ".2%"),
                                        ("OOV accuracy", "oov_accuracy", ".2%"))
              if all(r["test"].get(k) is not None for r in results)]
+    fig = f"figures/{params.name}"
     lines = [
-        f"# RNN vs LSTM vs GRU on `{params.data.dataset}`"
-        + (" (sequence labelling)" if tagging else ""),
+        f"## {params.name}: `{params.data.dataset}`"
+        + (" (sequence labelling)" if tagging else " (classification)"),
         "",
         verdict(results),
         "",
@@ -177,73 +179,97 @@ def render_markdown(params: Params, results: list[dict[str, Any]], stats: dict[s
             f"{t['train_seconds']:.1f} | {t['epochs']} ({tr['best_epoch']}) | "
             f"{t['inference_examples_per_s']:,.0f} | `{tr['run_id']}` |")
     sp = stats["splits"]
+    limited = (f"a seeded sample of {params.data.max_examples:,} examples "
+               f"(`task.{params.name}.data.max_examples`; `null` = all)"
+               if params.data.max_examples else "all examples")
     lines += [
         "",
-        "## Learning curves",
+        "### Learning curves",
         "",
-        "![learning curves](figures/learning_curves.png)",
+        f"![learning curves]({fig}_learning_curves.png)",
         "",
         "Dotted line: the epoch whose weights were kept (best validation accuracy).",
         "",
-        "## Confusion matrices (test split" + (", tokens)" if tagging else ")"),
+        "### Confusion matrices (test split" + (", tokens)" if tagging else ")"),
         "",
-        "![confusion matrices](figures/confusion_matrices.png)",
+        f"![confusion matrices]({fig}_confusion_matrices.png)",
         "",
         *([f"Only the {MAX_CONFUSION_LABELS} most frequent gold labels are drawn "
            f"(of {len(first['labels'])}); `dvc plots show` has them all.", ""]
           if len(first["labels"]) > MAX_CONFUSION_LABELS else []),
-        "## Per " + ("entity type" if "entities" in results[0]["per_label"] else "label")
+        "### Per " + ("entity type" if "entities" in results[0]["per_label"] else "label")
         + " (test split)",
         "",
         *per_label_table(results),
         "",
-        "## Data",
+        "### Data",
         "",
         f"- Source: `{source['source']}` (sha256 `{source['sha256'][:16]}…`), {source['licence']}.",
-        f"- {stats['examples']:,} examples ({source.get('splits', 'split by group')}; no group "
-        "spans two splits): "
-        + ", ".join(f"{s} {sp[s]['examples']:,} ({sp[s]['groups']} groups)" for s in sp) + ".",
+        f"- {stats['examples']:,} examples, {limited}; split: "
+        f"{source.get('splits', 'by group')} (no group spans two splits): "
+        + ", ".join(f"{s} {sp[s]['examples']:,} ({sp[s]['groups']:,} groups, "
+                    f"{sp[s]['tokens']:,} tokens)" for s in sp) + ".",
         f"- Vocabulary {stats['vocab_size']:,} (train split only); test OOV rate "
         f"{sp['test']['oov_rate']:.1%}; test length p50/p90/max "
         f"{sp['test']['length']['p50']}/{sp['test']['length']['p90']}/"
         f"{sp['test']['length']['max']} tokens.",
         "",
-        "## Settings",
+        "### Settings",
         "",
-        f"- Shared model: `{params.model.model_dump()}`",
-        f"- Shared training: `{params.train.model_dump()}`",
+        f"- Model: `{params.model.model_dump()}`",
+        f"- Training: `{params.train.model_dump()}`",
         f"- Per-cell overrides: `{params.overrides or {}}`",
         f"- Device: {first['accelerator']} ({first['precision']}); data hash "
         f"`{first['data_hash'][:16]}…`.",
-        f"- MLflow comparison run(s): {', '.join(f'`{p}`' for p in runs_in)} in "
-        f"`{first['tracking_uri']}`.",
+        f"- MLflow experiment `{params.experiment}`, comparison run(s) "
+        f"{', '.join(f'`{p}`' for p in runs_in)} in `{first['tracking_uri']}`.",
         "",
     ]
+    return lines
+
+
+def render_markdown(params: Params, sections: dict[str, list[str]],
+                    verdicts: dict[str, str]) -> str:
+    lines = ["# RNN vs LSTM vs GRU", "",
+             f"{len(params.cells)} cells compared on {len(params.tasks)} task(s); "
+             "one seed per cell and task.", ""]
+    lines += [f"- **{name}**: {verdicts[name]}" for name in params.tasks]
+    lines.append("")
+    for name in params.tasks:
+        lines += sections[name]
     return "\n".join(lines)
 
 
-def write_report(params: Params, layout: Layout) -> Path:
-    results = collect(params, layout)
-    stats = read_json(layout.prepared / "stats.json")
-    source = read_json(layout.raw / "source.json")
-    with atomic_dir(layout.reports) as out:
+def write_report(params: Params, root: Path) -> Path:
+    """reports/comparison.md, figures/ and summary.json over every task; logged to MLflow."""
+    reports = Layout(root, "").reports
+    sections, verdicts, summary, parents = {}, {}, {}, []
+    with atomic_dir(reports) as out:
         (out / "figures").mkdir()
-        plot_learning_curves(results, out / "figures" / "learning_curves.png")
-        plot_confusions(results, out / "figures" / "confusion_matrices.png")
-        (out / "comparison.md").write_text(render_markdown(params, results, stats, source),
+        for name in params.tasks:
+            tp, layout = params.for_task(name), Layout(root, name)
+            results = collect(tp, layout)
+            stats = read_json(layout.prepared / "stats.json")
+            source = read_json(layout.raw / "source.json")
+            plot_learning_curves(results, out / "figures" / f"{name}_learning_curves.png")
+            plot_confusions(results, out / "figures" / f"{name}_confusion_matrices.png")
+            sections[name] = render_task(tp, results, stats, source)
+            verdicts[name] = verdict(results)
+            metric = headline(results)[0]
+            summary[name] = {
+                "dataset": tp.data.dataset, "family": stats["family"], "ranked_by": metric,
+                "winner": max(results, key=lambda r: r["test"][metric])["cell"],
+                "cells": {r["cell"]: {**r["test"], "run_id": r["train"]["run_id"]}
+                          for r in results},
+            }
+            parents += sorted({r["train"]["parent_run_id"] for r in results})
+        (out / "comparison.md").write_text(render_markdown(params, sections, verdicts),
                                            encoding="utf-8")
-        metric = headline(results)[0]
-        write_json(out / "summary.json", {
-            "dataset": params.data.dataset,
-            "task": results[0]["train"].get("task", "classification"),
-            "ranked_by": metric,
-            "winner": max(results, key=lambda r: r["test"][metric])["cell"],
-            "cells": {r["cell"]: {**r["test"], "run_id": r["train"]["run_id"]} for r in results},
-        })
+        write_json(out / "summary.json", {"tasks": summary})
 
-    client = tracking.client_for(params, layout.root)
-    for parent in sorted({r["train"]["parent_run_id"] for r in results}):
+    client = tracking.client_for(params, root)
+    for parent in parents:  # each task's comparison run carries the whole report
         tracking.ensure_run(client, parent)
-        client.log_artifacts(parent, str(layout.reports), "report")
-    print(f"report: {layout.reports / 'comparison.md'}", file=sys.stderr)
-    return layout.reports / "comparison.md"
+        client.log_artifacts(parent, str(reports), "report")
+    print(f"report: {reports / 'comparison.md'}", file=sys.stderr)
+    return reports / "comparison.md"

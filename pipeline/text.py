@@ -20,6 +20,9 @@ from pipeline.files import atomic_file
 
 PAD, UNK = "<pad>", "<unk>"
 PAD_ID, UNK_ID = 0, 1
+# Words longer than this keep their first and last halves: prefixes and suffixes carry
+# the spelling cues (capitals, -ing, -ly) that character features are for.
+MAX_WORD_CHARS = 20
 
 _TOKEN = re.compile(r"[^\W_]+(?:['’\-][^\W_]+)*|[^\w\s]", re.UNICODE)
 _HTML_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
@@ -76,19 +79,34 @@ class Vocab:
         return cls(itos)
 
 
-def encode_split(token_lists: list[list[int]], labels: list[int] | None = None,
-                 tags: list[list[int]] | None = None) -> dict[str, torch.Tensor]:
-    """Pack variable-length id lists into one flat tensor plus offsets (compact, fast to load).
+def spelling(word: str) -> list[str]:
+    """The characters a word is spelled with, long words cut to MAX_WORD_CHARS."""
+    half = MAX_WORD_CHARS // 2
+    return list(word if len(word) <= MAX_WORD_CHARS else word[:half] + word[-half:])
 
-    `labels`: one class per sequence; `tags`: one class per token, flat like the ids.
+
+def _flatten(rows: list[list[int]], dtype: torch.dtype = torch.int32
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Variable-length rows as one flat tensor plus offsets: row i is flat[off[i]:off[i+1]]."""
+    offsets = torch.zeros(len(rows) + 1, dtype=torch.int64)
+    torch.cumsum(torch.tensor([len(r) for r in rows], dtype=torch.int64), 0, out=offsets[1:])
+    return torch.tensor([v for r in rows for v in r], dtype=dtype), offsets
+
+
+def encode_split(token_lists: list[list[int]], labels: list[int] | None = None,
+                 tags: list[list[int]] | None = None,
+                 chars: list[list[int]] | None = None) -> dict[str, torch.Tensor]:
+    """Pack variable-length id lists into flat tensors plus offsets (compact, fast to load).
+
+    `labels`: one class per sequence; `tags`: one class per token, flat like the ids;
+    `chars`: the character ids of every token, in token order.
     """
-    lengths = torch.tensor([len(ids) for ids in token_lists], dtype=torch.int64)
-    offsets = torch.zeros(len(token_lists) + 1, dtype=torch.int64)
-    torch.cumsum(lengths, 0, out=offsets[1:])
-    blob = {"ids": torch.tensor([i for ids in token_lists for i in ids], dtype=torch.int32),
-            "offsets": offsets}
+    ids, offsets = _flatten(token_lists)
+    blob = {"ids": ids, "offsets": offsets}
     if labels is not None:
         blob["labels"] = torch.tensor(labels, dtype=torch.int64)
     if tags is not None:
-        blob["tags"] = torch.tensor([t for row in tags for t in row], dtype=torch.int64)
+        blob["tags"] = _flatten(tags, torch.int64)[0]
+    if chars is not None:
+        blob["chars"], blob["char_offsets"] = _flatten(chars)
     return blob

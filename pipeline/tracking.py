@@ -29,7 +29,7 @@ from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from pipeline.config import Params
+from pipeline.config import SharedParams, TaskParams
 from pipeline.errors import fail
 
 TAG = "rnnbench"
@@ -54,7 +54,7 @@ def local_store(root: Path) -> Path:
     return project_root(root) / "mlruns"
 
 
-def tracking_uri(params: Params, root: Path | None = None) -> str:
+def tracking_uri(params: SharedParams, root: Path | None = None) -> str:
     if uri := os.environ.get("MLFLOW_TRACKING_URI"):
         return uri
     if params.tracking.uri:
@@ -62,7 +62,7 @@ def tracking_uri(params: Params, root: Path | None = None) -> str:
     return f"sqlite:///{local_store(root or Path.cwd()) / 'mlflow.db'}"
 
 
-def client_for(params: Params, root: Path | None = None) -> MlflowClient:
+def client_for(params: SharedParams, root: Path | None = None) -> MlflowClient:
     uri = tracking_uri(params, root)
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
@@ -111,15 +111,15 @@ def flatten(prefix: str, values: dict[str, Any]) -> dict[str, str]:
     return {f"{prefix}.{k}": str(v) for k, v in values.items()}
 
 
-def comparison_key(params: Params, data_hash: str, commit: str) -> str:
-    """What makes cells comparable: same data, shared settings and code."""
-    shared = {"data": params.data.model_dump(), "prepare": params.prepare.model_dump(),
-              "model": params.model.model_dump(), "train": params.train.model_dump(),
-              "data_hash": data_hash, "commit": commit}
+def comparison_key(params: TaskParams, data_hash: str, commit: str) -> str:
+    """What makes cells comparable: same task, data, shared settings and code."""
+    shared = {"task": params.name, "data": params.data.model_dump(),
+              "prepare": params.prepare.model_dump(), "model": params.model.model_dump(),
+              "train": params.train.model_dump(), "data_hash": data_hash, "commit": commit}
     return hashlib.sha256(json.dumps(shared, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def comparison_run(client: MlflowClient, exp_id: str, params: Params, data_hash: str,
+def comparison_run(client: MlflowClient, exp_id: str, params: TaskParams, data_hash: str,
                    git: dict[str, str]) -> str:
     key = comparison_key(params, data_hash, git["commit"])
     uri = client.tracking_uri
@@ -127,11 +127,12 @@ def comparison_run(client: MlflowClient, exp_id: str, params: Params, data_hash:
                   filter_string=f"tags.`{COMPARISON_TAG}` = '{key}'", max_results=1)
     if found:
         return found[0].info.run_id
-    tags = {COMPARISON_TAG: key, f"{TAG}.kind": "comparison", f"{TAG}.dataset": params.data.dataset,
+    tags = {COMPARISON_TAG: key, f"{TAG}.kind": "comparison", f"{TAG}.task": params.name,
+            f"{TAG}.dataset": params.data.dataset,
             "mlflow.source.git.commit": git["commit"], f"{TAG}.git_dirty": git["dirty"],
             f"{TAG}.data_hash": data_hash}
     run = _call("creating the comparison run", uri, client.create_run, exp_id,
-                run_name=f"{params.data.dataset} {git['commit'][:8]} {key[:6]}", tags=tags)
+                run_name=f"{params.name} {git['commit'][:8]} {key[:6]}", tags=tags)
     shared = {**flatten("data", params.data.model_dump()),
               **flatten("prepare", params.prepare.model_dump()),
               **flatten("model", params.model.model_dump()),
@@ -141,15 +142,16 @@ def comparison_run(client: MlflowClient, exp_id: str, params: Params, data_hash:
     return run.info.run_id
 
 
-def start_cell_run(params: Params, cell: str, data_hash: str, root: Path,
+def start_cell_run(params: TaskParams, cell: str, data_hash: str, root: Path,
                    extra_params: dict[str, Any]) -> tuple[MlflowClient, str, str]:
     """Create the run for one trained cell, nested under its comparison. Returns ids."""
     client = client_for(params, root)
-    exp_id = experiment_id(client, params.tracking.experiment or params.data.dataset, root)
+    exp_id = experiment_id(client, params.experiment, root)
     git = git_info(root)
     parent = comparison_run(client, exp_id, params, data_hash, git)
     cp = params.for_cell(cell)
     tags = {PARENT_TAG: parent, f"{TAG}.kind": "cell", f"{TAG}.cell": cell,
+            f"{TAG}.task": params.name,
             f"{TAG}.dataset": params.data.dataset, f"{TAG}.data_hash": data_hash,
             "mlflow.source.git.commit": git["commit"], f"{TAG}.git_dirty": git["dirty"],
             "mlflow.source.type": "LOCAL", "mlflow.source.name": "stages/train.py",
@@ -157,15 +159,15 @@ def start_cell_run(params: Params, cell: str, data_hash: str, root: Path,
             f"{TAG}.mlflow": mlflow.__version__, f"{TAG}.python": platform.python_version()}
     if exp := os.environ.get("DVC_EXP_NAME"):
         tags[f"{TAG}.dvc_exp"] = exp
-    run = client.create_run(exp_id, run_name=cell, tags=tags)
+    run = client.create_run(exp_id, run_name=f"{params.name}/{cell}", tags=tags)
     run_id = run.info.run_id
-    values = {"cell": cell, **flatten("data", params.data.model_dump()),
+    values = {"task": params.name, "cell": cell, **flatten("data", params.data.model_dump()),
               **flatten("prepare", params.prepare.model_dump()),
               **flatten("model", cp.model.model_dump()), **flatten("train", cp.train.model_dump()),
               **{k: str(v) for k, v in extra_params.items()}}
     client.log_batch(run_id, params=[Param(k, v) for k, v in values.items()])
     lineage = MlflowDataset(name=params.data.dataset, digest=data_hash[:32],
-                            source_type="local", source=str(root / "data" / "prepared"))
+                            source_type="local", source=str(root / "data" / params.name))
     client.log_inputs(run_id, [DatasetInput(lineage, [InputTag("mlflow.data.context", "train")])])
     return client, run_id, parent
 
@@ -190,13 +192,13 @@ def ensure_run(client: MlflowClient, run_id: str) -> None:
              "store the model was trained with (MLFLOW_TRACKING_URI), or retrain")
 
 
-def comparison_rows(params: Params, comparison: str | None = None,
+def comparison_rows(params: TaskParams, comparison: str | None = None,
                     run_ids: list[str] | None = None) -> tuple[list[dict], Any]:
     """Rows for `rnnbench compare`: the given runs (those the workspace's models came from),
     else the newest run of each cell in one comparison (default: the latest comparison)."""
     client = client_for(params)
     uri = client.tracking_uri
-    name = params.tracking.experiment or params.data.dataset
+    name = params.experiment
     exp = _call("looking up the experiment", uri, client.get_experiment_by_name, name)
     if exp is None:
         fail(f"MLflow store {uri}: no experiment {name!r} yet; run `dvc repro` first")
@@ -207,7 +209,8 @@ def comparison_rows(params: Params, comparison: str | None = None,
         parent = _call(f"reading run {comparison}", uri, client.get_run, comparison)
     else:
         found = _call("searching runs", uri, client.search_runs, [exp.experiment_id],
-                      filter_string=f"tags.`{TAG}.kind` = 'comparison'",
+                      filter_string=f"tags.`{TAG}.kind` = 'comparison' and "
+                                    f"tags.`{TAG}.task` = '{params.name}'",
                       order_by=["attributes.start_time DESC"], max_results=1)
         if not found:
             fail(f"MLflow store {uri}: no comparison runs in {name!r} yet; run `dvc repro`")

@@ -17,7 +17,7 @@ import torch
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 
 from pipeline import tracking
-from pipeline.config import CellParams, Params, TrainParams
+from pipeline.config import CellParams, TaskParams, TrainParams
 from pipeline.data import TextDataModule
 from pipeline.files import atomic_dir, atomic_file, read_json, tree_digest, write_json
 from pipeline.models import count_parameters
@@ -95,21 +95,23 @@ def build_trainer(cp: CellParams, callbacks: list[pl.Callback], scratch: Path,
     )
 
 
-def train_cell(params: Params, cell: str, layout: Layout, fast_dev_run: bool = False
+def train_cell(params: TaskParams, cell: str, layout: Layout, fast_dev_run: bool = False
                ) -> dict[str, Any]:
-    """Fit one cell and write models/<cell>/ and its history; returns the training summary."""
+    """Fit one cell on one task, write its model folder and history; returns the summary."""
     cp = params.for_cell(cell)
-    task = read_json(layout.prepared / "stats.json").get("task", "classification")
+    family = read_json(layout.prepared / "stats.json")["family"]
     pl.seed_everything(cp.train.seed, workers=True, verbose=False)
     vocab_size = len(read_json(layout.prepared / "vocab.json"))
     labels = read_json(layout.prepared / "labels.json")
+    chars_file = layout.prepared / "chars.json"
+    num_chars = len(read_json(chars_file)) if chars_file.exists() else 0
     data_hash = tree_digest(layout.prepared)
     dm = TextDataModule(layout, cp.train.batch_size, params.evaluate.batch_size,
                         cp.train.bucket_pool, cp.train.seed)
     vectors_file = layout.prepared / "vectors.pt"
     vectors = torch.load(vectors_file, weights_only=True) if vectors_file.exists() else None
     module = CellClassifier(cell, vocab_size, len(labels), cp.model.model_dump(),
-                            cp.train.model_dump(), task, vectors)
+                            cp.train.model_dump(), family, vectors, num_chars)
     n_params = count_parameters(module.net)
     accelerator, precision = resolve_device(cp.train)
 
@@ -139,13 +141,14 @@ def train_cell(params: Params, cell: str, layout: Layout, fast_dev_run: bool = F
     best_row = (max(history.rows, key=lambda r: r.get("val_acc", 0))
                 if best.best_model_path and history.rows else None)
     summary = {
-        "cell": cell, "run_id": run_id, "parent_run_id": parent_id,
+        "task": params.name, "cell": cell, "run_id": run_id, "parent_run_id": parent_id,
         "tracking_uri": client.tracking_uri, "num_parameters": n_params,
         "train_seconds": round(seconds, 2), "epochs": len(history.rows),
         "best_epoch": best_row["epoch"] if best_row else 0,
         "best_val_acc": round(float(best.best_model_score or 0), 6),
         "accelerator": accelerator, "precision": precision, "data_hash": data_hash,
-        "task": task, "vocab_size": vocab_size, "labels": labels, "params": cp.model_dump(),
+        "family": family, "vocab_size": vocab_size, "num_chars": num_chars, "labels": labels,
+        "params": cp.model_dump(),
     }
     with atomic_dir(layout.model_dir(cell)) as out:
         torch.save({k: v.cpu() for k, v in module.net.state_dict().items()}, out / "model.pt")
@@ -162,7 +165,7 @@ def train_cell(params: Params, cell: str, layout: Layout, fast_dev_run: bool = F
                                           "best_val_acc": summary["best_val_acc"],
                                           "num_parameters": n_params})
     client.set_terminated(run_id, "FINISHED")
-    print(f"{cell}: best val acc {summary['best_val_acc']:.4f} at epoch {summary['best_epoch']}"
-          f" ({summary['epochs']} epochs, {seconds:.1f}s, {n_params:,} params); "
-          f"MLflow run {run_id}", file=sys.stderr)
+    print(f"{params.name}/{cell}: best val acc {summary['best_val_acc']:.4f} at epoch "
+          f"{summary['best_epoch']} ({summary['epochs']} epochs, {seconds:.1f}s, "
+          f"{n_params:,} params); MLflow run {run_id}", file=sys.stderr)
     return summary

@@ -1,7 +1,7 @@
-"""Stage `download`: fetch the dataset's pinned, hash-checked source into data/raw."""
+"""Stage `download@<task>`: fetch the task's pinned, hash-checked dataset into data/<task>/raw."""
 
 from pipeline.prepare import download
-from stages import run_stage
+from stages import run_task_stage
 
 if __name__ == "__main__":
-    run_stage(lambda params, layout: download(params.data, layout))
+    run_task_stage(lambda params, layout: download(params.data, layout))

@@ -1,4 +1,4 @@
-"""Stage `evaluate@<cell>`: test metrics and predictions for one trained cell."""
+"""Stage `evaluate@<task>-<cell>`: test metrics and predictions for one trained cell."""
 
 from pipeline.evaluation import evaluate_cell
 from stages import run_cell_stage

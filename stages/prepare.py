@@ -1,7 +1,7 @@
-"""Stage `prepare`: split, tokenize, build the vocabulary, encode to tensors in data/prepared."""
+"""Stage `prepare@<task>`: split, tokenize, build vocabularies, encode to data/<task>/prepared."""
 
 from pipeline.prepare import prepare
-from stages import run_stage
+from stages import run_task_stage
 
 if __name__ == "__main__":
-    run_stage(lambda params, layout: prepare(params.data, params.prepare, layout))
+    run_task_stage(lambda params, layout: prepare(params.data, params.prepare, layout))

@@ -1,4 +1,4 @@
-"""Stage `report`: the comparison of all cells in reports/."""
+"""Stage `report`: the comparison of all cells on all tasks in reports/."""
 
 from pipeline.reporting import write_report
 from stages import run_stage

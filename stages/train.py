@@ -1,4 +1,4 @@
-"""Stage `train@<cell>`: fit one cell, write models/<cell>/ and its learning curve."""
+"""Stage `train@<task>-<cell>`: fit one cell on one task; models/<task>/<cell>/ and its curve."""
 
 from pipeline.training import train_cell
 from stages import run_cell_stage

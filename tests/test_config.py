@@ -30,6 +30,15 @@ def test_project_params_are_valid():
      "overrides.gru.hiden_size: unknown key"),
     (lambda p: p["overrides"].pop("gru"), "overrides.gru: missing key"),
     (lambda p: p.update(cells=["gru", "gru"]), "each cell once"),
+    (lambda p: p["task"].pop("ner"), "task.ner: missing key"),
+    (lambda p: p.update(tasks=["pos", "POS tags"]), "'POS tags' is not a task name"),
+    (lambda p: p["task"]["pos"]["model"].update(dropout=1.5),
+     "task.pos.model.dropout: Input should be less than 1 (got 1.5)"),
+    (lambda p: p["task"]["pos"]["train"].update(epochs=3),
+     "task.pos.train.epochs: unknown key; expected one of optimizer, lr"),
+    (lambda p: p["task"]["ner"]["data"].update(dataset="wnut17"),
+     "task.ner.data.dataset: Input should be"),
+    (lambda p: p["task"]["ner"].pop("prepare"), "task.ner.prepare: missing key"),
 ])
 def test_bad_params_name_the_key(change, message):
     raw = copy.deepcopy(repo_params())
@@ -47,6 +56,36 @@ def test_overrides_apply_to_one_cell_only():
     assert params.for_cell("rnn").train.lr == 0.0005
     assert params.for_cell("rnn").model.hidden_size == 64
     assert params.for_cell("gru").train.lr == raw["train"]["lr"]
+
+
+def test_tasks_change_the_shared_sections_and_nothing_else():
+    raw = copy.deepcopy(repo_params())
+    raw["task"]["pos"] = {"data": {"dataset": "brown_pos", "reader": {"tagset": "raw"}},
+                          "prepare": None, "model": {"dropout": 0.25}, "train": {}}
+    raw["overrides"]["gru"] = {"dropout": 0.1}
+    params = parse_params(raw)
+    pos = params.for_task("pos")
+    assert pos.name == "pos" and pos.experiment == "pos"
+    assert pos.data.dataset == "brown_pos" and pos.data.reader.tagset == "raw"
+    assert pos.data.reader.text_column == raw["data"]["reader"]["text_column"]  # merged
+    assert pos.for_cell("lstm").model.dropout == 0.25
+    assert pos.for_cell("gru").model.dropout == 0.1  # a cell override beats the task's
+    sentiment = params.for_task("sentiment")
+    assert sentiment.model.dropout == raw["model"]["dropout"]
+    assert sentiment.data.reader.tagset == "universal"
+
+
+def test_a_task_source_replaces_the_shared_one_whole():
+    raw = copy.deepcopy(repo_params())
+    raw["data"]["source"] = {"kind": "url", "url": "http://127.0.0.1/x.zip", "sha256": "a" * 64}
+    raw["task"]["ner"]["data"]["source"] = {"kind": "local", "path": "tweets.conll"}
+    source = parse_params(raw).for_task("ner").data.source
+    assert source.kind == "local" and source.url is None and source.sha256 is None
+
+
+def test_unknown_task_is_one_line():
+    with pytest.raises(RnnbenchError, match=r"unknown task 'chunking': params\.yaml has"):
+        parse_params(repo_params()).for_task("chunking")
 
 
 def test_unknown_cell_is_one_line():

@@ -38,7 +38,7 @@ def test_bucketing_is_seeded_and_reshuffles_each_epoch():
 
 
 def test_collate_pads_and_keeps_lengths_on_cpu():
-    ids, lens, labels = collate([(torch.tensor([4, 5, 6]), 1), (torch.tensor([7]), 0)])
+    ids, lens, labels, _ = collate([(torch.tensor([4, 5, 6]), 1), (torch.tensor([7]), 0)])
     assert ids.tolist() == [[4, 5, 6], [7, PAD_ID, PAD_ID]]
     assert lens.tolist() == [3, 1] and lens.dtype == torch.int64 and lens.device.type == "cpu"
     assert labels.tolist() == [1, 0]

@@ -12,12 +12,10 @@ import tarfile
 import pytest
 
 from pipeline.archives import extract, members
-from pipeline.config import parse_params
 from pipeline.errors import RnnbenchError
-from pipeline.paths import Layout
 from pipeline.prepare import download, prepare
 from pipeline.sources import NpmSource, Pin, UrlSource
-from tests.conftest import SAMPLE_CSV, tiny_params
+from tests.conftest import SAMPLE_CSV, one_task, tiny_params
 from tests.httpserver import FileServer
 
 
@@ -68,8 +66,7 @@ def imdb_params(url: str, digest: str) -> dict:
 def test_imdb_end_to_end_through_the_url_source(server, tmp_path):
     data = imdb_archive()
     server.files["/aclImdb_v1.tar.gz"] = data
-    params = parse_params(imdb_params(server.url + "/aclImdb_v1.tar.gz", md5(data)))
-    layout = Layout(tmp_path)
+    params, layout = one_task(imdb_params(server.url + "/aclImdb_v1.tar.gz", md5(data)), tmp_path)
     download(params.data, layout)
     prepare(params.data, params.prepare, layout)
     stats = json.loads((layout.prepared / "stats.json").read_text())

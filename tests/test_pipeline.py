@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import ROOT, tiny_params, write_params
+from tests.conftest import ROOT, TASK, tiny_params, write_params
 
 pytestmark = pytest.mark.slow
 
@@ -25,10 +25,24 @@ def sh(cwd: Path, *cmd: str) -> str:
     return proc.stdout + proc.stderr
 
 
-def cell_runs(repo: Path) -> list:
+CONLLU = ROOT / "tests" / "data" / "brown_sample.conllu"
+CELLS = ("rnn", "lstm", "gru")
+
+
+def cell_runs(repo: Path, task: str = TASK) -> list:
     client = MlflowClient(f"sqlite:///{repo / 'mlruns' / 'mlflow.db'}")
-    exp = client.get_experiment_by_name("rotten_tomatoes")
+    exp = client.get_experiment_by_name(task)  # one experiment per task
     return client.search_runs([exp.experiment_id], "tags.`rnnbench.kind` = 'cell'")
+
+
+def two_tasks(wheel: Path) -> dict:
+    """tiny_params with a second task: POS tagging on a CoNLL-U sample, with char features."""
+    raw = tiny_params(wheel)
+    raw["tasks"] = [TASK, "pos"]
+    raw["task"]["pos"] = {"data": {"dataset": "conllu",
+                                   "source": {"kind": "local", "path": str(CONLLU)}},
+                          "prepare": {}, "model": {"char_filters": 8}, "train": {}}
+    return raw
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +56,7 @@ def repo(tmp_path_factory, sample_wheel) -> Path:
     (repo / ".dvc").mkdir()
     shutil.copy(ROOT / ".dvc" / "config", repo / ".dvc" / "config")
     shutil.copy(ROOT / ".dvc" / ".gitignore", repo / ".dvc" / ".gitignore")
-    write_params(repo, tiny_params(sample_wheel))
+    write_params(repo, two_tasks(sample_wheel))
     sh(repo, "git", "init", "-q")
     # A local identity: CI machines may have none, and `dvc exp run` commits.
     sh(repo, "git", "config", "user.name", "rnnbench tests")
@@ -53,22 +67,35 @@ def repo(tmp_path_factory, sample_wheel) -> Path:
     return repo
 
 
-def test_repro_trains_every_cell_and_reports(repo):
+def test_repro_trains_every_cell_on_every_task_and_reports(repo):
     log = (repo / "first.log").read_text()
-    for stage in ("download", "prepare", "train@rnn", "train@lstm", "train@gru",
-                  "evaluate@rnn", "evaluate@lstm", "evaluate@gru", "report"):
-        assert f"Running stage '{stage}'" in log
+    for task in (TASK, "pos"):
+        stages = [f"download@{task}", f"prepare@{task}"] + [
+            f"{stage}@{task}-{cell}" for stage in ("train", "evaluate") for cell in CELLS]
+        for stage in stages:
+            assert f"Running stage '{stage}'" in log
+    assert "Running stage 'report'" in log
     report = (repo / "reports" / "comparison.md").read_text()
-    assert all(f"| {name} |" in report for name in ("RNN", "LSTM", "GRU"))
+    assert f"## {TASK}: `rotten_tomatoes` (classification)" in report
+    assert "## pos: `conllu` (sequence labelling)" in report
+    assert report.count("| LSTM |") == 2
     metrics = sh(repo, "dvc", "metrics", "show", "--json")
-    assert all(f"metrics/test/{cell}.json" in metrics for cell in ("rnn", "lstm", "gru"))
+    assert all(f"metrics/{task}/test/{cell}.json" in metrics
+               for task in (TASK, "pos") for cell in CELLS)
+    summary = json.loads((repo / "reports" / "summary.json").read_text())["tasks"]
+    assert summary["pos"]["family"] == "tagging" and set(summary["pos"]["cells"]) == set(CELLS)
 
 
-def test_mlflow_holds_one_grouped_run_per_cell(repo):
-    runs = cell_runs(repo)
-    assert sorted(r.data.tags["rnnbench.cell"] for r in runs) == ["gru", "lstm", "rnn"]
-    assert len({r.data.tags["mlflow.parentRunId"] for r in runs}) == 1
-    assert all("test_accuracy" in r.data.metrics for r in runs)
+def test_mlflow_holds_one_grouped_run_per_cell_and_task(repo):
+    for task in (TASK, "pos"):
+        runs = cell_runs(repo, task)
+        assert sorted(r.data.tags["rnnbench.cell"] for r in runs) == sorted(CELLS)
+        assert {r.data.tags["rnnbench.task"] for r in runs} == {task}
+        assert len({r.data.tags["mlflow.parentRunId"] for r in runs}) == 1
+        assert all("test_accuracy" in r.data.metrics for r in runs)
+    pos = cell_runs(repo, "pos")
+    assert all(r.data.params["model.char_filters"] == "8" for r in pos)
+    assert all("test_oov_accuracy" in r.data.metrics for r in pos)
 
 
 def test_second_repro_runs_nothing(repo):
@@ -78,10 +105,12 @@ def test_second_repro_runs_nothing(repo):
     assert len(cell_runs(repo)) == 3  # skipped stages create no runs
 
 
-def test_experiment_in_temp_dir_retrains_only_what_depends_and_logs_to_same_store(repo):
-    log = sh(repo, "dvc", "exp", "run", "--temp", "-S", "train.lr=0.004", "-n", "lr4")
-    assert "Running stage 'download'" not in log and "Running stage 'prepare'" not in log
-    assert "Running stage 'train@lstm'" in log and "Running stage 'report'" in log
+def test_a_task_change_in_a_temp_experiment_retrains_that_task_only(repo):
+    log = sh(repo, "dvc", "exp", "run", "--temp", "-S", f"+task.{TASK}.train.lr=0.004",
+             "-n", "lr4")
+    assert "Running stage 'download@" not in log and "Running stage 'prepare@" not in log
+    assert f"Running stage 'train@{TASK}-lstm'" in log and "Running stage 'report'" in log
+    assert "Running stage 'train@pos-" not in log
     assert "lr4" in sh(repo, "dvc", "exp", "show", "--csv")
     runs = cell_runs(repo)  # the temp copy wrote into the project's store, not its own
     assert len(runs) == 6
@@ -91,12 +120,12 @@ def test_experiment_in_temp_dir_retrains_only_what_depends_and_logs_to_same_stor
     assert not list((repo / ".dvc" / "tmp").rglob("mlflow.db"))
 
 
-def test_per_cell_override_retrains_one_cell(repo):
+def test_per_cell_override_retrains_one_cell_per_task(repo):
     log = sh(repo, "dvc", "exp", "run", "-S", "+overrides.rnn.lr=0.001")
-    assert "Running stage 'train@rnn'" in log
-    assert "Running stage 'train@lstm'" not in log and "Running stage 'train@gru'" not in log
-    summary = json.loads((repo / "reports" / "summary.json").read_text())
-    assert set(summary["cells"]) == {"rnn", "lstm", "gru"}
+    assert f"Running stage 'train@{TASK}-rnn'" in log and "Running stage 'train@pos-rnn'" in log
+    assert "-lstm':" not in log and "-gru':" not in log  # "Running stage '...':" lines
+    summary = json.loads((repo / "reports" / "summary.json").read_text())["tasks"]
+    assert set(summary[TASK]["cells"]) == set(CELLS)
 
 
 def test_bad_params_stop_the_stage_with_one_line(repo):
@@ -105,8 +134,8 @@ def test_bad_params_stop_the_stage_with_one_line(repo):
         (repo / "params.yaml").write_text(params.replace("hidden_size: 16", "hidden_size: -16"))
         env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}"
                                      f"{os.environ['PATH']}"}
-        proc = subprocess.run([sys.executable, "-m", "stages.train", "gru"], cwd=repo, env=env,
-                              capture_output=True, text=True, timeout=120)
+        proc = subprocess.run([sys.executable, "-m", "stages.train", TASK, "gru"], cwd=repo,
+                              env=env, capture_output=True, text=True, timeout=120)
     finally:
         (repo / "params.yaml").write_text(params)
     assert proc.returncode == 2
@@ -114,10 +143,10 @@ def test_bad_params_stop_the_stage_with_one_line(repo):
                                    "greater than 0 (got -16)")
 
 
-def report_cells(repo: Path, exp: str) -> dict:
-    """The summary.json that experiment `exp` produced (it ran in a temp copy)."""
+def report_cells(repo: Path, exp: str, task: str = TASK) -> dict:
+    """One task's summary from the report that experiment `exp` produced (in a temp copy)."""
     out = sh(repo, "git", "show", f"{exp_ref(repo, exp)}:reports/summary.json")
-    return json.loads(out)
+    return json.loads(out)["tasks"][task]
 
 
 def exp_ref(repo: Path, name: str) -> str:
@@ -136,13 +165,12 @@ def test_imdb_from_a_local_mirror_url_trains_and_reports_all_cells(repo):
         srv.files["/aclImdb_v1.tar.gz"] = data
         url = srv.url + "/aclImdb_v1.tar.gz"
         log = sh(repo, "dvc", "exp", "run", "--temp", "-n", "imdb-mirror",
-                 "-S", "data.dataset=imdb",
-                 # the test repo's source is a mapping (the local sample): replace it whole
-                 "-S", "~data.source",
-                 "-S", f"+data.source={{kind:url,url:'{url}',md5:{md5(data)}}}")
-    assert "Running stage 'download'" in log and "Running stage 'train@gru'" in log
+                 "-S", f"+task.{TASK}.data.dataset=imdb",
+                 "-S", f"+task.{TASK}.data.source={{kind:url,url:'{url}',md5:{md5(data)}}}")
+    assert f"Running stage 'download@{TASK}'" in log and f"'train@{TASK}-gru'" in log
+    assert "Running stage 'download@pos'" not in log
     summary = report_cells(repo, "imdb-mirror")
-    assert summary["dataset"] == "imdb" and set(summary["cells"]) == {"rnn", "lstm", "gru"}
+    assert summary["dataset"] == "imdb" and set(summary["cells"]) == set(CELLS)
 
 
 def test_a_users_csv_trains_and_reports_all_cells(repo, tmp_path):
@@ -155,23 +183,22 @@ def test_a_users_csv_trains_and_reports_all_cells(repo, tmp_path):
         writer.writerow(["review", "sentiment", "film"])
         writer.writerows((r["text"], r["category"], r["movie_name"]) for r in rows
                          if r["category"] != "plot")
-    sh(repo, "dvc", "exp", "run", "--temp", "-n", "own-csv", "-S", "data.dataset=csv",
-       "-S", "~data.source", "-S", f"+data.source={{kind:local,path:'{path}'}}",
-       "-S", "data.reader.text_column=review", "-S", "data.reader.label_column=sentiment",
-       "-S", "data.reader.group_column=film")
+    log = sh(repo, "dvc", "exp", "run", "--temp", "-n", "own-csv",
+             "-S", f"+task.{TASK}.data.dataset=csv",
+             "-S", f"+task.{TASK}.data.source={{kind:local,path:'{path}'}}",
+             "-S", f"+task.{TASK}.data.reader="
+                   "{text_column:review,label_column:sentiment,group_column:film}")
+    assert "Running stage 'download@pos'" not in log
     summary = report_cells(repo, "own-csv")
-    assert summary["dataset"] == "csv" and set(summary["cells"]) == {"rnn", "lstm", "gru"}
+    assert summary["dataset"] == "csv" and set(summary["cells"]) == set(CELLS)
 
 
-def test_a_conllu_file_trains_and_reports_all_cells(repo):
-    from tests.conftest import ROOT
-
-    conllu = ROOT / "tests" / "data" / "brown_sample.conllu"
-    log = sh(repo, "dvc", "exp", "run", "--temp", "-n", "own-conllu",
-             "-S", "data.dataset=conllu", "-S", "~data.source",
-             "-S", f"+data.source={{kind:local,path:'{conllu}'}}",
-             "-S", "data.reader.tag_field=xpos")
-    assert "Running stage 'train@rnn'" in log
-    summary = report_cells(repo, "own-conllu")
-    assert summary["task"] == "tagging" and set(summary["cells"]) == {"rnn", "lstm", "gru"}
+def test_a_users_conll_file_trains_and_reports_all_cells(repo):
+    tweets = ROOT / "tests" / "data" / "wnut16_sample.txt"  # token<TAB>tag, blank-line separated
+    log = sh(repo, "dvc", "exp", "run", "--temp", "-n", "own-conll",
+             "-S", "task.pos.data.dataset=conll", "-S", f"task.pos.data.source.path={tweets}")
+    assert "Running stage 'train@pos-rnn'" in log and f"'train@{TASK}-" not in log
+    summary = report_cells(repo, "own-conll", "pos")
+    assert summary["family"] == "tagging" and set(summary["cells"]) == set(CELLS)
+    assert summary["ranked_by"] == "entity_f1"  # BIO tags: scored as entities
     assert all(0 < c["accuracy"] <= 1 for c in summary["cells"].values())

@@ -81,6 +81,12 @@ def test_conll_columns_sentences_and_documents(tmp_path):
     assert pos[0]["tags"][:2] == ["NNP", "VBZ"]
 
 
+def test_conll_without_documents_groups_by_sentence(tmp_path):
+    path = write(tmp_path, "tweets.conll", "a O\nb B-PER\n\nc O\n\nd O\n")
+    assert [s["group"] for s in read_conll(path, reader())] == [
+        "sentence1", "sentence2", "sentence3"]
+
+
 def test_conll_wrong_column_count_names_the_line(tmp_path):
     path = write(tmp_path, "bad.conll", CONLL.replace("call NN I-NP O", "call NN"))
     with pytest.raises(RnnbenchError, match=r"bad.conll line 6: expected 4 columns"):

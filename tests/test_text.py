@@ -3,7 +3,17 @@ import itertools
 import pytest
 
 from pipeline.errors import RnnbenchError
-from pipeline.text import PAD, PAD_ID, UNK, UNK_ID, Vocab, encode_split, tokenize
+from pipeline.text import (
+    MAX_WORD_CHARS,
+    PAD,
+    PAD_ID,
+    UNK,
+    UNK_ID,
+    Vocab,
+    encode_split,
+    spelling,
+    tokenize,
+)
 
 
 @pytest.mark.parametrize(("text", "tokens"), [
@@ -53,3 +63,10 @@ def test_encode_split_offsets_recover_each_sequence():
     rebuilt = [blob["ids"][a:b].tolist() for a, b in itertools.pairwise(offsets)]
     assert rebuilt == seqs
     assert blob["labels"].tolist() == [1, 0, 1, 0]
+
+
+def test_long_words_keep_their_prefix_and_suffix():
+    assert spelling("Walking") == list("Walking")
+    word = "internationalization-friendliness"
+    cut = "".join(spelling(word))
+    assert len(cut) == MAX_WORD_CHARS and word.startswith(cut[:10]) and word.endswith(cut[10:])

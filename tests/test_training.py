@@ -10,26 +10,25 @@ from typer.testing import CliRunner
 from pipeline.cli import app
 from pipeline.config import load_params
 from pipeline.evaluation import evaluate_cell
-from pipeline.paths import Layout
 from pipeline.reporting import write_report
 from pipeline.training import resolve_device, train_cell
-from tests.conftest import requires_gpu
+from tests.conftest import TASK, load_task, requires_gpu
 
 
 @pytest.fixture(scope="module")
 def trained(prepared):
-    params, layout = load_params(prepared / "params.yaml"), Layout(prepared)
+    params, layout = load_task(prepared)
     summaries = {cell: train_cell(params, cell, layout) for cell in params.cells}
     for cell in params.cells:
         evaluate_cell(params, cell, layout)
-    write_report(params, layout)
+    write_report(load_params(prepared / "params.yaml"), prepared)
     client = MlflowClient(f"sqlite:///{prepared / 'mlruns' / 'mlflow.db'}")
     return params, layout, summaries, client
 
 
 def test_one_run_per_cell_nested_under_one_comparison(trained):
     params, _, summaries, client = trained
-    exp = client.get_experiment_by_name("rotten_tomatoes")
+    exp = client.get_experiment_by_name(TASK)  # one experiment per task
     runs = client.search_runs([exp.experiment_id], "tags.`rnnbench.kind` = 'cell'")
     assert sorted(r.data.tags["rnnbench.cell"] for r in runs) == sorted(params.cells)
     parents = {r.data.tags["mlflow.parentRunId"] for r in runs}
@@ -43,6 +42,7 @@ def test_one_run_per_cell_nested_under_one_comparison(trained):
         assert {"test_accuracy", "test_macro_f1", "train_loss", "val_acc"} <= set(run.data.metrics)
         assert run.data.params["model.hidden_size"] == "16"
         assert run.data.tags["mlflow.source.git.commit"]
+        assert run.data.tags["rnnbench.task"] == TASK
         assert run.data.tags["rnnbench.data_hash"] == summaries["gru"]["data_hash"]
         assert run.inputs.dataset_inputs[0].dataset.name == "rotten_tomatoes"
         assert {a.path for a in client.list_artifacts(run.info.run_id, "model")} >= {
@@ -68,20 +68,20 @@ def test_report_and_metrics_cover_every_cell(trained):
     for name in ("RNN", "LSTM", "GRU"):
         assert f"| {name} |" in text
     assert "wins** on test accuracy" in text
-    summary = json.loads((layout.reports / "summary.json").read_text())
-    assert set(summary["cells"]) == set(params.cells)
+    summary = json.loads((layout.reports / "summary.json").read_text())["tasks"][TASK]
+    assert set(summary["cells"]) == set(params.cells) and summary["family"] == "classification"
     for cell in params.cells:
         metrics = json.loads(layout.test_metrics(cell).read_text())
         assert 0 <= metrics["accuracy"] <= 1 and metrics["num_parameters"] > 0
-    assert (layout.reports / "figures" / "learning_curves.png").stat().st_size > 10_000
+    assert (layout.reports / "figures" / f"{TASK}_learning_curves.png").stat().st_size > 10_000
 
 
 def test_training_is_deterministic_on_cpu(prepared, tmp_path):
-    params = load_params(prepared / "params.yaml")
+    params, layout = load_task(prepared)
     weights = []
     for _ in range(2):
-        train_cell(params, "rnn", Layout(prepared))
-        weights.append(torch.load(Layout(prepared).model_dir("rnn") / "model.pt",
+        train_cell(params, "rnn", layout)
+        weights.append(torch.load(layout.model_dir("rnn") / "model.pt",
                                   weights_only=True))
     for key in weights[0]:
         assert torch.equal(weights[0][key], weights[1][key]), key

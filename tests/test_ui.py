@@ -16,9 +16,8 @@ import pytest
 from typer.testing import CliRunner
 
 from pipeline.cli import app
-from pipeline.config import load_params
-from pipeline.paths import Layout
 from pipeline.training import train_cell
+from tests.conftest import TASK, load_task
 
 pytestmark = pytest.mark.slow
 
@@ -38,7 +37,7 @@ def api(base: str, path: str, body: dict | None = None) -> dict:
 
 
 def cell_runs(base: str) -> list[dict]:
-    exp = api(base, "experiments/get-by-name?experiment_name=rotten_tomatoes")["experiment"]
+    exp = api(base, f"experiments/get-by-name?experiment_name={TASK}")["experiment"]
     found = api(base, "runs/search", {"experiment_ids": [exp["experiment_id"]],
                                       "filter": "tags.`rnnbench.kind` = 'cell'"})
     return found.get("runs", [])
@@ -46,7 +45,8 @@ def cell_runs(base: str) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def server(prepared):
-    train_cell(load_params(prepared / "params.yaml"), "gru", Layout(prepared))
+    params, layout = load_task(prepared)
+    train_cell(params, "gru", layout)
     port = free_port()
     proc = subprocess.Popen(
         [str(Path(sys.executable).parent / "rnnbench"), "ui", "--port", str(port)],
@@ -79,7 +79,8 @@ def test_ui_serves_the_project_runs(server):
 def test_remote_tracking_server_receives_runs(server, prepared, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", server)
     before = len(cell_runs(server))
-    summary = train_cell(load_params(prepared / "params.yaml"), "lstm", Layout(prepared))
+    params, layout = load_task(prepared)
+    summary = train_cell(params, "lstm", layout)
     assert summary["tracking_uri"] == server
     assert len(cell_runs(server)) == before + 1
     monkeypatch.chdir(prepared)

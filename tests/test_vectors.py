@@ -11,13 +11,11 @@ import zipfile
 import pytest
 import torch
 
-from pipeline.config import parse_params
 from pipeline.errors import RnnbenchError
 from pipeline.models import SentenceClassifier
-from pipeline.paths import Layout
 from pipeline.prepare import download, prepare
 from pipeline.text import Vocab
-from tests.conftest import tiny_params
+from tests.conftest import one_task, tiny_params
 from tests.httpserver import FileServer
 
 WORDS = {"the": 0.1, "film": 0.2, "movie": 0.3, "Funny": 0.4, "a": 0.5}
@@ -35,7 +33,7 @@ def prepared_with(tmp_path, sample_wheel, vectors: dict, **model):
     raw = tiny_params(sample_wheel)
     raw["prepare"]["vectors"] = vectors
     raw["model"].update(model)
-    params, layout = parse_params(raw), Layout(tmp_path)
+    params, layout = one_task(raw, tmp_path)
     download(params.data, layout)
     prepare(params.data, params.prepare, layout)
     return params, layout
@@ -90,7 +88,7 @@ def test_malformed_vectors_line_is_one_line_and_prepares_nothing(tmp_path, sampl
     path.write_text(glove(bad_line=True))
     raw = copy.deepcopy(tiny_params(sample_wheel))
     raw["prepare"]["vectors"] = {"kind": "local", "path": str(path)}
-    params, layout = parse_params(raw), Layout(tmp_path)
+    params, layout = one_task(raw, tmp_path)
     download(params.data, layout)
     with pytest.raises(RnnbenchError, match=r"vec.txt line 6: expected a word and 16 numbers"):
         prepare(params.data, params.prepare, layout)
