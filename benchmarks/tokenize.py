@@ -51,8 +51,9 @@ def hf_pipeline(texts: list[str]) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    ap.add_argument("--task", default="sentiment", help="a downloaded text task")
     args = ap.parse_args()
-    raw = Layout().raw / "examples.jsonl"
+    raw = Layout(Path("."), args.task).raw / "examples.jsonl"
     texts = [json.loads(line)["text"] for line in raw.open(encoding="utf-8")]
     corpus_mb = sum(len(t.encode()) for t in texts) / 1e6
     copies = max(1, int(20 / corpus_mb) + 1)

@@ -83,12 +83,13 @@ def bare_loop(module: CellClassifier, cp, batches) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cell", default="lstm")
+    ap.add_argument("--task", default="sentiment", help="a prepared task (dvc repro first)")
     ap.add_argument("--steps", type=int, default=120)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = ap.parse_args()
 
-    params, layout = load_params(), Layout()
+    params, layout = load_params().for_task(args.task), Layout(Path("."), args.task)
     vocab_size = len(json.loads((layout.prepared / "vocab.json").read_text()))
     n_labels = len(json.loads((layout.prepared / "labels.json").read_text()))
     train = EncodedSplit(layout.split("train"))
@@ -110,7 +111,7 @@ def main() -> None:
     for pack in (True, False):
         cp = params.for_cell(args.cell)
         cp = cp.model_copy(update={"model": cp.model.model_copy(update={"pack_sequences": pack})})
-        batches = fixed_batches(train, bs, cp.train.bucket_pool, cp.train.seed, args.steps)
+        batches = fixed_batches(train, bs, cp.train.bucket_pool, cp.seed, args.steps)
         rates: dict[str, list[float]] = {"project": [], "bare": []}
         for _ in range(args.repeats):  # interleaved, so drift hits both loops alike
             for name, loop in (("bare", bare_loop), ("project", project_loop)):

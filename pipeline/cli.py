@@ -25,6 +25,8 @@ ParamsOpt = Annotated[Path, typer.Option("--params", "-p", help="The params file
 CellArg = Annotated[str, typer.Argument(help=f"Which cell: one of {', '.join(CELLS)}.")]
 TaskOpt = Annotated[list[str] | None, typer.Option(
     "--task", "-t", help="A task from params.yaml's `tasks` (repeatable); default: all.")]
+SeedOpt = Annotated[list[int] | None, typer.Option(
+    "--seed", "-s", help="A seed from params.yaml's `seeds` (repeatable); default: all.")]
 ROOT = Path(".")
 
 
@@ -54,25 +56,33 @@ def prepare(params: ParamsOpt = Path("params.yaml"), task: TaskOpt = None) -> No
                          for tp, layout in each_task(params, task)])
 
 
+def each_seed(tp: TaskParams, seeds: list[int] | None) -> list[int]:
+    for seed in seeds or []:
+        if seed not in tp.seeds:
+            fail(f"--seed {seed}: not in params.yaml's seeds ({', '.join(map(str, tp.seeds))})")
+    return seeds or tp.seeds
+
+
 @app.command()
 def train(cell: CellArg, params: ParamsOpt = Path("params.yaml"), task: TaskOpt = None,
+          seed: SeedOpt = None,
           fast_dev_run: Annotated[bool, typer.Option(
               help="One batch of train and validation, to check the setup.")] = False) -> None:
-    """Train one cell per task (logged to MLflow); writes models/TASK/CELL and its curve."""
+    """Train one cell per task and seed (logged to MLflow); writes models/TASK/CELL/seedN."""
     from pipeline.training import train_cell
 
-    run_guarded(lambda: [train_cell(tp, cell, layout, fast_dev_run)
-                         for tp, layout in each_task(params, task)])
+    run_guarded(lambda: [train_cell(tp, cell, layout, s, fast_dev_run)
+                         for tp, layout in each_task(params, task) for s in each_seed(tp, seed)])
 
 
 @app.command()
-def evaluate(cell: CellArg, params: ParamsOpt = Path("params.yaml"),
-             task: TaskOpt = None) -> None:
-    """Evaluate one trained cell per task on its test split; writes metrics/TASK/test/CELL.json."""
+def evaluate(cell: CellArg, params: ParamsOpt = Path("params.yaml"), task: TaskOpt = None,
+             seed: SeedOpt = None) -> None:
+    """Evaluate one trained cell per task and seed on the test split (metrics/TASK/...)."""
     from pipeline.evaluation import evaluate_cell
 
-    run_guarded(lambda: [evaluate_cell(tp, cell, layout)
-                         for tp, layout in each_task(params, task)])
+    run_guarded(lambda: [evaluate_cell(tp, cell, layout, s)
+                         for tp, layout in each_task(params, task) for s in each_seed(tp, seed)])
 
 
 @app.command()
@@ -171,14 +181,15 @@ def compare(params: ParamsOpt = Path("params.yaml"), task: TaskOpt = None,
         for tp, layout in chosen:
             run_ids = []
             if not (comparison or latest):
-                summaries = [layout.model_dir(c) / "train.json" for c in tp.cells]
+                summaries = [layout.model_dir(c, s) / "train.json"
+                             for c in tp.cells for s in tp.seeds]
                 run_ids = [read_json(f)["run_id"] for f in summaries if f.exists()]
             rows, parent = tracking.comparison_rows(tp, comparison, run_ids)
             table = Table(title=f"{parent.data.tags.get('mlflow.runName', '')} "
                                 f"(comparison run {parent.info.run_id})")
             for header in COMPARE_COLUMNS.values():
                 table.add_column(header, no_wrap=True,
-                                 justify="left" if header in ("cell", "run") else "right")
+                                 justify="left" if header in ("cell", "seed", "run") else "right")
             for row in rows:
                 table.add_row(*[_fmt(key, row.get(key)) for key in COMPARE_COLUMNS])
             console.print(table)
@@ -188,7 +199,7 @@ def compare(params: ParamsOpt = Path("params.yaml"), task: TaskOpt = None,
 
 # MLflow metric -> column header of `rnnbench compare`
 COMPARE_COLUMNS = {
-    "cell": "cell", "test_accuracy": "test acc", "test_macro_f1": "macro-F1",
+    "cell": "cell", "seed": "seed", "test_accuracy": "test acc", "test_macro_f1": "macro-F1",
     "test_entity_f1": "entity F1",
     "best_val_acc": "val acc", "num_parameters": "params", "train_seconds": "train s",
     "test_inference_examples_per_s": "infer ex/s", "run_id": "run",

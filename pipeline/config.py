@@ -112,7 +112,6 @@ class TrainParams(Section):
     max_epochs: PositiveInt
     patience: PositiveInt
     grad_clip: NonNegativeFloat  # 0 disables clipping
-    seed: int
     bucket_pool: PositiveInt  # batches per length-sorted pool
     accelerator: Literal["auto", "cpu", "gpu"]
     precision: Literal["auto", "32-true", "bf16-mixed", "16-mixed"]
@@ -130,9 +129,10 @@ class TrackingParams(Section):
 
 
 class CellParams(Section):
-    """Everything one cell trains with: the shared settings after its overrides."""
+    """Everything one cell trains with: the shared settings after its overrides, and a seed."""
 
     cell: Cell
+    seed: int
     model: ModelParams
     train: TrainParams
 
@@ -174,18 +174,19 @@ class SharedParams(Section):
     data: DataParams
     prepare: PrepareParams
     cells: list[Cell] = Field(min_length=1)
+    seeds: list[int] = Field(min_length=1)
     model: ModelParams
     train: TrainParams
     overrides: dict[Cell, dict[str, Any]]
     evaluate: EvaluateParams
     tracking: TrackingParams
 
-    @field_validator("cells")
+    @field_validator("cells", "seeds")
     @classmethod
-    def _unique(cls, cells: list[str]) -> list[str]:
-        if len(set(cells)) != len(cells):
-            raise ValueError(f"each cell once, got {cells}")
-        return cells
+    def _unique(cls, values: list[Any]) -> list[Any]:
+        if len(set(values)) != len(values):
+            raise ValueError(f"each value once, got {values}")
+        return values
 
     @field_validator("overrides", mode="before")
     @classmethod
@@ -204,8 +205,9 @@ class SharedParams(Section):
             self.for_cell(cell)
         return self
 
-    def for_cell(self, cell: str) -> CellParams:
-        """Resolve one cell's settings: these `model`/`train` sections plus `overrides.<cell>`."""
+    def for_cell(self, cell: str, seed: int | None = None) -> CellParams:
+        """Resolve one cell's settings: these `model`/`train` sections plus `overrides.<cell>`,
+        with `seed` (default: the first of `seeds`)."""
         if cell not in CELLS:
             fail(f"unknown cell {cell!r}: expected one of {', '.join(CELLS)}")
         extra = dict(self.overrides.get(cell, {}))  # type: ignore[call-overload]
@@ -219,7 +221,8 @@ class SharedParams(Section):
                 )
             sections[owner][key] = value
         try:
-            return CellParams(cell=cell, **sections)  # type: ignore[arg-type]
+            return CellParams(cell=cell, seed=self.seeds[0] if seed is None else seed,
+                              **sections)  # type: ignore[arg-type]
         except ValidationError as err:
             # Report the key as the user wrote it: overrides.<cell>.<key>, not model.<key>.
             raise ValueError(_describe(err, prefix=f"overrides.{cell}.", skip=1)) from None

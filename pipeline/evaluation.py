@@ -30,13 +30,13 @@ from pipeline.text import UNK_ID
 Prediction = int | list[int]
 
 
-def load_model(layout: Layout, cell: str) -> tuple[torch.nn.Module, dict[str, Any]]:
-    folder = layout.model_dir(cell)
+def load_model(layout: Layout, cell: str, seed: int) -> tuple[torch.nn.Module, dict[str, Any]]:
+    folder = layout.model_dir(cell, seed)
     try:
         summary = read_json(folder / "train.json")
         state = torch.load(folder / "model.pt", weights_only=True, map_location="cpu")
     except (OSError, ValueError, RuntimeError) as err:
-        fail(f"{folder}: no trained model ({err}); run the train stage for {cell}")
+        fail(f"{folder}: no trained model ({err}); run train@{layout.task}-{cell}-{seed}")
     model = build_network(summary["family"], cell, summary["vocab_size"], len(summary["labels"]),
                           ModelParams(**summary["params"]["model"]),
                           num_chars=summary["num_chars"])
@@ -95,8 +95,12 @@ def score(split: EncodedSplit, preds: list[Prediction], labels: list[str]
     return metrics, per_label, cm
 
 
-def evaluate_cell(params: TaskParams, cell: str, layout: Layout) -> dict[str, Any]:
-    model, summary = load_model(layout, cell)
+def evaluate_cell(params: TaskParams, cell: str, layout: Layout, seed: int | None = None
+                  ) -> dict[str, Any]:
+    """Test metrics, per-label scores and per-token predictions of one trained cell and seed
+    (default: the first seed), written to metrics/<task>/ and logged to its MLflow run."""
+    seed = params.seeds[0] if seed is None else seed
+    model, summary = load_model(layout, cell, seed)
     test = EncodedSplit(layout.split("test"))
     labels: list[str] = summary["labels"]
     preds, loss, throughput = predict(model, test, params.evaluate.batch_size)
@@ -110,13 +114,14 @@ def evaluate_cell(params: TaskParams, cell: str, layout: Layout) -> dict[str, An
         "inference_examples_per_s": round(throughput, 1),
         "test_examples": len(test),
     }
-    write_json(layout.test_metrics(cell), metrics)
-    write_json(layout.per_label(cell), per_label)
-    with atomic_file(layout.predictions(cell)) as fh:
+    write_json(layout.test_metrics(cell, seed), metrics)
+    write_json(layout.per_label(cell, seed), per_label)
+    with atomic_file(layout.predictions(cell, seed)) as fh:
         writer = csv.writer(fh)
-        writer.writerow(["actual", "predicted"])
-        writer.writerows((labels[t], labels[p]) for t, p in
-                         zip(_flat(test.targets()), _flat(preds), strict=True))
+        writer.writerow(["example", "actual", "predicted"])  # example: for paired tests
+        for i, (gold, guess) in enumerate(zip(test.targets(), preds, strict=True)):
+            pairs = zip(gold, guess, strict=True) if isinstance(gold, list) else [(gold, guess)]
+            writer.writerows((i, labels[t], labels[p]) for t, p in pairs)
 
     client = tracking.client_for(params, layout.root)
     run_id = summary["run_id"]
@@ -124,9 +129,11 @@ def evaluate_cell(params: TaskParams, cell: str, layout: Layout) -> dict[str, An
     tracking.log_metrics(client, run_id, {
         f"test_{k}": v for k, v in metrics.items()
         if v is not None and k not in ("num_parameters", "train_seconds", "epochs")})
-    for path in (layout.test_metrics(cell), layout.per_label(cell), layout.predictions(cell)):
+    for path in (layout.test_metrics(cell, seed), layout.per_label(cell, seed),
+                 layout.predictions(cell, seed)):
         client.log_artifact(run_id, str(path), "evaluation")
     extra = f", entity F1 {metrics['entity_f1']:.4f}" if "entity_f1" in metrics else ""
-    print(f"{cell}: test accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}"
-          f"{extra}, {throughput:,.0f} examples/s", file=sys.stderr)
+    print(f"{layout.task}/{cell}/seed{seed}: test accuracy {metrics['accuracy']:.4f}, "
+          f"macro-F1 {metrics['macro_f1']:.4f}{extra}, {throughput:,.0f} examples/s",
+          file=sys.stderr)
     return metrics

@@ -10,7 +10,8 @@ SPLITS = ("train", "val", "test")
 
 @dataclass(frozen=True)
 class Layout:
-    """One task's files: data/<task>/, models/<task>/<cell>/, metrics/<task>/...; and reports/."""
+    """One task's files: data/<task>/, models/<task>/<cell>/seed<seed>/, metrics/<task>/...;
+    and reports/."""
 
     root: Path
     task: str
@@ -26,23 +27,23 @@ class Layout:
     def split(self, name: str) -> Path:
         return self.prepared / f"{name}.pt"
 
-    def model_dir(self, cell: str) -> Path:
-        return self.root / "models" / self.task / cell
+    def model_dir(self, cell: str, seed: int) -> Path:
+        return self.root / "models" / self.task / cell / f"seed{seed}"
 
-    def _metrics(self, kind: str, cell: str, suffix: str) -> Path:
-        return self.root / "metrics" / self.task / kind / f"{cell}{suffix}"
+    def _metrics(self, kind: str, cell: str, seed: int, suffix: str) -> Path:
+        return self.root / "metrics" / self.task / kind / f"{cell}-seed{seed}{suffix}"
 
-    def history(self, cell: str) -> Path:
-        return self._metrics("history", cell, ".csv")
+    def history(self, cell: str, seed: int) -> Path:
+        return self._metrics("history", cell, seed, ".csv")
 
-    def test_metrics(self, cell: str) -> Path:
-        return self._metrics("test", cell, ".json")
+    def test_metrics(self, cell: str, seed: int) -> Path:
+        return self._metrics("test", cell, seed, ".json")
 
-    def per_label(self, cell: str) -> Path:
-        return self._metrics("per_label", cell, ".json")
+    def per_label(self, cell: str, seed: int) -> Path:
+        return self._metrics("per_label", cell, seed, ".json")
 
-    def predictions(self, cell: str) -> Path:
-        return self._metrics("predictions", cell, ".csv")
+    def predictions(self, cell: str, seed: int) -> Path:
+        return self._metrics("predictions", cell, seed, ".csv")
 
     @property
     def reports(self) -> Path:

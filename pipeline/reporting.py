@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
@@ -17,8 +18,9 @@ from pipeline import tracking
 from pipeline.config import Params, TaskParams
 from pipeline.errors import fail
 from pipeline.files import atomic_dir, read_json, write_json
-from pipeline.metrics import confusion_matrix
+from pipeline.metrics import bio_spans, confusion_matrix, is_bio
 from pipeline.paths import Layout
+from pipeline.stats import Comparison, paired_bootstrap, paired_t, plain_words, summarize
 
 plt.rcParams["text.parse_math"] = False  # labels such as Brown's `nn$` are text, not math
 
@@ -31,83 +33,178 @@ def read_history(path: Path) -> list[dict[str, float]]:
         return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(fh)]
 
 
-def read_confusion(path: Path, labels: list[str]) -> list[list[int]]:
-    index = {label: i for i, label in enumerate(labels)}
+def read_predictions(path: Path) -> list[dict[str, str]]:
     with open(path, encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
+        return list(csv.DictReader(fh))
+
+
+def confusion(rows: list[dict[str, str]], labels: list[str]) -> list[list[int]]:
+    index = {label: i for i, label in enumerate(labels)}
     return confusion_matrix([index[r["actual"]] for r in rows],
                             [index[r["predicted"]] for r in rows], len(labels))
 
 
+def per_example(rows: list[dict[str, str]], metric: str, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The headline metric of each test example as a fraction num/den, so that the metric over
+    any resample of examples is sum(num) / sum(den): hits over tokens (accuracy), or 2tp over
+    2tp + fp + fn (entity F1)."""
+    num, den = np.zeros(n), np.zeros(n)
+    by_example: dict[int, tuple[list[str], list[str]]] = {}
+    for r in rows:
+        gold, pred = by_example.setdefault(int(r["example"]), ([], []))
+        gold.append(r["actual"])
+        pred.append(r["predicted"])
+    for i, (gold, pred) in by_example.items():
+        if metric == "entity_f1":
+            g, p = bio_spans(gold), bio_spans(pred)
+            tp = len(g & p)
+            num[i], den[i] = 2 * tp, 2 * tp + len(p - g) + len(g - p)
+        else:
+            num[i], den[i] = sum(a == b for a, b in zip(gold, pred, strict=True)), len(gold)
+    return num, den
+
+
+def headline(family: str, labels: list[str]) -> tuple[str, str]:
+    """The metric the verdict ranks by, and its name: entity F1 for NER, else accuracy."""
+    if family == "tagging" and is_bio(labels):
+        return "entity_f1", "entity F1"
+    return "accuracy", "token accuracy" if family == "tagging" else "accuracy"
+
+
+def mean_metrics(tests: list[dict[str, Any]]) -> dict[str, Any]:
+    """Test metrics averaged over seeds (None where a seed has none)."""
+    out: dict[str, Any] = {}
+    for key, value in tests[0].items():
+        values = [t.get(key) for t in tests]
+        numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+        out[key] = sum(values) / len(values) if numeric else value
+    return out
+
+
 def collect(params: TaskParams, layout: Layout) -> list[dict[str, Any]]:
-    """Everything the report needs per cell of one task, from the files earlier stages wrote."""
+    """Everything the report needs per cell of one task, over its seeds, from the files the
+    earlier stages wrote."""
     results = []
     for cell in params.cells:
-        try:
-            train = read_json(layout.model_dir(cell) / "train.json")
-            test = read_json(layout.test_metrics(cell))
-            history = read_history(layout.history(cell))
-            cm = read_confusion(layout.predictions(cell), train["labels"])
-            per_label = read_json(layout.per_label(cell))
-        except (OSError, ValueError, KeyError) as err:
-            fail(f"report: results for {params.name}/{cell} are missing or unreadable ({err}); "
-                 f"run `dvc repro` (stages train@{params.name}-{cell}, evaluate@...)")
-        results.append({"cell": cell, "train": train, "test": test, "history": history,
-                        "confusion": cm, "per_label": per_label})
+        runs = []
+        for seed in params.seeds:
+            try:
+                train = read_json(layout.model_dir(cell, seed) / "train.json")
+                rows = read_predictions(layout.predictions(cell, seed))
+                runs.append({"seed": seed, "train": train,
+                             "test": read_json(layout.test_metrics(cell, seed)),
+                             "history": read_history(layout.history(cell, seed)),
+                             "rows": rows, "per_label": read_json(layout.per_label(cell, seed))})
+            except (OSError, ValueError, KeyError) as err:
+                fail(f"report: results for {params.name}/{cell}/seed{seed} are missing or "
+                     f"unreadable ({err}); run `dvc repro`")
+        train = runs[0]["train"]
+        metric, _ = headline(train["family"], train["labels"])
+        n = runs[0]["test"]["test_examples"]
+        examples = [per_example(r["rows"], metric, n) for r in runs]
+        results.append({
+            "cell": cell, "runs": runs, "train": train,
+            "test": mean_metrics([r["test"] for r in runs]),
+            "score": summarize([r["test"][metric] for r in runs]),
+            "confusion": np.sum([confusion(r["rows"], train["labels"]) for r in runs],
+                                axis=0).tolist(),
+            # summed over seeds: the bootstrap then compares the seed-averaged metric
+            "num": np.sum([e[0] for e in examples], axis=0),
+            "den": np.sum([e[1] for e in examples], axis=0),
+        })
     return results
 
 
-def headline(results: list[dict[str, Any]]) -> tuple[str, str]:
-    """The metric the verdict ranks by, and its name: entity F1 for NER, else accuracy."""
-    if all("entity_f1" in r["test"] for r in results):
-        return "entity_f1", "entity F1"
-    tagging = results[0]["train"]["family"] == "tagging"
-    return "accuracy", "token accuracy" if tagging else "accuracy"
+def compare_cells(a: dict[str, Any], b: dict[str, Any], metric: str) -> Comparison:
+    """a vs b on the headline metric: a paired t-test over seeds with 3 or more seeds, else a
+    paired bootstrap over test examples (the same examples and seeds for both)."""
+    if len(a["runs"]) >= 3:
+        test = paired_t([r["test"][metric] for r in a["runs"]],
+                        [r["test"][metric] for r in b["runs"]])
+        if test is not None:
+            return test
+    return paired_bootstrap(a["num"], a["den"], b["num"], b["den"])
 
 
-def verdict(results: list[dict[str, Any]]) -> str:
-    metric, label = headline(results)
-    ranked = sorted(results, key=lambda r: -r["test"][metric])
-    best = ranked[0]
-    name = CELL_NAMES[best["cell"]]
-    if len(ranked) == 1:
-        return f"Only {name} was trained: test {label} {best['test'][metric]:.1%}."
-    gaps = ", ".join(
-        f"{CELL_NAMES[r['cell']]} by {100 * (best['test'][metric] - r['test'][metric]):.1f} points"
-        for r in ranked[1:])
-    return (f"**{name} wins** on test {label} with {best['test'][metric]:.1%}, ahead of {gaps}. "
-            "One seed per cell: differences of about a point are within seed noise.")
+def ranked(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(results, key=lambda r: -r["score"].mean)
+
+
+def verdict(results: list[dict[str, Any]], metric: str, label: str) -> str:
+    """The winner, its margin over each other cell, and whether each margin is significant."""
+    order = ranked(results)
+    best = order[0]
+    name, seeds = CELL_NAMES[best["cell"]], len(best["runs"])
+    over = f" (mean of {seeds} seeds)" if seeds > 1 else ""
+    if len(order) == 1:
+        return f"Only {name} was trained: test {label} {best['score'].mean:.1%}{over}."
+    tests = [plain_words(name, CELL_NAMES[r["cell"]], compare_cells(best, r, metric))
+             for r in order[1:]]
+    return (f"**{name} wins** on test {label} with {best['score'].mean:.1%}{over}. "
+            + "; ".join(tests) + ".")
+
+
+def significance_table(results: list[dict[str, Any]], metric: str) -> list[str]:
+    """Row cell minus column cell on the headline metric, in points, with its p-value."""
+    order = ranked(results)
+    names = [CELL_NAMES[r["cell"]] for r in order]
+    lines = ["| row - column | " + " | ".join(names) + " |",
+             "|---|" + "---:|" * len(names)]
+    method = ""
+    for a in order:
+        cells = []
+        for b in order:
+            if a is b:
+                cells.append("")
+                continue
+            test = compare_cells(a, b, metric)
+            method = test.method
+            cells.append(f"{100 * test.diff:+.1f} (p {test.p:.3f})")
+        lines.append(f"| {CELL_NAMES[a['cell']]} | " + " | ".join(cells) + " |")
+    return [*lines, "", f"Test: {method}; two-sided, significant below p = 0.05."]
 
 
 def per_label_table(results: list[dict[str, Any]]) -> list[str]:
-    """F1 per label (or per entity type, for NER) with one column per cell."""
-    def table(r: dict[str, Any]) -> dict[str, dict[str, float]]:
-        return r["per_label"].get("entities", r["per_label"])
+    """F1 per label (or per entity type, for NER) with one column per cell (mean over seeds)."""
+    def f1(r: dict[str, Any], name: str) -> float:
+        values = [run["per_label"].get("entities", run["per_label"]).get(name, {}).get("f1", 0)
+                  for run in r["runs"]]
+        return sum(values) / len(values)
 
-    first = table(results[0])
-    kind = "entity type" if "entities" in results[0]["per_label"] else "label"
+    sample = results[0]["runs"][0]["per_label"]
+    first = sample.get("entities", sample)
+    kind = "entity type" if "entities" in sample else "label"
     lines = [f"| {kind} | support | " + " | ".join(f"{CELL_NAMES[r['cell']]} F1"
                                                   for r in results) + " |",
              "|---|---:|" + "---:|" * len(results)]
     for name in sorted(first, key=lambda k: -first[k]["support"]):
-        cells = " | ".join(f"{table(r).get(name, {}).get('f1', 0):.3f}" for r in results)
+        cells = " | ".join(f"{f1(r, name):.3f}" for r in results)
         lines.append(f"| `{name}` | {first[name]['support']:,} | {cells} |")
     return lines
 
 
 def plot_learning_curves(results: list[dict[str, Any]], path: Path) -> None:
+    """Loss and accuracy per epoch: the mean over seeds, and their range as a band."""
     fig, axes = plt.subplots(2, len(results), figsize=(4 * len(results), 6), squeeze=False,
                              sharey="row")
     for col, r in enumerate(results):
-        epochs = [h["epoch"] for h in r["history"]]
         for row, metric in enumerate(("loss", "acc")):
             ax = axes[row][col]
             for split, style in (("train", "-"), ("val", "--")):
-                values = [h.get(f"{split}_{metric}") for h in r["history"]]
-                ax.plot(epochs, values, style, marker="o", label=split)
-            best = r["train"]["best_epoch"]
-            if best:
-                ax.axvline(best, color="grey", lw=0.8, ls=":")
+                key = f"{split}_{metric}"
+                by_epoch: dict[int, list[float]] = {}
+                for run in r["runs"]:
+                    for h in run["history"]:
+                        if key in h:
+                            by_epoch.setdefault(int(h["epoch"]), []).append(h[key])
+                epochs = sorted(by_epoch)
+                ax.plot(epochs, [np.mean(by_epoch[e]) for e in epochs], style, marker="o",
+                        label=split)
+                if len(r["runs"]) > 1:
+                    ax.fill_between(epochs, [min(by_epoch[e]) for e in epochs],
+                                    [max(by_epoch[e]) for e in epochs], alpha=0.2)
+            if len(r["runs"]) == 1 and r["train"]["best_epoch"]:
+                ax.axvline(r["train"]["best_epoch"], color="grey", lw=0.8, ls=":")
             ax.set_xlabel("epoch")
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_ylabel("accuracy" if metric == "acc" else "cross-entropy")
@@ -150,9 +247,10 @@ def render_task(params: TaskParams, results: list[dict[str, Any]], stats: dict[s
                 source: dict[str, Any]) -> list[str]:
     """One task's section: table, curves, confusions, per-label F1, data and settings."""
     first = results[0]["train"]
-    runs_in = sorted({r["train"]["parent_run_id"] for r in results})
-    metric, _ = headline(results)
+    runs_in = sorted({run["train"]["parent_run_id"] for r in results for run in r["runs"]})
+    metric, label = headline(first["family"], first["labels"])
     tagging = first["family"] == "tagging"
+    seeds = len(params.seeds)
     # (header, key in metrics, format) for the optional columns this task has
     extra = [(h, k, f) for h, k, f in (("entity F1", "entity_f1", ".2%"),
                                        ("OOV accuracy", "oov_accuracy", ".2%"))
@@ -162,22 +260,32 @@ def render_task(params: TaskParams, results: list[dict[str, Any]], stats: dict[s
         f"## {params.name}: `{params.data.dataset}`"
         + (" (sequence labelling)" if tagging else " (classification)"),
         "",
-        verdict(results),
+        verdict(results, metric, label),
         "",
         f"| cell | {'token accuracy' if tagging else 'test accuracy'} | "
         + "".join(f"{h} | " for h, _, _ in extra)
-        + "macro-F1 | test loss | parameters | train time (s) | epochs (best) | "
+        + (f"{label}: mean ± sd [95% CI] | " if seeds > 1 else "")
+        + "macro-F1 | test loss | parameters | train time (s) | epochs | "
         "inference (examples/s) | MLflow run |",
-        "|---|---:|" + "---:|" * len(extra) + "---:|---:|---:|---:|---:|---:|---|",
+        "|---|---:|" + "---:|" * len(extra) + ("---:|" if seeds > 1 else "")
+        + "---:|---:|---:|---:|---:|---:|---|",
     ]
-    for r in sorted(results, key=lambda r: -r["test"][metric]):
-        t, tr = r["test"], r["train"]
+    for r in ranked(results):
+        t, sc = r["test"], r["score"]
+        spread = (f"{sc.mean:.2%} ± {100 * sc.std:.2f} [{sc.low:.2%}, {sc.high:.2%}] | "
+                  if seeds > 1 else "")
+        run = (f"`{r['train']['run_id']}`" if seeds == 1
+               else f"{seeds} runs (tag `rnnbench.cell = {r['cell']}`)")
         lines.append(
             f"| {CELL_NAMES[r['cell']]} | {t['accuracy']:.2%} | "
-            + "".join(f"{t[k]:{f}} | " for _, k, f in extra)
-            + f"{t['macro_f1']:.4f} | {t['loss']:.4f} | {t['num_parameters']:,} | "
-            f"{t['train_seconds']:.1f} | {t['epochs']} ({tr['best_epoch']}) | "
-            f"{t['inference_examples_per_s']:,.0f} | `{tr['run_id']}` |")
+            + "".join(f"{t[k]:{f}} | " for _, k, f in extra) + spread
+            + f"{t['macro_f1']:.4f} | {t['loss']:.4f} | {t['num_parameters']:,.0f} | "
+            f"{t['train_seconds']:.1f} | {t['epochs']:.3g} | "
+            f"{t['inference_examples_per_s']:,.0f} | {run} |")
+    lines += ["", f"Seeds: {', '.join(map(str, params.seeds))}"
+              + (" (table: means over seeds)." if seeds > 1 else
+                 " (one per cell: `-S 'seeds=[1,2,3,4,5]'` gives intervals and t-tests)."),
+              "", "### Significance", "", *significance_table(results, metric)]
     sp = stats["splits"]
     limited = (f"a seeded sample of {params.data.max_examples:,} examples "
                f"(`task.{params.name}.data.max_examples`; `null` = all)"
@@ -188,7 +296,9 @@ def render_task(params: TaskParams, results: list[dict[str, Any]], stats: dict[s
         "",
         f"![learning curves]({fig}_learning_curves.png)",
         "",
-        "Dotted line: the epoch whose weights were kept (best validation accuracy).",
+        ("Bands: the range over seeds." if seeds > 1 else
+         "Dotted line: the epoch whose weights were kept (best validation "
+         + ("entity F1)." if first.get("monitor") == "val_entity_f1" else "accuracy).")),
         "",
         "### Confusion matrices (test split" + (", tokens)" if tagging else ")"),
         "",
@@ -197,7 +307,7 @@ def render_task(params: TaskParams, results: list[dict[str, Any]], stats: dict[s
         *([f"Only the {MAX_CONFUSION_LABELS} most frequent gold labels are drawn "
            f"(of {len(first['labels'])}); `dvc plots show` has them all.", ""]
           if len(first["labels"]) > MAX_CONFUSION_LABELS else []),
-        "### Per " + ("entity type" if "entities" in results[0]["per_label"] else "label")
+        "### Per " + ("entity type" if metric == "entity_f1" else "label")
         + " (test split)",
         "",
         *per_label_table(results),
@@ -228,11 +338,30 @@ def render_task(params: TaskParams, results: list[dict[str, Any]], stats: dict[s
     return lines
 
 
+def task_summary(params: TaskParams, stats: dict[str, Any], results: list[dict[str, Any]],
+                 metric: str) -> dict[str, Any]:
+    """summary.json's entry for one task: means, intervals, per-seed metrics and tests."""
+    order = ranked(results)
+    return {
+        "dataset": params.data.dataset, "family": stats["family"], "ranked_by": metric,
+        "seeds": params.seeds, "winner": order[0]["cell"],
+        "cells": {r["cell"]: {**r["test"], metric: r["score"].mean,
+                              f"{metric}_std": r["score"].std,
+                              f"{metric}_ci95": [r["score"].low, r["score"].high],
+                              "seeds": {str(run["seed"]): {**run["test"],
+                                                           "run_id": run["train"]["run_id"]}
+                                        for run in r["runs"]}}
+                  for r in results},
+        "comparisons": [{"a": a["cell"], "b": b["cell"], **vars(compare_cells(a, b, metric))}
+                        for i, a in enumerate(order) for b in order[i + 1:]],
+    }
+
+
 def render_markdown(params: Params, sections: dict[str, list[str]],
                     verdicts: dict[str, str]) -> str:
     lines = ["# RNN vs LSTM vs GRU", "",
-             f"{len(params.cells)} cells compared on {len(params.tasks)} task(s); "
-             "one seed per cell and task.", ""]
+             f"{len(params.cells)} cells compared on {len(params.tasks)} task(s), "
+             f"{len(params.seeds)} seed(s) each.", ""]
     lines += [f"- **{name}**: {verdicts[name]}" for name in params.tasks]
     lines.append("")
     for name in params.tasks:
@@ -254,15 +383,11 @@ def write_report(params: Params, root: Path) -> Path:
             plot_learning_curves(results, out / "figures" / f"{name}_learning_curves.png")
             plot_confusions(results, out / "figures" / f"{name}_confusion_matrices.png")
             sections[name] = render_task(tp, results, stats, source)
-            verdicts[name] = verdict(results)
-            metric = headline(results)[0]
-            summary[name] = {
-                "dataset": tp.data.dataset, "family": stats["family"], "ranked_by": metric,
-                "winner": max(results, key=lambda r: r["test"][metric])["cell"],
-                "cells": {r["cell"]: {**r["test"], "run_id": r["train"]["run_id"]}
-                          for r in results},
-            }
-            parents += sorted({r["train"]["parent_run_id"] for r in results})
+            metric, label = headline(stats["family"], stats["labels"])
+            verdicts[name] = verdict(results, metric, label)
+            summary[name] = task_summary(tp, stats, results, metric)
+            parents += sorted({run["train"]["parent_run_id"]
+                               for r in results for run in r["runs"]})
         (out / "comparison.md").write_text(render_markdown(params, sections, verdicts),
                                            encoding="utf-8")
         write_json(out / "summary.json", {"tasks": summary})

@@ -142,16 +142,17 @@ def comparison_run(client: MlflowClient, exp_id: str, params: TaskParams, data_h
     return run.info.run_id
 
 
-def start_cell_run(params: TaskParams, cell: str, data_hash: str, root: Path,
+def start_cell_run(params: TaskParams, cell: str, seed: int, data_hash: str, root: Path,
                    extra_params: dict[str, Any]) -> tuple[MlflowClient, str, str]:
-    """Create the run for one trained cell, nested under its comparison. Returns ids."""
+    """Create the run for one trained cell and seed, nested under its comparison (which
+    every seed shares). Returns the client, the run id and the comparison's run id."""
     client = client_for(params, root)
     exp_id = experiment_id(client, params.experiment, root)
     git = git_info(root)
     parent = comparison_run(client, exp_id, params, data_hash, git)
-    cp = params.for_cell(cell)
+    cp = params.for_cell(cell, seed)
     tags = {PARENT_TAG: parent, f"{TAG}.kind": "cell", f"{TAG}.cell": cell,
-            f"{TAG}.task": params.name,
+            f"{TAG}.task": params.name, f"{TAG}.seed": str(seed),
             f"{TAG}.dataset": params.data.dataset, f"{TAG}.data_hash": data_hash,
             "mlflow.source.git.commit": git["commit"], f"{TAG}.git_dirty": git["dirty"],
             "mlflow.source.type": "LOCAL", "mlflow.source.name": "stages/train.py",
@@ -159,9 +160,10 @@ def start_cell_run(params: TaskParams, cell: str, data_hash: str, root: Path,
             f"{TAG}.mlflow": mlflow.__version__, f"{TAG}.python": platform.python_version()}
     if exp := os.environ.get("DVC_EXP_NAME"):
         tags[f"{TAG}.dvc_exp"] = exp
-    run = client.create_run(exp_id, run_name=f"{params.name}/{cell}", tags=tags)
+    run = client.create_run(exp_id, run_name=f"{params.name}/{cell}/seed{seed}", tags=tags)
     run_id = run.info.run_id
-    values = {"task": params.name, "cell": cell, **flatten("data", params.data.model_dump()),
+    values = {"task": params.name, "cell": cell, "seed": seed,
+              **flatten("data", params.data.model_dump()),
               **flatten("prepare", params.prepare.model_dump()),
               **flatten("model", cp.model.model_dump()), **flatten("train", cp.train.model_dump()),
               **{k: str(v) for k, v in extra_params.items()}}
@@ -195,7 +197,7 @@ def ensure_run(client: MlflowClient, run_id: str) -> None:
 def comparison_rows(params: TaskParams, comparison: str | None = None,
                     run_ids: list[str] | None = None) -> tuple[list[dict], Any]:
     """Rows for `rnnbench compare`: the given runs (those the workspace's models came from),
-    else the newest run of each cell in one comparison (default: the latest comparison)."""
+    else the newest run of each cell and seed in one comparison (default: the latest)."""
     client = client_for(params)
     uri = client.tracking_uri
     name = params.experiment
@@ -219,10 +221,12 @@ def comparison_rows(params: TaskParams, comparison: str | None = None,
         children = _call("searching runs", uri, client.search_runs, [exp.experiment_id],
                          filter_string=f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'",
                          order_by=["attributes.start_time DESC"])
-    rows: dict[str, dict] = {}
+    rows: dict[tuple[str, str], dict] = {}
     for run in children:
         cell = run.data.tags.get(f"{TAG}.cell", "?")
-        if cell not in rows:  # newest first: keep the latest run of each cell
-            rows[cell] = {"cell": cell, "run_id": run.info.run_id, **run.data.metrics}
+        seed = run.data.tags.get(f"{TAG}.seed", "?")
+        if (cell, seed) not in rows:  # newest first: keep the latest run of each cell and seed
+            rows[cell, seed] = {"cell": cell, "seed": seed, "run_id": run.info.run_id,
+                                **run.data.metrics}
     order = {c: i for i, c in enumerate(params.cells)}
-    return sorted(rows.values(), key=lambda r: order.get(r["cell"], 99)), parent
+    return sorted(rows.values(), key=lambda r: (order.get(r["cell"], 99), r["seed"])), parent

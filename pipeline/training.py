@@ -24,7 +24,9 @@ from pipeline.models import count_parameters
 from pipeline.module import CellClassifier
 from pipeline.paths import Layout
 
-HISTORY_FIELDS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds")
+HISTORY_FIELDS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_entity_f1",
+                  "seconds")
+METRICS = HISTORY_FIELDS[1:-1]
 
 # Known noise: batches load in the main process on purpose (tiny tensors already in memory),
 # Lightning's own pytree deprecation, and an advert printed on every fit.
@@ -58,12 +60,12 @@ class EpochHistory(pl.Callback):
         # In Lightning 2.x this hook runs after the epoch's validation, so both are in.
         m = trainer.callback_metrics
         row = {"epoch": trainer.current_epoch + 1,
-               **{k: round(float(m[k]), 6) for k in HISTORY_FIELDS[1:5] if k in m},
+               **{k: round(float(m[k]), 6) for k in METRICS if k in m},
                "seconds": round(time.perf_counter() - self.start, 2)}
         self.rows.append(row)
         if self.echo:  # no progress bar (logs, CI): one line per epoch instead
             print(f"epoch {row['epoch']}: " + ", ".join(
-                f"{k} {row[k]:.4f}" for k in HISTORY_FIELDS[1:5] if k in row)
+                f"{k} {row[k]:.4f}" for k in METRICS if k in row)
                 + f" ({row['seconds']:.0f}s)", file=sys.stderr, flush=True)
         if self.client is not None:
             tracking.log_metrics(self.client, self.run_id,
@@ -95,35 +97,37 @@ def build_trainer(cp: CellParams, callbacks: list[pl.Callback], scratch: Path,
     )
 
 
-def train_cell(params: TaskParams, cell: str, layout: Layout, fast_dev_run: bool = False
-               ) -> dict[str, Any]:
-    """Fit one cell on one task, write its model folder and history; returns the summary."""
-    cp = params.for_cell(cell)
+def train_cell(params: TaskParams, cell: str, layout: Layout, seed: int | None = None,
+               fast_dev_run: bool = False) -> dict[str, Any]:
+    """Fit one cell on one task with one seed (default: the first), write its model folder
+    and history; returns the summary."""
+    cp = params.for_cell(cell, seed)
+    seed = cp.seed
     family = read_json(layout.prepared / "stats.json")["family"]
-    pl.seed_everything(cp.train.seed, workers=True, verbose=False)
+    pl.seed_everything(seed, workers=True, verbose=False)
     vocab_size = len(read_json(layout.prepared / "vocab.json"))
     labels = read_json(layout.prepared / "labels.json")
     chars_file = layout.prepared / "chars.json"
     num_chars = len(read_json(chars_file)) if chars_file.exists() else 0
     data_hash = tree_digest(layout.prepared)
     dm = TextDataModule(layout, cp.train.batch_size, params.evaluate.batch_size,
-                        cp.train.bucket_pool, cp.train.seed)
+                        cp.train.bucket_pool, seed)
     vectors_file = layout.prepared / "vectors.pt"
     vectors = torch.load(vectors_file, weights_only=True) if vectors_file.exists() else None
     module = CellClassifier(cell, vocab_size, len(labels), cp.model.model_dump(),
-                            cp.train.model_dump(), family, vectors, num_chars)
+                            cp.train.model_dump(), family, vectors, num_chars, labels)
     n_params = count_parameters(module.net)
     accelerator, precision = resolve_device(cp.train)
 
     client, run_id, parent_id = tracking.start_cell_run(
-        params, cell, data_hash, layout.root.resolve(),
+        params, cell, seed, data_hash, layout.root.resolve(),
         {"num_parameters": n_params, "vocab_size": vocab_size, "num_classes": len(labels),
          "accelerator": accelerator, "precision": precision})
     history = EpochHistory(client, run_id, echo=not sys.stderr.isatty())
     with tempfile.TemporaryDirectory(prefix="rnnbench-fit-") as scratch:
-        best = ModelCheckpoint(dirpath=scratch, monitor="val_acc", mode="max", save_top_k=1,
-                               save_weights_only=True, filename="best")
-        stop = EarlyStopping(monitor="val_acc", mode="max", patience=cp.train.patience)
+        best = ModelCheckpoint(dirpath=scratch, monitor=module.monitor, mode="max",
+                               save_top_k=1, save_weights_only=True, filename="best")
+        stop = EarlyStopping(monitor=module.monitor, mode="max", patience=cp.train.patience)
         trainer = build_trainer(cp, [history, best, stop], Path(scratch), fast_dev_run)
         started = time.perf_counter()
         try:
@@ -138,34 +142,35 @@ def train_cell(params: TaskParams, cell: str, layout: Layout, fast_dev_run: bool
             module.load_state_dict(state["state_dict"])
 
     # fast_dev_run keeps no checkpoint, so it has no best epoch either
-    best_row = (max(history.rows, key=lambda r: r.get("val_acc", 0))
+    best_row = (max(history.rows, key=lambda r: r.get(module.monitor, 0))
                 if best.best_model_path and history.rows else None)
     summary = {
-        "task": params.name, "cell": cell, "run_id": run_id, "parent_run_id": parent_id,
+        "task": params.name, "cell": cell, "seed": seed, "run_id": run_id,
+        "parent_run_id": parent_id,
         "tracking_uri": client.tracking_uri, "num_parameters": n_params,
         "train_seconds": round(seconds, 2), "epochs": len(history.rows),
         "best_epoch": best_row["epoch"] if best_row else 0,
-        "best_val_acc": round(float(best.best_model_score or 0), 6),
+        "monitor": module.monitor, "best_val": round(float(best.best_model_score or 0), 6),
         "accelerator": accelerator, "precision": precision, "data_hash": data_hash,
         "family": family, "vocab_size": vocab_size, "num_chars": num_chars, "labels": labels,
         "params": cp.model_dump(),
     }
-    with atomic_dir(layout.model_dir(cell)) as out:
+    with atomic_dir(layout.model_dir(cell, seed)) as out:
         torch.save({k: v.cpu() for k, v in module.net.state_dict().items()}, out / "model.pt")
         write_json(out / "train.json", summary)
-    write_history(layout.history(cell), history.rows)
+    write_history(layout.history(cell, seed), history.rows)
 
-    for path, folder in [(layout.model_dir(cell) / "model.pt", "model"),
-                         (layout.model_dir(cell) / "train.json", "model"),
+    for path, folder in [(layout.model_dir(cell, seed) / "model.pt", "model"),
+                         (layout.model_dir(cell, seed) / "train.json", "model"),
                          (layout.prepared / "vocab.json", "model"),
                          (layout.prepared / "stats.json", "data"),
-                         (layout.history(cell), "history")]:
+                         (layout.history(cell, seed), "history")]:
         client.log_artifact(run_id, str(path), folder)
     tracking.log_metrics(client, run_id, {"train_seconds": seconds,
-                                          "best_val_acc": summary["best_val_acc"],
+                                          f"best_{module.monitor}": summary["best_val"],
                                           "num_parameters": n_params})
     client.set_terminated(run_id, "FINISHED")
-    print(f"{params.name}/{cell}: best val acc {summary['best_val_acc']:.4f} at epoch "
-          f"{summary['best_epoch']} ({summary['epochs']} epochs, {seconds:.1f}s, "
+    print(f"{params.name}/{cell}/seed{seed}: best {module.monitor} {summary['best_val']:.4f} "
+          f"at epoch {summary['best_epoch']} ({summary['epochs']} epochs, {seconds:.1f}s, "
           f"{n_params:,} params); MLflow run {run_id}", file=sys.stderr)
     return summary

@@ -1,6 +1,6 @@
 """One thin module per DVC stage: each reads params.yaml and calls one `pipeline` function.
 
-Per-task stages are called as `python -m stages.X TASK`, per-cell ones as `... TASK CELL`.
+Per-task stages are called as `python -m stages.X TASK`, per-run ones as `... TASK CELL SEED`.
 """
 
 from __future__ import annotations
@@ -38,11 +38,13 @@ def run_task_stage(step: Callable[[TaskParams, Layout], Any]) -> None:
     run_guarded(go)
 
 
-def run_cell_stage(step: Callable[[TaskParams, str, Layout], Any]) -> None:
-    """Same for a per-cell stage: `step(task params, cell, task layout)`."""
+def run_cell_stage(step: Callable[[TaskParams, str, Layout, int], Any]) -> None:
+    """Same for a per-run stage: `step(task params, cell, task layout, seed)`."""
 
     def go() -> None:
-        task, cell = _args("TASK", "CELL")
-        step(load_params().for_task(task), cell, Layout(ROOT, task))
+        task, cell, seed = _args("TASK", "CELL", "SEED")
+        if not seed.lstrip("-").isdigit():
+            fail(f"SEED: expected an integer from params.yaml's seeds, got {seed!r}")
+        step(load_params().for_task(task), cell, Layout(ROOT, task), int(seed))
 
     run_guarded(go)

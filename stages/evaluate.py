@@ -1,4 +1,4 @@
-"""Stage `evaluate@<task>-<cell>`: test metrics and predictions for one trained cell."""
+"""Stage `evaluate@<task>-<cell>-<seed>`: test metrics and predictions of one trained run."""
 
 from pipeline.evaluation import evaluate_cell
 from stages import run_cell_stage

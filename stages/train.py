@@ -1,4 +1,4 @@
-"""Stage `train@<task>-<cell>`: fit one cell on one task; models/<task>/<cell>/ and its curve."""
+"""Stage `train@<task>-<cell>-<seed>`: fit one cell on one task with one seed."""
 
 from pipeline.training import train_cell
 from stages import run_cell_stage

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import ROOT, TASK, tiny_params, write_params
+from tests.conftest import ROOT, SEED, TASK, tiny_params, write_params
 
 pytestmark = pytest.mark.slow
 
@@ -71,16 +72,16 @@ def test_repro_trains_every_cell_on_every_task_and_reports(repo):
     log = (repo / "first.log").read_text()
     for task in (TASK, "pos"):
         stages = [f"download@{task}", f"prepare@{task}"] + [
-            f"{stage}@{task}-{cell}" for stage in ("train", "evaluate") for cell in CELLS]
+            f"{stage}@{task}-{cell}-{SEED}" for stage in ("train", "evaluate") for cell in CELLS]
         for stage in stages:
             assert f"Running stage '{stage}'" in log
     assert "Running stage 'report'" in log
     report = (repo / "reports" / "comparison.md").read_text()
     assert f"## {TASK}: `rotten_tomatoes` (classification)" in report
     assert "## pos: `conllu` (sequence labelling)" in report
-    assert report.count("| LSTM |") == 2
+    assert report.count("### Significance") == 2 and "| LSTM |" in report
     metrics = sh(repo, "dvc", "metrics", "show", "--json")
-    assert all(f"metrics/{task}/test/{cell}.json" in metrics
+    assert all(f"metrics/{task}/test/{cell}-seed{SEED}.json" in metrics
                for task in (TASK, "pos") for cell in CELLS)
     summary = json.loads((repo / "reports" / "summary.json").read_text())["tasks"]
     assert summary["pos"]["family"] == "tagging" and set(summary["pos"]["cells"]) == set(CELLS)
@@ -109,7 +110,7 @@ def test_a_task_change_in_a_temp_experiment_retrains_that_task_only(repo):
     log = sh(repo, "dvc", "exp", "run", "--temp", "-S", f"+task.{TASK}.train.lr=0.004",
              "-n", "lr4")
     assert "Running stage 'download@" not in log and "Running stage 'prepare@" not in log
-    assert f"Running stage 'train@{TASK}-lstm'" in log and "Running stage 'report'" in log
+    assert f"Running stage 'train@{TASK}-lstm-{SEED}'" in log and "Running stage 'report'" in log
     assert "Running stage 'train@pos-" not in log
     assert "lr4" in sh(repo, "dvc", "exp", "show", "--csv")
     runs = cell_runs(repo)  # the temp copy wrote into the project's store, not its own
@@ -122,8 +123,9 @@ def test_a_task_change_in_a_temp_experiment_retrains_that_task_only(repo):
 
 def test_per_cell_override_retrains_one_cell_per_task(repo):
     log = sh(repo, "dvc", "exp", "run", "-S", "+overrides.rnn.lr=0.001")
-    assert f"Running stage 'train@{TASK}-rnn'" in log and "Running stage 'train@pos-rnn'" in log
-    assert "-lstm':" not in log and "-gru':" not in log  # "Running stage '...':" lines
+    assert f"Running stage 'train@{TASK}-rnn-{SEED}'" in log
+    assert f"Running stage 'train@pos-rnn-{SEED}'" in log
+    assert not re.search(r"Running stage '\w+@\w+-(lstm|gru)-", log)
     summary = json.loads((repo / "reports" / "summary.json").read_text())["tasks"]
     assert set(summary[TASK]["cells"]) == set(CELLS)
 
@@ -134,8 +136,9 @@ def test_bad_params_stop_the_stage_with_one_line(repo):
         (repo / "params.yaml").write_text(params.replace("hidden_size: 16", "hidden_size: -16"))
         env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}"
                                      f"{os.environ['PATH']}"}
-        proc = subprocess.run([sys.executable, "-m", "stages.train", TASK, "gru"], cwd=repo,
-                              env=env, capture_output=True, text=True, timeout=120)
+        cmd = [sys.executable, "-m", "stages.train", TASK, "gru", str(SEED)]
+        proc = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True,
+                              timeout=120)
     finally:
         (repo / "params.yaml").write_text(params)
     assert proc.returncode == 2
@@ -167,7 +170,7 @@ def test_imdb_from_a_local_mirror_url_trains_and_reports_all_cells(repo):
         log = sh(repo, "dvc", "exp", "run", "--temp", "-n", "imdb-mirror",
                  "-S", f"+task.{TASK}.data.dataset=imdb",
                  "-S", f"+task.{TASK}.data.source={{kind:url,url:'{url}',md5:{md5(data)}}}")
-    assert f"Running stage 'download@{TASK}'" in log and f"'train@{TASK}-gru'" in log
+    assert f"Running stage 'download@{TASK}'" in log and f"'train@{TASK}-gru-{SEED}'" in log
     assert "Running stage 'download@pos'" not in log
     summary = report_cells(repo, "imdb-mirror")
     assert summary["dataset"] == "imdb" and set(summary["cells"]) == set(CELLS)
@@ -197,7 +200,8 @@ def test_a_users_conll_file_trains_and_reports_all_cells(repo):
     tweets = ROOT / "tests" / "data" / "wnut16_sample.txt"  # token<TAB>tag, blank-line separated
     log = sh(repo, "dvc", "exp", "run", "--temp", "-n", "own-conll",
              "-S", "task.pos.data.dataset=conll", "-S", f"task.pos.data.source.path={tweets}")
-    assert "Running stage 'train@pos-rnn'" in log and f"'train@{TASK}-" not in log
+    assert f"Running stage 'train@pos-rnn-{SEED}'" in log
+    assert f"Running stage 'train@{TASK}-" not in log
     summary = report_cells(repo, "own-conll", "pos")
     assert summary["family"] == "tagging" and set(summary["cells"]) == set(CELLS)
     assert summary["ranked_by"] == "entity_f1"  # BIO tags: scored as entities

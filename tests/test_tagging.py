@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import zipfile
 
@@ -20,7 +21,7 @@ from pipeline.prepare import download, prepare
 from pipeline.reporting import write_report
 from pipeline.text import UNK, Vocab
 from pipeline.training import train_cell
-from tests.conftest import ROOT, TASK, one_task, repo_params, tiny_params
+from tests.conftest import ROOT, SEED, TASK, one_task, repo_params, tiny_params
 
 DATA = ROOT / "tests" / "data"
 
@@ -103,13 +104,23 @@ def test_char_features_of_a_word_ignore_padding_and_neighbours():
         TokenTagger("lstm", 30, 4, params, num_chars=0)
 
 
-def test_prepared_characters_keep_case_and_round_trip(tmp_path):
+def conllu_params() -> dict:
+    """tiny_params on the Brown CoNLL-U sample."""
     raw = tiny_params(DATA / "brown_sample.conllu")
     raw["data"].update(dataset="conllu", source={"kind": "local",
                                                  "path": str(DATA / "brown_sample.conllu")})
-    params, layout = one_task(raw, tmp_path)
+    return raw
+
+
+def prepared_conllu(tmp_path) -> tuple:
+    params, layout = one_task(conllu_params(), tmp_path)
     download(params.data, layout)
     prepare(params.data, params.prepare, layout)
+    return params, layout
+
+
+def test_prepared_characters_keep_case_and_round_trip(tmp_path):
+    _, layout = prepared_conllu(tmp_path)
     chars = Vocab.load(layout.prepared / "chars.json")
     vocab = Vocab.load(layout.prepared / "vocab.json")
     train = EncodedSplit(layout.split("train"))
@@ -133,18 +144,18 @@ def run_all(tmp_path, raw: dict) -> tuple:
 
 
 def test_pos_tagging_from_conllu_trains_evaluates_and_reports(tmp_path):
-    raw = tiny_params(DATA / "brown_sample.conllu")
-    raw["data"].update(dataset="conllu", source={"kind": "local",
-                                                 "path": str(DATA / "brown_sample.conllu")})
+    raw = conllu_params()
     raw["train"]["max_epochs"] = 2
     _, layout = run_all(tmp_path, raw)
     stats = json.loads((layout.prepared / "stats.json").read_text())
     assert stats["family"] == "tagging" and "NOUN" in stats["labels"]
-    metrics = json.loads(layout.test_metrics("lstm").read_text())
+    metrics = json.loads(layout.test_metrics("lstm", SEED).read_text())
     assert 0 < metrics["accuracy"] <= 1 and metrics["oov_tokens"] > 0
     assert "entity_f1" not in metrics  # POS tags are not entities
+    trained = json.loads((layout.model_dir("lstm", SEED) / "train.json").read_text())
+    assert trained["monitor"] == "val_acc"
     test = EncodedSplit(layout.split("test"))
-    rows = layout.predictions("lstm").read_text().splitlines()
+    rows = layout.predictions("lstm", SEED).read_text().splitlines()
     assert len(rows) - 1 == len(test.ids)  # one row per real token: padding never scored
     report = (layout.reports / "comparison.md").read_text()
     assert "| cell | token accuracy | OOV accuracy |" in report and "| `NOUN` |" in report
@@ -160,25 +171,25 @@ def test_ner_from_wnut16_reports_entity_f1(tmp_path, crf):
     raw["cells"] = ["lstm"]
     raw["model"].update(crf=crf, char_filters=8 if crf else 0)  # the NER anchors' model
     _, layout = run_all(tmp_path, raw)
-    metrics = json.loads(layout.test_metrics("lstm").read_text())
+    metrics = json.loads(layout.test_metrics("lstm", SEED).read_text())
     assert {"entity_precision", "entity_recall", "entity_f1"} <= set(metrics)
-    per_label = json.loads(layout.per_label("lstm").read_text())
+    per_label = json.loads(layout.per_label("lstm", SEED).read_text())
     assert set(per_label) == {"entities", "tags"}
+    # early stopping and the kept weights follow entity F1, logged every epoch
+    trained = json.loads((layout.model_dir("lstm", SEED) / "train.json").read_text())
+    assert trained["monitor"] == "val_entity_f1"
+    rows = list(csv.DictReader(layout.history("lstm", SEED).open()))
+    assert rows and all(0 <= float(r["val_entity_f1"]) <= 1 for r in rows)
     summary = json.loads((layout.reports / "summary.json").read_text())["tasks"][TASK]
     assert summary["ranked_by"] == "entity_f1" and summary["family"] == "tagging"
 
 
 def test_predictions_are_cut_to_each_sentence_length(tmp_path):
-    raw = tiny_params(DATA / "brown_sample.conllu")
-    raw["data"].update(dataset="conllu", source={"kind": "local",
-                                                 "path": str(DATA / "brown_sample.conllu")})
-    params, layout = one_task(raw, tmp_path)
-    download(params.data, layout)
-    prepare(params.data, params.prepare, layout)
+    params, layout = prepared_conllu(tmp_path)
     train_cell(params, "rnn", layout)
     from pipeline.evaluation import load_model
 
-    model, _ = load_model(layout, "rnn")
+    model, _ = load_model(layout, "rnn", SEED)
     test = EncodedSplit(layout.split("test"))
     preds, _, _ = predict(model, test, batch_size=7)
     assert [len(p) for p in preds] == test.lengths.tolist()

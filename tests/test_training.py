@@ -1,9 +1,11 @@
 """Real short Lightning fits on the prepared sample, logged to a real MLflow sqlite store."""
 
 import json
+import shutil
 
 import pytest
 import torch
+import yaml
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
@@ -12,7 +14,7 @@ from pipeline.config import load_params
 from pipeline.evaluation import evaluate_cell
 from pipeline.reporting import write_report
 from pipeline.training import resolve_device, train_cell
-from tests.conftest import TASK, load_task, requires_gpu
+from tests.conftest import SEED, TASK, load_task, requires_gpu, write_params
 
 
 @pytest.fixture(scope="module")
@@ -53,12 +55,12 @@ def test_per_epoch_metrics_are_logged_with_epoch_steps(trained):
     _, layout, summaries, client = trained
     history = client.get_metric_history(summaries["lstm"]["run_id"], "val_acc")
     assert [m.step for m in history] == [1]
-    assert layout.history("lstm").read_text().splitlines()[0].startswith("epoch,train_loss")
+    assert layout.history("lstm", SEED).read_text().splitlines()[0].startswith("epoch,train_loss")
 
 
 def test_checkpoint_loads_with_weights_only(trained):
     _, layout, _, _ = trained
-    state = torch.load(layout.model_dir("gru") / "model.pt", weights_only=True)
+    state = torch.load(layout.model_dir("gru", SEED) / "model.pt", weights_only=True)
     assert "encoder.rnn.weight_ih_l0" in state
 
 
@@ -71,7 +73,7 @@ def test_report_and_metrics_cover_every_cell(trained):
     summary = json.loads((layout.reports / "summary.json").read_text())["tasks"][TASK]
     assert set(summary["cells"]) == set(params.cells) and summary["family"] == "classification"
     for cell in params.cells:
-        metrics = json.loads(layout.test_metrics(cell).read_text())
+        metrics = json.loads(layout.test_metrics(cell, SEED).read_text())
         assert 0 <= metrics["accuracy"] <= 1 and metrics["num_parameters"] > 0
     assert (layout.reports / "figures" / f"{TASK}_learning_curves.png").stat().st_size > 10_000
 
@@ -81,7 +83,7 @@ def test_training_is_deterministic_on_cpu(prepared, tmp_path):
     weights = []
     for _ in range(2):
         train_cell(params, "rnn", layout)
-        weights.append(torch.load(layout.model_dir("rnn") / "model.pt",
+        weights.append(torch.load(layout.model_dir("rnn", SEED) / "model.pt",
                                   weights_only=True))
     for key in weights[0]:
         assert torch.equal(weights[0][key], weights[1][key]), key
@@ -120,3 +122,29 @@ def test_gpu_uses_bf16_when_available():
     accelerator, precision = resolve_device(params.train)
     assert accelerator == "gpu"
     assert precision == ("bf16-mixed" if torch.cuda.is_bf16_supported() else "32-true")
+
+
+def test_several_seeds_give_intervals_and_tests_over_seeds(prepared, tmp_path):
+    shutil.copytree(prepared / "data", tmp_path / "data")
+    raw = yaml.safe_load((prepared / "params.yaml").read_text())
+    raw.update(cells=["rnn", "gru"], seeds=[1, 2, 3])
+    write_params(tmp_path, raw)
+    params, layout = load_task(tmp_path)
+    for cell in params.cells:
+        for seed in params.seeds:
+            train_cell(params, cell, layout, seed)
+            evaluate_cell(params, cell, layout, seed)
+    write_report(load_params(tmp_path / "params.yaml"), tmp_path)
+    text = (layout.reports / "comparison.md").read_text()
+    assert "accuracy: mean ± sd [95% CI]" in text and "(mean of 3 seeds)" in text
+    assert "paired t-test over 3 seeds" in text
+    summary = json.loads((layout.reports / "summary.json").read_text())["tasks"][TASK]
+    for cell in ("rnn", "gru"):
+        c = summary["cells"][cell]
+        assert set(c["seeds"]) == {"1", "2", "3"}
+        values = [c["seeds"][s]["accuracy"] for s in ("1", "2", "3")]
+        assert c["accuracy"] == pytest.approx(sum(values) / 3)
+        low, high = c["accuracy_ci95"]
+        assert low <= c["accuracy"] <= high
+    (comparison,) = summary["comparisons"]
+    assert 0 <= comparison["p"] <= 1 and comparison["method"] == "paired t-test over 3 seeds"
