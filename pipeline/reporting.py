@@ -20,7 +20,14 @@ from pipeline.errors import fail
 from pipeline.files import atomic_dir, read_json, write_json
 from pipeline.metrics import bio_spans, confusion_matrix, is_bio
 from pipeline.paths import Layout
-from pipeline.stats import Comparison, paired_bootstrap, paired_t, plain_words, summarize
+from pipeline.stats import (
+    Comparison,
+    p_value,
+    paired_bootstrap,
+    paired_t,
+    plain_words,
+    summarize,
+)
 
 plt.rcParams["text.parse_math"] = False  # labels such as Brown's `nn$` are text, not math
 
@@ -138,10 +145,11 @@ def verdict(results: list[dict[str, Any]], metric: str, label: str) -> str:
     over = f" (mean of {seeds} seeds)" if seeds > 1 else ""
     if len(order) == 1:
         return f"Only {name} was trained: test {label} {best['score'].mean:.1%}{over}."
-    tests = [plain_words(name, CELL_NAMES[r["cell"]], compare_cells(best, r, metric))
-             for r in order[1:]]
+    tests = [compare_cells(best, r, metric) for r in order[1:]]
+    words = [plain_words(name, CELL_NAMES[r["cell"]], t, method=False)
+             for r, t in zip(order[1:], tests, strict=True)]
     return (f"**{name} wins** on test {label} with {best['score'].mean:.1%}{over}. "
-            + "; ".join(tests) + ".")
+            + "; ".join(words) + f"; {tests[0].method}.")
 
 
 def significance_table(results: list[dict[str, Any]], metric: str) -> list[str]:
@@ -159,7 +167,7 @@ def significance_table(results: list[dict[str, Any]], metric: str) -> list[str]:
                 continue
             test = compare_cells(a, b, metric)
             method = test.method
-            cells.append(f"{100 * test.diff:+.1f} (p {test.p:.3f})")
+            cells.append(f"{100 * test.diff:+.1f} ({p_value(test.p)})")
         lines.append(f"| {CELL_NAMES[a['cell']]} | " + " | ".join(cells) + " |")
     return [*lines, "", f"Test: {method}; two-sided, significant below p = 0.05."]
 

@@ -91,10 +91,14 @@ def paired_bootstrap(num_a: Sequence[float], den_a: Sequence[float],
                 f"paired bootstrap over {n:,} test examples ({samples:,} draws)")
 
 
-def plain_words(name_a: str, name_b: str, test: Comparison, points: bool = True, alpha: float = 0.05
-            ) -> str:
+def p_value(p: float) -> str:
+    """`p = 0.41`, `p = 0.037`, `p < 0.001`."""
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}".rstrip("0").rstrip(".")
+
+
+def plain_words(name_a: str, name_b: str, test: Comparison, alpha: float = 0.05,
+                method: bool = True) -> str:
     """`GRU vs LSTM: +0.4 points, not significant (p = 0.41, paired t-test over 5 seeds)`."""
-    size = f"{100 * test.diff:+.1f} points" if points else f"{test.diff:+.4f}"
     sig = "significant" if test.p < alpha else "not significant"
-    p = "p < 0.001" if test.p < 0.001 else f"p = {test.p:.3f}".rstrip("0").rstrip(".")
-    return f"{name_a} vs {name_b}: {size}, {sig} ({p}, {test.method})"
+    why = f", {test.method}" if method else ""
+    return f"{name_a} vs {name_b}: {100 * test.diff:+.1f} points, {sig} ({p_value(test.p)}{why})"
