@@ -93,6 +93,9 @@ class PrepareParams(Section):
 class ModelParams(Section):
     embedding_dim: PositiveInt
     hidden_size: PositiveInt
+    # equal_width: every cell has hidden_size units; equal_params: each cell gets the width at
+    # which it has as many trainable parameters as an LSTM with hidden_size units.
+    sizing: Literal["equal_width", "equal_params"]
     num_layers: PositiveInt
     bidirectional: bool
     dropout: float = Field(ge=0, lt=1)

@@ -197,3 +197,23 @@ def build_network(family: str, cell: str, vocab_size: int, num_classes: int,
 
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+def equal_params_width(family: str, cell: str, vocab_size: int, num_classes: int,
+                       params: ModelParams, num_chars: int = 0) -> int:
+    """The hidden size at which `cell` has as many trainable parameters as an LSTM with
+    `params.hidden_size` units (same embedding, layers and head): the nearest count wins."""
+    def count(kind: str, width: int) -> int:
+        net = build_network(family, kind, vocab_size, num_classes,
+                            params.model_copy(update={"hidden_size": width}), None, num_chars)
+        return count_parameters(net)
+
+    target = count("lstm", params.hidden_size)
+    lo, hi = 1, 8 * params.hidden_size  # a vanilla RNN needs about 2x an LSTM's width
+    while lo < hi:  # the smallest width with at least the target count
+        mid = (lo + hi) // 2
+        if count(cell, mid) < target:
+            lo = mid + 1
+        else:
+            hi = mid
+    return min({max(lo - 1, 1), lo}, key=lambda w: abs(count(cell, w) - target))

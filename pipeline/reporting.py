@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import csv
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ from matplotlib.ticker import MaxNLocator
 
 from pipeline import tracking
 from pipeline.config import Params, TaskParams
+from pipeline.data import EncodedSplit
 from pipeline.errors import fail
 from pipeline.files import atomic_dir, read_json, write_json
 from pipeline.metrics import bio_spans, confusion_matrix, is_bio
@@ -26,6 +29,7 @@ from pipeline.stats import (
     paired_bootstrap,
     paired_t,
     plain_words,
+    ratio,
     summarize,
 )
 
@@ -172,6 +176,44 @@ def significance_table(results: list[dict[str, Any]], metric: str) -> list[str]:
     return [*lines, "", f"Test: {method}; two-sided, significant below p = 0.05."]
 
 
+def by_length(results: list[dict[str, Any]], lengths: np.ndarray) -> dict[str, Any]:
+    """The headline metric per length quartile of the test examples, per cell (seeds pooled):
+    where a cell's memory gives out, its scores fall with length."""
+    edges = sorted({int(np.quantile(lengths, q)) for q in (0.25, 0.5, 0.75)})
+    bucket = np.searchsorted(edges, lengths, side="left")  # length <= edge i -> bucket i
+    buckets = []
+    for b in np.unique(bucket):
+        inside = lengths[bucket == b]
+        buckets.append({"tokens": f"{inside.min()}-{inside.max()}", "examples": int(inside.size)})
+    cells = {r["cell"]: [ratio(r["num"][bucket == b], r["den"][bucket == b])
+                         for b in np.unique(bucket)] for r in results}
+    return {"buckets": buckets, "cells": cells}
+
+
+def length_table(lengths: dict[str, Any], results: list[dict[str, Any]]) -> list[str]:
+    lines = ["| length (tokens) | examples | " + " | ".join(CELL_NAMES[r["cell"]] for r in results)
+             + " |", "|---|---:|" + "---:|" * len(results)]
+    for i, b in enumerate(lengths["buckets"]):
+        lines.append(f"| {b['tokens']} | {b['examples']:,} | " + " | ".join(
+            f"{lengths['cells'][r['cell']][i]:.2%}" for r in results) + " |")
+    return lines
+
+
+def plot_by_length(lengths: dict[str, Any], label: str, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    ticks = [b["tokens"] for b in lengths["buckets"]]
+    for cell, values in lengths["cells"].items():
+        ax.plot(range(len(values)), values, marker="o", label=CELL_NAMES[cell])
+    ax.set_xticks(range(len(ticks)), ticks)
+    ax.set_xlabel("test example length (tokens), quartiles")
+    ax.set_ylabel(f"test {label}")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def per_label_table(results: list[dict[str, Any]]) -> list[str]:
     """F1 per label (or per entity type, for NER) with one column per cell (mean over seeds)."""
     def f1(r: dict[str, Any], name: str) -> float:
@@ -252,7 +294,7 @@ def plot_confusions(results: list[dict[str, Any]], path: Path) -> None:
 
 
 def render_task(params: TaskParams, results: list[dict[str, Any]], stats: dict[str, Any],
-                source: dict[str, Any]) -> list[str]:
+                source: dict[str, Any], lengths: dict[str, Any]) -> list[str]:
     """One task's section: table, curves, confusions, per-label F1, data and settings."""
     first = results[0]["train"]
     runs_in = sorted({run["train"]["parent_run_id"] for r in results for run in r["runs"]})
@@ -273,7 +315,7 @@ def render_task(params: TaskParams, results: list[dict[str, Any]], stats: dict[s
         f"| cell | {'token accuracy' if tagging else 'test accuracy'} | "
         + "".join(f"{h} | " for h, _, _ in extra)
         + (f"{label}: mean ± sd [95% CI] | " if seeds > 1 else "")
-        + "macro-F1 | test loss | parameters | train time (s) | epochs | "
+        + "macro-F1 | test loss | parameters (hidden units) | train time (s) | epochs | "
         "inference (examples/s) | MLflow run |",
         "|---|---:|" + "---:|" * len(extra) + ("---:|" if seeds > 1 else "")
         + "---:|---:|---:|---:|---:|---:|---|",
@@ -287,7 +329,8 @@ def render_task(params: TaskParams, results: list[dict[str, Any]], stats: dict[s
         lines.append(
             f"| {CELL_NAMES[r['cell']]} | {t['accuracy']:.2%} | "
             + "".join(f"{t[k]:{f}} | " for _, k, f in extra) + spread
-            + f"{t['macro_f1']:.4f} | {t['loss']:.4f} | {t['num_parameters']:,.0f} | "
+            + f"{t['macro_f1']:.4f} | {t['loss']:.4f} | {t['num_parameters']:,.0f} "
+            f"({r['train']['params']['model']['hidden_size']}) | "
             f"{t['train_seconds']:.1f} | {t['epochs']:.3g} | "
             f"{t['inference_examples_per_s']:,.0f} | {run} |")
     lines += ["", f"Seeds: {', '.join(map(str, params.seeds))}"
@@ -299,6 +342,12 @@ def render_task(params: TaskParams, results: list[dict[str, Any]], stats: dict[s
                f"(`task.{params.name}.data.max_examples`; `null` = all)"
                if params.data.max_examples else "all examples")
     lines += [
+        "",
+        f"### {label[0].upper() + label[1:]} by length",
+        "",
+        *length_table(lengths, results),
+        "",
+        f"![{label} by length]({fig}_by_length.png)",
         "",
         "### Learning curves",
         "",
@@ -377,8 +426,39 @@ def render_markdown(params: Params, sections: dict[str, list[str]],
     return "\n".join(lines)
 
 
+HTML_STYLE = """
+body { font: 15px/1.5 system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em;
+       color: #1d1d1f; }
+table { border-collapse: collapse; margin: 0.8em 0; font-size: 13px; }
+th, td { border: 1px solid #d0d0d7; padding: 3px 8px; }
+th { background: #f2f2f5; }
+td:not(:first-child) { text-align: right; font-variant-numeric: tabular-nums; }
+img { max-width: 100%; }
+code { background: #f2f2f5; padding: 0 3px; border-radius: 3px; font-size: 12px; }
+h2 { border-bottom: 1px solid #d0d0d7; margin-top: 2em; }
+"""
+
+
+def render_html(markdown: str, folder: Path) -> str:
+    """The Markdown report as one HTML file that opens offline: figures embedded as data URIs,
+    no scripts, no external styles."""
+    from markdown_it import MarkdownIt
+
+    body = MarkdownIt("commonmark", {"html": False}).enable("table").render(markdown)
+
+    def embed(match: re.Match[str]) -> str:
+        data = base64.b64encode((folder / match.group(1)).read_bytes()).decode("ascii")
+        return f'src="data:image/png;base64,{data}"'
+
+    body = re.sub(r'src="(figures/[^"]+\.png)"', embed, body)
+    return ("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>rnnbench: RNN vs LSTM vs GRU</title><style>{HTML_STYLE}</style></head>"
+            f"<body>\n{body}</body></html>\n")
+
+
 def write_report(params: Params, root: Path) -> Path:
-    """reports/comparison.md, figures/ and summary.json over every task; logged to MLflow."""
+    """reports/comparison.md (and .html, self-contained), figures/ and summary.json over
+    every task; logged to MLflow with each task's comparison run."""
     reports = Layout(root, "").reports
     sections, verdicts, summary, parents = {}, {}, {}, []
     with atomic_dir(reports) as out:
@@ -390,14 +470,17 @@ def write_report(params: Params, root: Path) -> Path:
             source = read_json(layout.raw / "source.json")
             plot_learning_curves(results, out / "figures" / f"{name}_learning_curves.png")
             plot_confusions(results, out / "figures" / f"{name}_confusion_matrices.png")
-            sections[name] = render_task(tp, results, stats, source)
             metric, label = headline(stats["family"], stats["labels"])
+            lengths = by_length(results, EncodedSplit(layout.split("test")).lengths.numpy())
+            plot_by_length(lengths, label, out / "figures" / f"{name}_by_length.png")
+            sections[name] = render_task(tp, results, stats, source, lengths)
             verdicts[name] = verdict(results, metric, label)
-            summary[name] = task_summary(tp, stats, results, metric)
+            summary[name] = {**task_summary(tp, stats, results, metric), "by_length": lengths}
             parents += sorted({run["train"]["parent_run_id"]
                                for r in results for run in r["runs"]})
-        (out / "comparison.md").write_text(render_markdown(params, sections, verdicts),
-                                           encoding="utf-8")
+        markdown = render_markdown(params, sections, verdicts)
+        (out / "comparison.md").write_text(markdown, encoding="utf-8")
+        (out / "comparison.html").write_text(render_html(markdown, out), encoding="utf-8")
         write_json(out / "summary.json", {"tasks": summary})
 
     client = tracking.client_for(params, root)

@@ -20,7 +20,7 @@ from pipeline import tracking
 from pipeline.config import CellParams, TaskParams, TrainParams
 from pipeline.data import TextDataModule
 from pipeline.files import atomic_dir, atomic_file, read_json, tree_digest, write_json
-from pipeline.models import count_parameters
+from pipeline.models import count_parameters, equal_params_width
 from pipeline.module import CellClassifier
 from pipeline.paths import Layout
 
@@ -109,6 +109,9 @@ def train_cell(params: TaskParams, cell: str, layout: Layout, seed: int | None =
     labels = read_json(layout.prepared / "labels.json")
     chars_file = layout.prepared / "chars.json"
     num_chars = len(read_json(chars_file)) if chars_file.exists() else 0
+    if cp.model.sizing == "equal_params":  # the width is what equal budgets change
+        width = equal_params_width(family, cell, vocab_size, len(labels), cp.model, num_chars)
+        cp = cp.model_copy(update={"model": cp.model.model_copy(update={"hidden_size": width})})
     data_hash = tree_digest(layout.prepared)
     dm = TextDataModule(layout, cp.train.batch_size, params.evaluate.batch_size,
                         cp.train.bucket_pool, seed)
@@ -121,7 +124,8 @@ def train_cell(params: TaskParams, cell: str, layout: Layout, seed: int | None =
 
     client, run_id, parent_id = tracking.start_cell_run(
         params, cell, seed, data_hash, layout.root.resolve(),
-        {"num_parameters": n_params, "vocab_size": vocab_size, "num_classes": len(labels),
+        {"num_parameters": n_params, "model.hidden_size": cp.model.hidden_size,
+         "vocab_size": vocab_size, "num_classes": len(labels),
          "accelerator": accelerator, "precision": precision})
     history = EpochHistory(client, run_id, echo=not sys.stderr.isatty())
     with tempfile.TemporaryDirectory(prefix="rnnbench-fit-") as scratch:

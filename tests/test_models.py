@@ -1,8 +1,15 @@
 import pytest
 import torch
 
-from pipeline.config import ModelParams
-from pipeline.models import RecurrentEncoder, SentenceClassifier, count_parameters, pool
+from pipeline.config import ModelParams, parse_params
+from pipeline.models import (
+    RecurrentEncoder,
+    SentenceClassifier,
+    build_network,
+    count_parameters,
+    equal_params_width,
+    pool,
+)
 from tests.conftest import repo_params
 
 MODEL = ModelParams(**repo_params()["model"])
@@ -55,3 +62,21 @@ def test_last_pooling_matches_the_final_hidden_states():
                                                      enforce_sorted=False)
     h_n = enc.rnn(packed)[1]  # [2, B, H]: forward final, backward final
     torch.testing.assert_close(pool(out, lengths, "last", True), torch.cat([h_n[0], h_n[1]], -1))
+
+
+@pytest.mark.parametrize(("family", "update", "chars"), [
+    ("classification", {}, 0),
+    ("tagging", {"num_layers": 2, "char_filters": 10, "crf": True}, 40),
+    ("classification", {"bidirectional": False, "hidden_size": 64}, 0),
+])
+def test_equal_params_widths_match_the_lstm_budget_within_2_percent(family, update, chars):
+    params = parse_params(repo_params()).model.model_copy(update=update)
+    lstm = count_parameters(build_network(family, "lstm", 500, 5, params, num_chars=chars))
+    widths = {}
+    for cell in ("rnn", "lstm", "gru"):
+        widths[cell] = equal_params_width(family, cell, 500, 5, params, chars)
+        sized = params.model_copy(update={"hidden_size": widths[cell]})
+        count = count_parameters(build_network(family, cell, 500, 5, sized, num_chars=chars))
+        assert abs(count - lstm) <= 0.02 * lstm, (cell, count, lstm)
+    assert widths["lstm"] == params.hidden_size
+    assert widths["rnn"] > widths["gru"] > widths["lstm"]  # fewer gates, more units

@@ -1,6 +1,7 @@
 """Real short Lightning fits on the prepared sample, logged to a real MLflow sqlite store."""
 
 import json
+import re
 import shutil
 
 import pytest
@@ -76,6 +77,20 @@ def test_report_and_metrics_cover_every_cell(trained):
         metrics = json.loads(layout.test_metrics(cell, SEED).read_text())
         assert 0 <= metrics["accuracy"] <= 1 and metrics["num_parameters"] > 0
     assert (layout.reports / "figures" / f"{TASK}_learning_curves.png").stat().st_size > 10_000
+    # accuracy by length: quartile buckets that cover the test split, one value per cell
+    lengths = summary["by_length"]
+    test_size = json.loads(layout.test_metrics("rnn", SEED).read_text())["test_examples"]
+    assert sum(b["examples"] for b in lengths["buckets"]) == test_size
+    assert 2 <= len(lengths["buckets"]) <= 4
+    assert all(len(v) == len(lengths["buckets"]) and all(0 <= x <= 1 for x in v)
+               for v in lengths["cells"].values())
+    assert "### Accuracy by length" in text
+    # the HTML report opens offline: every figure embedded, nothing fetched
+    html = (layout.reports / "comparison.html").read_text()
+    figures = text.count("](figures/")
+    assert figures == 3 and html.count('src="data:image/png;base64,') == figures
+    assert "<table>" in html and "<h2>" in html and "wins</strong>" in html
+    assert not re.search(r'(src|href)="(https?:|figures/)', html) and "<script" not in html
 
 
 def test_training_is_deterministic_on_cpu(prepared, tmp_path):
