@@ -8,6 +8,11 @@ from pathlib import Path
 SPLITS = ("train", "val", "test")
 
 
+def reports_dir(root: Path) -> Path:
+    """The report covers every task, so it lives beside them, not under one."""
+    return root / "reports"
+
+
 @dataclass(frozen=True)
 class Layout:
     """One task's files: data/<task>/, models/<task>/<cell>/seed<seed>/, metrics/<task>/...;
@@ -47,4 +52,4 @@ class Layout:
 
     @property
     def reports(self) -> Path:
-        return self.root / "reports"
+        return reports_dir(self.root)

@@ -6,6 +6,7 @@ import base64
 import csv
 import re
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from pipeline.data import EncodedSplit
 from pipeline.errors import fail
 from pipeline.files import atomic_dir, read_json, write_json
 from pipeline.metrics import bio_spans, confusion_matrix, is_bio
-from pipeline.paths import Layout
+from pipeline.paths import Layout, reports_dir
 from pipeline.stats import (
     Comparison,
     p_value,
@@ -141,7 +142,23 @@ def ranked(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(results, key=lambda r: -r["score"].mean)
 
 
-def verdict(results: list[dict[str, Any]], metric: str, label: str) -> str:
+Tests = dict[tuple[str, str], Comparison]
+
+
+def pairwise(results: list[dict[str, Any]], metric: str) -> Tests:
+    """Every ordered pair of cells (a, b) -> a vs b; each pair is tested once, its mirror is
+    the same test with the difference negated."""
+    tests: Tests = {}
+    order = ranked(results)
+    for i, a in enumerate(order):
+        for b in order[i + 1:]:
+            test = compare_cells(a, b, metric)
+            tests[a["cell"], b["cell"]] = test
+            tests[b["cell"], a["cell"]] = replace(test, diff=-test.diff)
+    return tests
+
+
+def verdict(results: list[dict[str, Any]], label: str, tests: Tests) -> str:
     """The winner, its margin over each other cell, and whether each margin is significant."""
     order = ranked(results)
     best = order[0]
@@ -149,30 +166,23 @@ def verdict(results: list[dict[str, Any]], metric: str, label: str) -> str:
     over = f" (mean of {seeds} seeds)" if seeds > 1 else ""
     if len(order) == 1:
         return f"Only {name} was trained: test {label} {best['score'].mean:.1%}{over}."
-    tests = [compare_cells(best, r, metric) for r in order[1:]]
+    against = [tests[best["cell"], r["cell"]] for r in order[1:]]
     words = [plain_words(name, CELL_NAMES[r["cell"]], t, method=False)
-             for r, t in zip(order[1:], tests, strict=True)]
+             for r, t in zip(order[1:], against, strict=True)]
     return (f"**{name} wins** on test {label} with {best['score'].mean:.1%}{over}. "
-            + "; ".join(words) + f"; {tests[0].method}.")
+            + "; ".join(words) + f"; {against[0].method}.")
 
 
-def significance_table(results: list[dict[str, Any]], metric: str) -> list[str]:
+def significance_table(results: list[dict[str, Any]], tests: Tests) -> list[str]:
     """Row cell minus column cell on the headline metric, in points, with its p-value."""
-    order = ranked(results)
-    names = [CELL_NAMES[r["cell"]] for r in order]
-    lines = ["| row - column | " + " | ".join(names) + " |",
-             "|---|" + "---:|" * len(names)]
-    method = ""
-    for a in order:
-        cells = []
-        for b in order:
-            if a is b:
-                cells.append("")
-                continue
-            test = compare_cells(a, b, metric)
-            method = test.method
-            cells.append(f"{100 * test.diff:+.1f} ({p_value(test.p)})")
-        lines.append(f"| {CELL_NAMES[a['cell']]} | " + " | ".join(cells) + " |")
+    cells = [r["cell"] for r in ranked(results)]
+    lines = ["| row - column | " + " | ".join(CELL_NAMES[c] for c in cells) + " |",
+             "|---|" + "---:|" * len(cells)]
+    for a in cells:
+        lines.append(f"| {CELL_NAMES[a]} | " + " | ".join(
+            "" if a == b else f"{100 * tests[a, b].diff:+.1f} ({p_value(tests[a, b].p)})"
+            for b in cells) + " |")
+    method = next(iter(tests.values())).method if tests else ""
     return [*lines, "", f"Test: {method}; two-sided, significant below p = 0.05."]
 
 
@@ -199,6 +209,12 @@ def length_table(lengths: dict[str, Any], results: list[dict[str, Any]]) -> list
     return lines
 
 
+def save(fig: plt.Figure, path: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def plot_by_length(lengths: dict[str, Any], label: str, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     ticks = [b["tokens"] for b in lengths["buckets"]]
@@ -209,9 +225,7 @@ def plot_by_length(lengths: dict[str, Any], label: str, path: Path) -> None:
     ax.set_ylabel(f"test {label}")
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save(fig, path)
 
 
 def per_label_table(results: list[dict[str, Any]]) -> list[str]:
@@ -261,9 +275,7 @@ def plot_learning_curves(results: list[dict[str, Any]], path: Path) -> None:
             ax.set_title(f"{CELL_NAMES[r['cell']]}: {'accuracy' if metric == 'acc' else 'loss'}")
             ax.grid(alpha=0.3)
             ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save(fig, path)
 
 
 def plot_confusions(results: list[dict[str, Any]], path: Path) -> None:
@@ -288,13 +300,12 @@ def plot_confusions(results: list[dict[str, Any]], path: Path) -> None:
         ax.set_xlabel("predicted")
         ax.set_ylabel("actual")
         ax.set_title(f"{CELL_NAMES[r['cell']]} ({r['test']['accuracy']:.1%})")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save(fig, path)
 
 
 def render_task(params: TaskParams, results: list[dict[str, Any]], stats: dict[str, Any],
-                source: dict[str, Any], lengths: dict[str, Any]) -> list[str]:
+                source: dict[str, Any], lengths: dict[str, Any], tests: Tests,
+                summary_line: str) -> list[str]:
     """One task's section: table, curves, confusions, per-label F1, data and settings."""
     first = results[0]["train"]
     runs_in = sorted({run["train"]["parent_run_id"] for r in results for run in r["runs"]})
@@ -310,7 +321,7 @@ def render_task(params: TaskParams, results: list[dict[str, Any]], stats: dict[s
         f"## {params.name}: `{params.data.dataset}`"
         + (" (sequence labelling)" if tagging else " (classification)"),
         "",
-        verdict(results, metric, label),
+        summary_line,
         "",
         f"| cell | {'token accuracy' if tagging else 'test accuracy'} | "
         + "".join(f"{h} | " for h, _, _ in extra)
@@ -336,7 +347,7 @@ def render_task(params: TaskParams, results: list[dict[str, Any]], stats: dict[s
     lines += ["", f"Seeds: {', '.join(map(str, params.seeds))}"
               + (" (table: means over seeds)." if seeds > 1 else
                  " (one per cell: `-S 'seeds=[1,2,3,4,5]'` gives intervals and t-tests)."),
-              "", "### Significance", "", *significance_table(results, metric)]
+              "", "### Significance", "", *significance_table(results, tests)]
     sp = stats["splits"]
     limited = (f"a seeded sample of {params.data.max_examples:,} examples "
                f"(`task.{params.name}.data.max_examples`; `null` = all)"
@@ -396,7 +407,7 @@ def render_task(params: TaskParams, results: list[dict[str, Any]], stats: dict[s
 
 
 def task_summary(params: TaskParams, stats: dict[str, Any], results: list[dict[str, Any]],
-                 metric: str) -> dict[str, Any]:
+                 metric: str, tests: Tests) -> dict[str, Any]:
     """summary.json's entry for one task: means, intervals, per-seed metrics and tests."""
     order = ranked(results)
     return {
@@ -409,7 +420,7 @@ def task_summary(params: TaskParams, stats: dict[str, Any], results: list[dict[s
                                                            "run_id": run["train"]["run_id"]}
                                         for run in r["runs"]}}
                   for r in results},
-        "comparisons": [{"a": a["cell"], "b": b["cell"], **vars(compare_cells(a, b, metric))}
+        "comparisons": [{"a": a["cell"], "b": b["cell"], **vars(tests[a["cell"], b["cell"]])}
                         for i, a in enumerate(order) for b in order[i + 1:]],
     }
 
@@ -459,7 +470,7 @@ def render_html(markdown: str, folder: Path) -> str:
 def write_report(params: Params, root: Path) -> Path:
     """reports/comparison.md (and .html, self-contained), figures/ and summary.json over
     every task; logged to MLflow with each task's comparison run."""
-    reports = Layout(root, "").reports
+    reports = reports_dir(root)
     sections, verdicts, summary, parents = {}, {}, {}, []
     with atomic_dir(reports) as out:
         (out / "figures").mkdir()
@@ -473,9 +484,12 @@ def write_report(params: Params, root: Path) -> Path:
             metric, label = headline(stats["family"], stats["labels"])
             lengths = by_length(results, EncodedSplit(layout.split("test")).lengths.numpy())
             plot_by_length(lengths, label, out / "figures" / f"{name}_by_length.png")
-            sections[name] = render_task(tp, results, stats, source, lengths)
-            verdicts[name] = verdict(results, metric, label)
-            summary[name] = {**task_summary(tp, stats, results, metric), "by_length": lengths}
+            tests = pairwise(results, metric)
+            verdicts[name] = verdict(results, label, tests)
+            sections[name] = render_task(tp, results, stats, source, lengths, tests,
+                                         verdicts[name])
+            summary[name] = {**task_summary(tp, stats, results, metric, tests),
+                             "by_length": lengths}
             parents += sorted({run["train"]["parent_run_id"]
                                for r in results for run in r["runs"]})
         markdown = render_markdown(params, sections, verdicts)
