@@ -231,15 +231,47 @@ class SharedParams(Section):
             raise ValueError(_describe(err, prefix=f"overrides.{cell}.", skip=1)) from None
 
 
+class LongRangeParams(Section):
+    """`longrange`: the synthetic tasks (pipeline/synthetic.py) and the lengths they sweep."""
+
+    problems: list[Literal["recall", "adding"]] = Field(min_length=1)
+    lengths: list[int] = Field(min_length=1)
+    examples: int = Field(ge=100)  # generated per problem and length, split 80/10/10
+    data_seed: int
+    model: dict[str, Any]  # changes to the shared model section (e.g. unidirectional)
+    train: dict[str, Any]  # changes to the shared train section
+
+    @field_validator("problems", "lengths")
+    @classmethod
+    def _unique(cls, values: list[Any]) -> list[Any]:
+        if len(set(values)) != len(values):
+            raise ValueError(f"each value once, got {values}")
+        return values
+
+    @field_validator("lengths")
+    @classmethod
+    def _long_enough(cls, values: list[int]) -> list[int]:
+        if any(n < 2 for n in values):
+            raise ValueError(f"lengths of at least 2 steps, got {values}")
+        return values
+
+    @field_validator("model", "train", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: Any) -> Any:
+        return {} if value is None else value
+
+
 class TaskParams(SharedParams):
-    """One task's settings: the shared sections after `task.<name>`."""
+    """One task's settings: the shared sections after `task.<name>` (or `longrange`)."""
 
     name: str
+    suite: str | None = None  # generated tasks share one MLflow experiment: "longrange"
 
     @property
     def experiment(self) -> str:
-        """The MLflow experiment its runs go to: tracking.experiment, else the task's name."""
-        return self.tracking.experiment or self.name
+        """The MLflow experiment its runs go to: tracking.experiment, else the suite's or the
+        task's name."""
+        return self.tracking.experiment or self.suite or self.name
 
 
 class Params(SharedParams):
@@ -247,6 +279,7 @@ class Params(SharedParams):
 
     tasks: list[str] = Field(min_length=1)
     task: dict[str, TaskChanges]
+    longrange: LongRangeParams
 
     @field_validator("tasks")
     @classmethod
@@ -265,21 +298,36 @@ class Params(SharedParams):
                 raise ValueError(f"task.{name}: missing key (the changes for task {name!r})")
         for name in self.task:
             self.for_task(name)
+        self.for_longrange(self.longrange.problems[0], self.longrange.lengths[0])
         return self
+
+    def _resolve(self, name: str, changes: dict[str, dict[str, Any]], where: str,
+                 suite: str | None = None) -> TaskParams:
+        """The shared sections with `changes` (section -> keys) applied, as one task."""
+        values = self.model_dump(exclude={"tasks", "task", "longrange"})
+        for section, keys in changes.items():
+            values[section] = _merge(values[section], keys, f"{where}.{section}")
+        try:
+            return TaskParams(name=name, suite=suite, **values)
+        except ValidationError as err:
+            raise ValueError(_describe(err, prefix=f"{where}.")) from None
 
     def for_task(self, name: str) -> TaskParams:
         """Resolve one task: the shared sections with `task.<name>`'s changes applied."""
         if name not in self.task:
             fail(f"unknown task {name!r}: params.yaml has {', '.join(self.task) or 'none'}")
         changes = self.task[name]
-        values = self.model_dump(exclude={"tasks", "task"})
-        for section in TASK_SECTIONS:
-            values[section] = _merge(values[section], getattr(changes, section),
-                                     f"task.{name}.{section}")
-        try:
-            return TaskParams(name=name, **values)
-        except ValidationError as err:
-            raise ValueError(_describe(err, prefix=f"task.{name}.")) from None
+        return self._resolve(name, {s: getattr(changes, s) for s in TASK_SECTIONS},
+                             f"task.{name}")
+
+    def for_longrange(self, problem: str, length: int) -> TaskParams:
+        """Resolve one generated task: the shared model/train sections with `longrange`'s."""
+        lr = self.longrange
+        if problem not in lr.problems or length not in lr.lengths:
+            fail(f"no long-range task {problem!r} of length {length}: longrange.problems is "
+                 f"{lr.problems}, longrange.lengths {lr.lengths}")
+        return self._resolve(f"{problem}_{length}", {"model": lr.model, "train": lr.train},
+                             "longrange", suite="longrange")
 
 
 def _describe(err: ValidationError, prefix: str = "", skip: int = 0) -> str:

@@ -12,6 +12,7 @@ import torch
 from pipeline import tracking
 from pipeline.config import ModelParams, TaskParams
 from pipeline.data import BucketBatchSampler, EncodedSplit, collate
+from pipeline.diagnostics import diagnose
 from pipeline.errors import fail
 from pipeline.files import atomic_file, read_json, write_json
 from pipeline.metrics import (
@@ -97,8 +98,9 @@ def score(split: EncodedSplit, preds: list[Prediction], labels: list[str]
 
 def evaluate_cell(params: TaskParams, cell: str, layout: Layout, seed: int | None = None
                   ) -> dict[str, Any]:
-    """Test metrics, per-label scores and per-token predictions of one trained cell and seed
-    (default: the first seed), written to metrics/<task>/ and logged to its MLflow run."""
+    """Test metrics, per-label scores, per-token predictions and long-range diagnostics of one
+    trained cell and seed (default: the first seed), written to metrics/<task>/ and logged to
+    its MLflow run."""
     seed = params.seeds[0] if seed is None else seed
     model, summary = load_model(layout, cell, seed)
     test = EncodedSplit(layout.split("test"))
@@ -116,6 +118,8 @@ def evaluate_cell(params: TaskParams, cell: str, layout: Layout, seed: int | Non
     }
     write_json(layout.test_metrics(cell, seed), metrics)
     write_json(layout.per_label(cell, seed), per_label)
+    diagnostics = diagnose(model, test)
+    write_json(layout.diagnostics(cell, seed), diagnostics)
     with atomic_file(layout.predictions(cell, seed)) as fh:
         writer = csv.writer(fh)
         writer.writerow(["example", "actual", "predicted"])  # example: for paired tests
@@ -129,8 +133,10 @@ def evaluate_cell(params: TaskParams, cell: str, layout: Layout, seed: int | Non
     tracking.log_metrics(client, run_id, {
         f"test_{k}": v for k, v in metrics.items()
         if v is not None and k not in ("num_parameters", "train_seconds", "epochs")})
+    tracking.log_metrics(client, run_id, {
+        "reference_max_abs_diff": diagnostics["reference_max_abs_diff"]})
     for path in (layout.test_metrics(cell, seed), layout.per_label(cell, seed),
-                 layout.predictions(cell, seed)):
+                 layout.predictions(cell, seed), layout.diagnostics(cell, seed)):
         client.log_artifact(run_id, str(path), "evaluation")
     extra = f", entity F1 {metrics['entity_f1']:.4f}" if "entity_f1" in metrics else ""
     print(f"{layout.task}/{cell}/seed{seed}: test accuracy {metrics['accuracy']:.4f}, "

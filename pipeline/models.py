@@ -131,15 +131,23 @@ class RecurrentNet(nn.Module):
         self.dropout = nn.Dropout(params.dropout)
         self.head = nn.Linear(self.encoder.output_size, num_classes)
 
-    def encode(self, ids: torch.Tensor, lengths: torch.Tensor,
-               chars: torch.Tensor | None = None) -> torch.Tensor:
-        """ids: [B, T] (chars: [B, T, L]) -> encoder outputs [B, T, D*H]."""
+    def features(self, ids: torch.Tensor, chars: torch.Tensor | None = None) -> torch.Tensor:
+        """ids: [B, T] (chars: [B, T, L]) -> the encoder's inputs [B, T, E (+ filters)]."""
         words = self.embedding(ids)
         if self.chars is not None:
             if chars is None:
                 raise ValueError("this network reads characters: pass chars [B, T, L]")
             words = torch.cat([words, self.chars(chars)], dim=-1)
-        return self.encoder(self.dropout(words), lengths)
+        return self.dropout(words)
+
+    def readout(self, h: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Encoder outputs [B, T, D*H] -> logits; each head defines it."""
+        raise NotImplementedError
+
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor,
+                chars: torch.Tensor | None = None) -> torch.Tensor:
+        """ids: [B, T] -> logits ([B, C] per sentence, [B, T, C] per token)."""
+        return self.readout(self.encoder(self.features(ids, chars), lengths), lengths)
 
 
 class SentenceClassifier(RecurrentNet):
@@ -150,10 +158,8 @@ class SentenceClassifier(RecurrentNet):
         super().__init__(cell, vocab_size, num_classes, params, vectors, num_chars)
         self.pooling, self.bidirectional = params.pooling, params.bidirectional
 
-    def forward(self, ids: torch.Tensor, lengths: torch.Tensor,
-                chars: torch.Tensor | None = None) -> torch.Tensor:
-        """ids: [B, T] -> logits [B, C]."""
-        h = self.encode(ids, lengths, chars)
+    def readout(self, h: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Encoder outputs [B, T, D*H] -> logits [B, C]."""
         return self.head(self.dropout(pool(h, lengths, self.pooling, self.bidirectional)))
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -171,10 +177,9 @@ class TokenTagger(RecurrentNet):
         super().__init__(cell, vocab_size, num_classes, params, vectors, num_chars)
         self.crf = CRF(num_classes) if params.crf else None
 
-    def forward(self, ids: torch.Tensor, lengths: torch.Tensor,
-                chars: torch.Tensor | None = None) -> torch.Tensor:
-        """ids: [B, T] -> emission logits [B, T, C] (padding is left to the loss mask)."""
-        return self.head(self.dropout(self.encode(ids, lengths, chars)))
+    def readout(self, h: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Encoder outputs [B, T, D*H] -> emission logits [B, T, C] (padding: the loss masks it)."""
+        return self.head(self.dropout(h))
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         if self.crf is None:

@@ -50,6 +50,9 @@ class Layout:
     def predictions(self, cell: str, seed: int) -> Path:
         return self._metrics("predictions", cell, seed, ".csv")
 
+    def diagnostics(self, cell: str, seed: int) -> Path:
+        return self._metrics("diagnostics", cell, seed, ".json")
+
     @property
     def reports(self) -> Path:
         return reports_dir(self.root)

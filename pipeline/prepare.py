@@ -93,6 +93,19 @@ def _percentiles(lengths: list[int]) -> dict[str, int]:
             "max": ordered[-1]}
 
 
+def split_stats(ids: list[list[int]], targets: list[list[int]], labels: list[str],
+                groups: int) -> dict[str, Any]:
+    """What stats.json says of one encoded split: sizes, OOV rate, label counts, lengths."""
+    n_tok = sum(len(x) for x in ids)
+    counts = Counter(y for row in targets for y in row)
+    return {
+        "examples": len(ids), "groups": groups, "tokens": n_tok,
+        "oov_rate": round(sum(x.count(UNK_ID) for x in ids) / max(n_tok, 1), 4),
+        "label_counts": {lab: counts[j] for j, lab in enumerate(labels)},
+        "length": _percentiles([len(x) for x in ids]),
+    }
+
+
 def prepare(data: DataParams, prep: PrepareParams, layout: Layout) -> Path:
     """Split by group, tokenize, build the vocabulary on train only, encode every split."""
     raw_file = layout.raw / "examples.jsonl"
@@ -135,16 +148,8 @@ def prepare(data: DataParams, prep: PrepareParams, layout: Layout) -> Path:
                     else encode_split(ids, tags=ys, chars=[
                         char_vocab.encode(spelling(w)) for i in index[split] for w in words[i]]))
             torch.save(blob, out / f"{split}.pt")
-            n_tok = sum(len(x) for x in ids)
-            counts = Counter(y for row in ys for y in row)
-            stats["splits"][split] = {
-                "examples": len(ids),
-                "groups": len({examples[i].get("group") for i in index[split]}),
-                "tokens": n_tok,
-                "oov_rate": round(sum(x.count(UNK_ID) for x in ids) / max(n_tok, 1), 4),
-                "label_counts": {lab: counts[j] for j, lab in enumerate(labels)},
-                "length": _percentiles([len(x) for x in ids]),
-            }
+            groups = len({examples[i].get("group") for i in index[split]})
+            stats["splits"][split] = split_stats(ids, ys, labels, groups)
         if prep.vectors is not None:
             blob, stats["vectors"] = load_vectors(prep.vectors, vocab,
                                                   [tokens[i] for i in index["train"]])

@@ -4,24 +4,28 @@ from __future__ import annotations
 
 import base64
 import csv
+import hashlib
 import re
 import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import matplotlib
 import numpy as np
-
-matplotlib.use("Agg")  # files only, no display
-import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
 
 from pipeline import tracking
-from pipeline.config import Params, TaskParams
+from pipeline.config import PARAMS_FILE, Params, TaskParams
 from pipeline.data import EncodedSplit
 from pipeline.errors import fail
+from pipeline.figures import CELL_COLORS, CELL_NAMES, plt, save
 from pipeline.files import atomic_dir, read_json, write_json
+from pipeline.longrange_report import (
+    collect_longrange,
+    diagnostics_section,
+    longrange_section,
+    write_series,
+)
 from pipeline.metrics import bio_spans, confusion_matrix, is_bio
 from pipeline.paths import Layout, reports_dir
 from pipeline.stats import (
@@ -34,9 +38,6 @@ from pipeline.stats import (
     summarize,
 )
 
-plt.rcParams["text.parse_math"] = False  # labels such as Brown's `nn$` are text, not math
-
-CELL_NAMES = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
 MAX_CONFUSION_LABELS = 25  # larger tag sets: plot the most frequent gold labels
 
 
@@ -209,17 +210,12 @@ def length_table(lengths: dict[str, Any], results: list[dict[str, Any]]) -> list
     return lines
 
 
-def save(fig: plt.Figure, path: Path) -> None:
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
 def plot_by_length(lengths: dict[str, Any], label: str, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     ticks = [b["tokens"] for b in lengths["buckets"]]
     for cell, values in lengths["cells"].items():
-        ax.plot(range(len(values)), values, marker="o", label=CELL_NAMES[cell])
+        ax.plot(range(len(values)), values, marker="o", label=CELL_NAMES[cell],
+                color=CELL_COLORS[cell])
     ax.set_xticks(range(len(ticks)), ticks)
     ax.set_xlabel("test example length (tokens), quartiles")
     ax.set_ylabel(f"test {label}")
@@ -305,8 +301,9 @@ def plot_confusions(results: list[dict[str, Any]], path: Path) -> None:
 
 def render_task(params: TaskParams, results: list[dict[str, Any]], stats: dict[str, Any],
                 source: dict[str, Any], lengths: dict[str, Any], tests: Tests,
-                summary_line: str) -> list[str]:
-    """One task's section: table, curves, confusions, per-label F1, data and settings."""
+                summary_line: str, diagnostics: list[str]) -> list[str]:
+    """One task's section: table, significance, accuracy by length, gradient flow and gates
+    (`diagnostics`), curves, confusions, per-label F1, data and settings."""
     first = results[0]["train"]
     runs_in = sorted({run["train"]["parent_run_id"] for r in results for run in r["runs"]})
     metric, label = headline(first["family"], first["labels"])
@@ -360,6 +357,7 @@ def render_task(params: TaskParams, results: list[dict[str, Any]], stats: dict[s
         "",
         f"![{label} by length]({fig}_by_length.png)",
         "",
+        *diagnostics,
         "### Learning curves",
         "",
         f"![learning curves]({fig}_learning_curves.png)",
@@ -425,16 +423,40 @@ def task_summary(params: TaskParams, stats: dict[str, Any], results: list[dict[s
     }
 
 
-def render_markdown(params: Params, sections: dict[str, list[str]],
-                    verdicts: dict[str, str]) -> str:
+def provenance(params: Params, root: Path, data: list[tuple[str, str, str]]) -> list[str]:
+    """What produced the report: the commit, every task's data hashes, and params.yaml."""
+    git = tracking.git_info(root)
+    try:
+        text = (root / PARAMS_FILE).read_text(encoding="utf-8")
+    except OSError as err:
+        fail(f"report: {root / PARAMS_FILE}: unreadable ({err})")
+    dirty = (" with uncommitted changes (e.g. `dvc exp run -S ...`)"
+             if git["dirty"] == "true" else "")
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    lines = ["## Provenance", "",
+             f"- Code: git commit `{git['commit']}`{dirty}.",
+             f"- Params: `{PARAMS_FILE}` as below (sha256 `{digest}`).",
+             "- Data (the prepared tensors' hash is what each MLflow run records as `data_hash`):",
+             "", "| task | source (sha256) | prepared data (hash) |", "|---|---|---|"]
+    lines += [f"| {name} | {src} | `{prepared}` |" for name, src, prepared in data]
+    return [*lines, "", "```yaml", text.rstrip(), "```", ""]
+
+
+def render_markdown(params: Params, sections: dict[str, list[str]], verdicts: dict[str, str],
+                    longrange: tuple[list[str], str] | None, tail: list[str]) -> str:
+    """Verdicts first, then a section per task, the long-range sweep and the provenance."""
     lines = ["# RNN vs LSTM vs GRU", "",
              f"{len(params.cells)} cells compared on {len(params.tasks)} task(s), "
              f"{len(params.seeds)} seed(s) each.", ""]
     lines += [f"- **{name}**: {verdicts[name]}" for name in params.tasks]
+    if longrange is not None:
+        lines.append(f"- **long range** (synthetic): {longrange[1]}")
     lines.append("")
     for name in params.tasks:
         lines += sections[name]
-    return "\n".join(lines)
+    if longrange is not None:
+        lines += longrange[0]
+    return "\n".join([*lines, *tail])
 
 
 HTML_STYLE = """
@@ -468,34 +490,51 @@ def render_html(markdown: str, folder: Path) -> str:
 
 
 def write_report(params: Params, root: Path) -> Path:
-    """reports/comparison.md (and .html, self-contained), figures/ and summary.json over
-    every task; logged to MLflow with each task's comparison run."""
+    """reports/comparison.md (and .html, self-contained), figures/, plots/ (the figures' data
+    for `dvc plots show`) and summary.json over every task and the long-range sweep; logged to
+    MLflow with each task's comparison run."""
     reports = reports_dir(root)
-    sections, verdicts, summary, parents = {}, {}, {}, []
+    sections, verdicts, summary, parents, data = {}, {}, {}, [], []
     with atomic_dir(reports) as out:
-        (out / "figures").mkdir()
+        figures, plots = out / "figures", out / "plots"
+        figures.mkdir()
+        plots.mkdir()
         for name in params.tasks:
             tp, layout = params.for_task(name), Layout(root, name)
             results = collect(tp, layout)
             stats = read_json(layout.prepared / "stats.json")
             source = read_json(layout.raw / "source.json")
-            plot_learning_curves(results, out / "figures" / f"{name}_learning_curves.png")
-            plot_confusions(results, out / "figures" / f"{name}_confusion_matrices.png")
+            plot_learning_curves(results, figures / f"{name}_learning_curves.png")
+            plot_confusions(results, figures / f"{name}_confusion_matrices.png")
             metric, label = headline(stats["family"], stats["labels"])
             lengths = by_length(results, EncodedSplit(layout.split("test")).lengths.numpy())
-            plot_by_length(lengths, label, out / "figures" / f"{name}_by_length.png")
+            plot_by_length(lengths, label, figures / f"{name}_by_length.png")
+            write_series(plots / f"{name}_by_length.csv", "tokens",
+                         [b["tokens"] for b in lengths["buckets"]], lengths["cells"])
+            diagnostics, diag_summary = diagnostics_section(name, layout, tp.cells, tp.seeds,
+                                                            figures, plots)
             tests = pairwise(results, metric)
             verdicts[name] = verdict(results, label, tests)
             sections[name] = render_task(tp, results, stats, source, lengths, tests,
-                                         verdicts[name])
+                                         verdicts[name], diagnostics)
             summary[name] = {**task_summary(tp, stats, results, metric, tests),
-                             "by_length": lengths}
+                             "by_length": lengths, **diag_summary}
             parents += sorted({run["train"]["parent_run_id"]
                                for r in results for run in r["runs"]})
-        markdown = render_markdown(params, sections, verdicts)
+            data.append((name, f"`{source['source']}` (`{source['sha256']}`)",
+                         results[0]["train"]["data_hash"]))
+        sweep = collect_longrange(params, root)
+        longrange, long_summary = None, {}
+        if sweep is not None:
+            lines, long_summary = longrange_section(params, root, sweep, figures, plots)
+            longrange = (lines, long_summary["verdict"])
+            data += long_summary.pop("data")
+        markdown = render_markdown(params, sections, verdicts, longrange,
+                                   provenance(params, root, data))
         (out / "comparison.md").write_text(markdown, encoding="utf-8")
         (out / "comparison.html").write_text(render_html(markdown, out), encoding="utf-8")
-        write_json(out / "summary.json", {"tasks": summary})
+        write_json(out / "summary.json", {"tasks": summary,
+                                          "longrange": long_summary if sweep else None})
 
     client = tracking.client_for(params, root)
     for parent in parents:  # each task's comparison run carries the whole report

@@ -1,6 +1,7 @@
 """One thin module per DVC stage: each reads params.yaml and calls one `pipeline` function.
 
-Per-task stages are called as `python -m stages.X TASK`, per-run ones as `... TASK CELL SEED`.
+Per-task stages are called as `python -m stages.X TASK`, per-run ones as `... TASK CELL SEED`;
+the long-range ones as `... PROBLEM LENGTH` and `... PROBLEM LENGTH CELL SEED`.
 """
 
 from __future__ import annotations
@@ -38,13 +39,32 @@ def run_task_stage(step: Callable[[TaskParams, Layout], Any]) -> None:
     run_guarded(go)
 
 
+def _integer(name: str, value: str, where: str) -> int:
+    if not value.lstrip("-").isdigit():
+        fail(f"{name}: expected an integer from params.yaml's {where}, got {value!r}")
+    return int(value)
+
+
 def run_cell_stage(step: Callable[[TaskParams, str, Layout, int], Any]) -> None:
     """Same for a per-run stage: `step(task params, cell, task layout, seed)`."""
 
     def go() -> None:
         task, cell, seed = _args("TASK", "CELL", "SEED")
-        if not seed.lstrip("-").isdigit():
-            fail(f"SEED: expected an integer from params.yaml's seeds, got {seed!r}")
-        step(load_params().for_task(task), cell, Layout(ROOT, task), int(seed))
+        step(load_params().for_task(task), cell, Layout(ROOT, task),
+             _integer("SEED", seed, "seeds"))
+
+    run_guarded(go)
+
+
+def run_longrange_stage(step: Callable[..., Any], per_run: bool) -> None:
+    """A long-range stage: `step(params, problem, length, root)`, per run with `cell, seed`
+    after them."""
+
+    def go() -> None:
+        names = ("PROBLEM", "LENGTH", "CELL", "SEED") if per_run else ("PROBLEM", "LENGTH")
+        problem, length, *run = _args(*names)
+        extra = (run[0], _integer("SEED", run[1], "seeds")) if per_run else ()
+        step(load_params(), problem, _integer("LENGTH", length, "longrange.lengths"), ROOT,
+             *extra)
 
     run_guarded(go)

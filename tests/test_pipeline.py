@@ -43,6 +43,7 @@ def two_tasks(wheel: Path) -> dict:
     raw["task"]["pos"] = {"data": {"dataset": "conllu",
                                    "source": {"kind": "local", "path": str(CONLLU)}},
                           "prepare": {}, "model": {"char_filters": 8}, "train": {}}
+    raw["longrange"]["problems"] = ["recall"]  # lengths 6 and 12
     return raw
 
 
@@ -75,8 +76,17 @@ def test_repro_trains_every_cell_on_every_task_and_reports(repo):
             f"{stage}@{task}-{cell}-{SEED}" for stage in ("train", "evaluate") for cell in CELLS]
         for stage in stages:
             assert f"Running stage '{stage}'" in log
+    for length in (6, 12):  # the synthetic sweep: generated data, then a run per cell
+        assert f"Running stage 'generate@recall-{length}'" in log
+        for cell in CELLS:
+            assert f"Running stage 'longrange@recall-{length}-{cell}-{SEED}'" in log
+            diag = json.loads((repo / "metrics" / f"recall_{length}" / "diagnostics"
+                               / f"{cell}-seed{SEED}.json").read_text())
+            assert diag["reference_max_abs_diff"] <= 1e-5 and diag["directions"] == 1
     assert "Running stage 'report'" in log
     report = (repo / "reports" / "comparison.md").read_text()
+    assert "## Long-range memory: synthetic tasks" in report and "| recall | 12 |" in report
+    assert report.count("### Gradient flow through time") == 2  # one per task
     assert f"## {TASK}: `rotten_tomatoes` (classification)" in report
     assert "## pos: `conllu` (sequence labelling)" in report
     assert report.count("### Significance") == 2 and "| GRU |" in report

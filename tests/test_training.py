@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from pipeline.cli import app
 from pipeline.config import load_params
 from pipeline.evaluation import evaluate_cell
+from pipeline.longrange import generate_task, run_task
 from pipeline.reporting import write_report
 from pipeline.training import resolve_device, train_cell
 from tests.conftest import SEED, TASK, load_task, requires_gpu, write_params
@@ -24,7 +25,13 @@ def trained(prepared):
     summaries = {cell: train_cell(params, cell, layout) for cell in params.cells}
     for cell in params.cells:
         evaluate_cell(params, cell, layout)
-    write_report(load_params(prepared / "params.yaml"), prepared)
+    everything = load_params(prepared / "params.yaml")
+    for problem in everything.longrange.problems:  # the synthetic sweep, as its stages run it
+        for length in everything.longrange.lengths:
+            generate_task(everything, problem, length, prepared)
+            for cell in everything.cells:
+                run_task(everything, problem, length, prepared, cell, SEED)
+    write_report(everything, prepared)
     client = MlflowClient(f"sqlite:///{prepared / 'mlruns' / 'mlflow.db'}")
     return params, layout, summaries, client
 
@@ -85,12 +92,48 @@ def test_report_and_metrics_cover_every_cell(trained):
     assert all(len(v) == len(lengths["buckets"]) and all(0 <= x <= 1 for x in v)
                for v in lengths["cells"].values())
     assert "### Accuracy by length" in text
-    # the HTML report opens offline: every figure embedded, nothing fetched
+
+
+def test_report_has_every_section_in_order_and_the_html_opens_offline(trained):
+    _params, layout, _, _ = trained
+    text = (layout.reports / "comparison.md").read_text()
+    sections = [f"## {TASK}:", "### Significance", "### Accuracy by length",
+                "### Gradient flow through time", "### Gates", "### Learning curves",
+                "### Confusion matrices", "### Per label", "### Data", "### Settings",
+                "## Long-range memory: synthetic tasks", "### Gradient flow and gates: recall",
+                "### Gradient flow and gates: adding", "## Provenance"]
+    where = [text.find(s) for s in sections]
+    assert -1 not in where and where == sorted(where), dict(zip(sections, where, strict=True))
+    # verdicts first: every task's, then the synthetic sweep's
+    head = text[: where[0]]
+    assert f"- **{TASK}**: **" in head and "- **long range** (synthetic): solved" in head
+    # per task: by length, gradient flow, gates, curves, confusions; the sweep: accuracy
+    # against length, and per problem gradient flow and gates
+    figures = sorted(set(re.findall(r"\]\((figures/[^)]+\.png)\)", text)))
+    assert len(figures) == 5 + 1 + 2 * 2, figures
+    assert all((layout.reports / f).stat().st_size > 5_000 for f in figures)
+    # the replayed equations match PyTorch's kernels on the trained weights
+    assert text.count("(ok) |") == 3 * 3 and "ABOVE" not in text
+    # provenance: the commit (none here: not a git repo), every data hash, params.yaml itself
+    assert "- Code: git commit `unknown`" in text
+    for name in (TASK, "recall_6", "recall_12", "adding_6", "adding_12"):
+        assert f"| {name} |" in text.split("## Provenance")[1]
+    assert (layout.root / "params.yaml").read_text().strip() in text
+    # the HTML opens offline: every figure embedded, nothing fetched, every section there
     html = (layout.reports / "comparison.html").read_text()
-    figures = text.count("](figures/")
-    assert figures == 3 and html.count('src="data:image/png;base64,') == figures
-    assert "<table>" in html and "<h2>" in html and "wins</strong>" in html
+    assert html.count('src="data:image/png;base64,') == text.count("](figures/")
+    assert "<table>" in html and "wins</strong>" in html
     assert not re.search(r'(src|href)="(https?:|figures/)', html) and "<script" not in html
+    for s in sections:
+        assert s.lstrip("#").strip().split(":")[0] in html
+    # the figures' data, for `dvc plots show`
+    plots = {p.name for p in (layout.reports / "plots").iterdir()}
+    assert {f"{TASK}_gradient_flow.csv", f"{TASK}_by_length.csv", "longrange_recall.csv",
+            "longrange_adding.csv"} <= plots
+    summary = json.loads((layout.reports / "summary.json").read_text())
+    assert set(summary["longrange"]["results"]) == {"recall", "adding"}
+    flow = summary["tasks"][TASK]["gradient_flow"]["rnn"]
+    assert flow["distance"][0] == 0 and flow["ratio"][0] == pytest.approx(1.0)
 
 
 def test_training_is_deterministic_on_cpu(prepared, tmp_path):
@@ -140,7 +183,7 @@ def test_gpu_uses_bf16_when_available():
 
 
 def test_several_seeds_give_intervals_and_tests_over_seeds(prepared, tmp_path):
-    shutil.copytree(prepared / "data", tmp_path / "data")
+    shutil.copytree(prepared / "data" / TASK, tmp_path / "data" / TASK)  # not the sweep
     raw = yaml.safe_load((prepared / "params.yaml").read_text())
     raw.update(cells=["rnn", "gru"], seeds=[1, 2, 3])
     write_params(tmp_path, raw)
