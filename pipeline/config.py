@@ -25,6 +25,18 @@ CELLS: tuple[str, ...] = ("rnn", "lstm", "gru")
 PARAMS_FILE = "params.yaml"
 
 
+def _each_once(cls: type, values: list[Any]) -> list[Any]:
+    """A list validator: every value at most once."""
+    if len(set(values)) != len(values):
+        raise ValueError(f"each value once, got {values}")
+    return values
+
+
+def _empty_if_none(cls: type, value: Any) -> Any:
+    """A section validator: `key:` with nothing under it reads as None; treat it as `{}`."""
+    return {} if value is None else value
+
+
 class Section(BaseModel):
     """A params.yaml section: unknown keys are errors, values are immutable."""
 
@@ -153,10 +165,7 @@ class TaskChanges(Section):
     model: dict[str, Any]
     train: dict[str, Any]
 
-    @field_validator(*TASK_SECTIONS, mode="before")
-    @classmethod
-    def _none_is_empty(cls, value: Any) -> Any:
-        return {} if value is None else value
+    _none_is_empty = field_validator(*TASK_SECTIONS, mode="before")(_empty_if_none)
 
 
 def _merge(base: dict[str, Any], changes: dict[str, Any], where: str) -> dict[str, Any]:
@@ -184,12 +193,7 @@ class SharedParams(Section):
     evaluate: EvaluateParams
     tracking: TrackingParams
 
-    @field_validator("cells", "seeds")
-    @classmethod
-    def _unique(cls, values: list[Any]) -> list[Any]:
-        if len(set(values)) != len(values):
-            raise ValueError(f"each value once, got {values}")
-        return values
+    _unique = field_validator("cells", "seeds")(_each_once)
 
     @field_validator("overrides", mode="before")
     @classmethod
@@ -241,12 +245,7 @@ class LongRangeParams(Section):
     model: dict[str, Any]  # changes to the shared model section (e.g. unidirectional)
     train: dict[str, Any]  # changes to the shared train section
 
-    @field_validator("problems", "lengths")
-    @classmethod
-    def _unique(cls, values: list[Any]) -> list[Any]:
-        if len(set(values)) != len(values):
-            raise ValueError(f"each value once, got {values}")
-        return values
+    _unique = field_validator("problems", "lengths")(_each_once)
 
     @field_validator("lengths")
     @classmethod
@@ -255,10 +254,7 @@ class LongRangeParams(Section):
             raise ValueError(f"lengths of at least 2 steps, got {values}")
         return values
 
-    @field_validator("model", "train", mode="before")
-    @classmethod
-    def _none_is_empty(cls, value: Any) -> Any:
-        return {} if value is None else value
+    _none_is_empty = field_validator("model", "train", mode="before")(_empty_if_none)
 
 
 class TaskParams(SharedParams):
