@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from pipeline.config import parse_params
+from pipeline.config import load_params, parse_params
 from pipeline.data import IGNORE, EncodedSplit, collate
 from pipeline.errors import RnnbenchError
 from pipeline.evaluation import evaluate_cell, predict
@@ -21,7 +21,7 @@ from pipeline.prepare import download, prepare
 from pipeline.reporting import write_report
 from pipeline.text import UNK, Vocab
 from pipeline.training import train_cell
-from tests.conftest import ROOT, SEED, TASK, one_task, repo_params, tiny_params
+from tests.conftest import ROOT, SEED, TASK, one_task, repo_params, tiny_params, write_params
 
 DATA = ROOT / "tests" / "data"
 
@@ -133,13 +133,15 @@ def test_prepared_characters_keep_case_and_round_trip(tmp_path):
 
 
 def run_all(tmp_path, raw: dict) -> tuple:
+    """Every stage in turn over a project folder holding `raw` as its params.yaml."""
+    write_params(tmp_path, raw)  # the report quotes it in its provenance
     params, layout = one_task(raw, tmp_path)
     download(params.data, layout)
     prepare(params.data, params.prepare, layout)
     for cell in params.cells:
         train_cell(params, cell, layout)
         evaluate_cell(params, cell, layout)
-    write_report(parse_params(raw), tmp_path)
+    write_report(load_params(tmp_path / "params.yaml"), tmp_path)
     return params, layout
 
 
