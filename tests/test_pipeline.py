@@ -65,7 +65,12 @@ def repo(tmp_path_factory, sample_wheel) -> Path:
     sh(repo, "git", "config", "user.email", "tests@rnnbench.invalid")
     sh(repo, "git", "add", "-A")
     sh(repo, "git", "commit", "-qm", "project")
-    repo.joinpath("first.log").write_text(sh(repo, "dvc", "repro"))
+    log = sh(repo, "dvc", "repro")
+    # Commit the results as a user would: metrics and reports are git-tracked (cache: false),
+    # so an experiment's temp copy starts from them and reruns only the stages it changes.
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "commit", "-qm", "first comparison")
+    repo.joinpath("first.log").write_text(log)
     return repo
 
 
@@ -212,6 +217,8 @@ def test_a_users_conll_file_trains_and_reports_all_cells(repo):
              "-S", "task.pos.data.dataset=conll", "-S", f"task.pos.data.source.path={tweets}")
     assert f"Running stage 'train@pos-rnn-{SEED}'" in log
     assert f"Running stage 'train@{TASK}-" not in log
+    assert f"Running stage 'evaluate@{TASK}-" not in log  # its metrics came from the commit
+    assert "Running stage 'longrange@" not in log  # the synthetic sweep does not read tasks
     summary = report_cells(repo, "own-conll", "pos")
     assert summary["family"] == "tagging" and set(summary["cells"]) == set(CELLS)
     assert summary["ranked_by"] == "entity_f1"  # BIO tags: scored as entities
