@@ -1,6 +1,6 @@
 """The long-range sweep: each synthetic problem and length is a small task of its own, written
-by `generate_task`, then trained and tested per cell and seed by `run_task` with the same
-code as the real tasks (and the same diagnostics)."""
+by `synthetic.generate_task`, then trained and tested per cell and seed by `run_task` with the
+same code as the real tasks (and the same diagnostics)."""
 
 from __future__ import annotations
 
@@ -10,14 +10,7 @@ from typing import Any
 from pipeline.config import Params
 from pipeline.evaluation import evaluate_cell
 from pipeline.paths import Layout
-from pipeline.synthetic import write_task
 from pipeline.training import train_cell
-
-
-def generate_task(params: Params, problem: str, length: int, root: Path) -> Path:
-    """Stage generate@<problem>-<length>: data/<problem>_<length>/prepared."""
-    tp, lr = params.for_longrange(problem, length), params.longrange
-    return write_task(problem, length, lr.examples, lr.data_seed, Layout(root, tp.name))
 
 
 def run_task(params: Params, problem: str, length: int, root: Path, cell: str, seed: int

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from pipeline.config import Params
 from pipeline.files import atomic_dir, write_json
 from pipeline.paths import SPLITS, Layout
 from pipeline.prepare import split_stats
@@ -82,3 +83,10 @@ def write_task(problem: str, length: int, n: int, seed: int, layout: Layout,
     print(f"{task_name(problem, length)}: {n} generated sequences of {length} tokens -> "
           f"{layout.prepared}", file=sys.stderr)
     return layout.prepared
+
+
+def generate_task(params: Params, problem: str, length: int, root: Path) -> Path:
+    """Stage generate@<problem>-<length>: data/<problem>_<length>/prepared."""
+    lr = params.longrange
+    return write_task(problem, length, lr.examples, lr.data_seed,
+                      Layout(root, params.for_longrange(problem, length).name))

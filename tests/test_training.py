@@ -13,8 +13,9 @@ from typer.testing import CliRunner
 from pipeline.cli import app
 from pipeline.config import load_params
 from pipeline.evaluation import evaluate_cell
-from pipeline.longrange import generate_task, run_task
+from pipeline.longrange import run_task
 from pipeline.reporting import write_report
+from pipeline.synthetic import generate_task
 from pipeline.training import resolve_device, train_cell
 from tests.conftest import SEED, TASK, load_task, requires_gpu, write_params
 
