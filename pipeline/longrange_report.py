@@ -12,7 +12,7 @@ import numpy as np
 
 from pipeline.config import Params
 from pipeline.errors import fail
-from pipeline.figures import CELL_COLORS, CELL_NAMES, plt, save
+from pipeline.figures import CELL_COLORS, CELL_NAMES, log_y, plt, save
 from pipeline.files import atomic_file, read_json, tree_digest
 from pipeline.paths import Layout
 from pipeline.synthetic import task_name
@@ -57,7 +57,8 @@ def plot_gradient_flow(flows: dict[str, tuple[list[int], list[float]]], title: s
                        path: Path) -> None:
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     for cell, (d, r) in flows.items():
-        ax.semilogy(d, r, label=CELL_NAMES[cell], color=CELL_COLORS[cell])
+        ax.plot(d, r, label=CELL_NAMES[cell], color=CELL_COLORS[cell])
+    log_y(ax)
     ax.set_xlabel("distance k from the last state (steps)")
     ax.set_ylabel("||dL/dh(T-k)|| / ||dL/dh(T)||")
     ax.set_title(title, fontsize=10)
