@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 from matplotlib.ticker import MaxNLocator
 
 from pipeline import tracking
@@ -299,6 +300,11 @@ def plot_confusions(results: list[dict[str, Any]], path: Path) -> None:
     save(fig, path)
 
 
+def as_yaml(values: dict[str, Any]) -> str:
+    """Settings as params.yaml writes them (`null`, `true`), on one line."""
+    return yaml.safe_dump(values, default_flow_style=True, sort_keys=False, width=10**6).strip()
+
+
 def render_task(params: TaskParams, results: list[dict[str, Any]], stats: dict[str, Any],
                 source: dict[str, Any], lengths: dict[str, Any], tests: Tests,
                 summary_line: str, diagnostics: list[str]) -> list[str]:
@@ -392,13 +398,13 @@ def render_task(params: TaskParams, results: list[dict[str, Any]], stats: dict[s
         "",
         "### Settings",
         "",
-        f"- Model: `{params.model.model_dump()}`",
-        f"- Training: `{params.train.model_dump()}`",
-        f"- Per-cell overrides: `{params.overrides or {}}`",
+        f"- Model: `{as_yaml(params.model.model_dump())}`",
+        f"- Training: `{as_yaml(params.train.model_dump())}`",
+        f"- Per-cell overrides: `{as_yaml(params.overrides or {})}`",
         f"- Device: {first['accelerator']} ({first['precision']}); data hash "
         f"`{first['data_hash'][:16]}…`.",
         f"- MLflow experiment `{params.experiment}`, comparison run(s) "
-        f"{', '.join(f'`{p}`' for p in runs_in)} in `{first['tracking_uri']}`.",
+        f"{', '.join(f'`{p}`' for p in runs_in)}.",
         "",
     ]
     return lines
@@ -433,9 +439,11 @@ def provenance(params: Params, root: Path, data: list[tuple[str, str, str]]) -> 
     dirty = (" with uncommitted changes (e.g. `dvc exp run -S ...`)"
              if git["dirty"] == "true" else "")
     digest = hashlib.sha256(text.encode()).hexdigest()
+    store = tracking.shown_uri(tracking.tracking_uri(params, root), root)
     lines = ["## Provenance", "",
              f"- Code: git commit `{git['commit']}`{dirty}.",
              f"- Params: `{PARAMS_FILE}` as below (sha256 `{digest}`).",
+             f"- Runs: MLflow store `{store}` (`rnnbench ui` opens it).",
              "- Data (the prepared tensors' hash is what each MLflow run records as `data_hash`):",
              "", "| task | source (sha256) | prepared data (hash) |", "|---|---|---|"]
     lines += [f"| {name} | {src} | `{prepared}` |" for name, src, prepared in data]

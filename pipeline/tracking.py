@@ -62,6 +62,18 @@ def tracking_uri(params: SharedParams, root: Path | None = None) -> str:
     return f"sqlite:///{local_store(root or Path.cwd()) / 'mlflow.db'}"
 
 
+def shown_uri(uri: str, root: Path) -> str:
+    """The store as a report names it: inside the project, relative to it (a valid sqlite URI
+    from the project root), so a committed report points at the store of every clone."""
+    path = Path(uri.removeprefix("sqlite:///"))
+    if not uri.startswith("sqlite:///") or not path.is_absolute():
+        return uri
+    try:
+        return f"sqlite:///{path.relative_to(project_root(root))}"
+    except ValueError:
+        return uri
+
+
 def client_for(params: SharedParams, root: Path | None = None) -> MlflowClient:
     uri = tracking_uri(params, root)
     if uri.startswith("sqlite:///"):

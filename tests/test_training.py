@@ -120,6 +120,9 @@ def test_report_has_every_section_in_order_and_the_html_opens_offline(trained):
     for name in (TASK, "recall_6", "recall_12", "adding_6", "adding_12"):
         assert f"| {name} |" in text.split("## Provenance")[1]
     assert (layout.root / "params.yaml").read_text().strip() in text
+    # the store as any clone finds it: relative to the project, never this machine's path
+    assert "- Runs: MLflow store `sqlite:///mlruns/mlflow.db`" in text
+    assert str(layout.root) not in text
     # the HTML opens offline: every figure embedded, nothing fetched, every section there
     html = (layout.reports / "comparison.html").read_text()
     assert html.count('src="data:image/png;base64,') == text.count("](figures/")
