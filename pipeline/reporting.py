@@ -31,6 +31,7 @@ from pipeline.metrics import bio_spans, confusion_matrix, is_bio
 from pipeline.paths import Layout, reports_dir
 from pipeline.stats import (
     Comparison,
+    bootstrap_interval,
     p_value,
     paired_bootstrap,
     paired_t,
@@ -116,10 +117,14 @@ def collect(params: TaskParams, layout: Layout) -> list[dict[str, Any]]:
         metric, _ = headline(train["family"], train["labels"])
         n = runs[0]["test"]["test_examples"]
         examples = [per_example(r["rows"], metric, n) for r in runs]
+        score = summarize([r["test"][metric] for r in runs])
+        if score.low is None:  # one seed: the interval a different test sample allows
+            low, high = bootstrap_interval(*examples[0])
+            score = replace(score, low=low, high=high)
         results.append({
             "cell": cell, "runs": runs, "train": train,
             "test": mean_metrics([r["test"] for r in runs]),
-            "score": summarize([r["test"][metric] for r in runs]),
+            "score": score,
             "confusion": np.sum([confusion(r["rows"], train["labels"]) for r in runs],
                                 axis=0).tolist(),
             # summed over seeds: the bootstrap then compares the seed-averaged metric
@@ -328,16 +333,16 @@ def render_task(params: TaskParams, results: list[dict[str, Any]], stats: dict[s
         "",
         f"| cell | {'token accuracy' if tagging else 'test accuracy'} | "
         + "".join(f"{h} | " for h, _, _ in extra)
-        + (f"{label}: mean ± sd [95% CI] | " if seeds > 1 else "")
+        + (f"{label}: mean ± sd [95% CI] | " if seeds > 1 else f"{label}: 95% CI (test sample) | ")
         + "macro-F1 | test loss | parameters (hidden units) | train time (s) | epochs | "
         "inference (examples/s) | MLflow run |",
-        "|---|---:|" + "---:|" * len(extra) + ("---:|" if seeds > 1 else "")
-        + "---:|---:|---:|---:|---:|---:|---|",
+        "|---|---:|" + "---:|" * len(extra) + "---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in ranked(results):
         t, sc = r["test"], r["score"]
-        spread = (f"{sc.mean:.2%} ± {100 * sc.std:.2f} [{sc.low:.2%}, {sc.high:.2%}] | "
-                  if seeds > 1 else "")
+        spread = f"[{sc.low:.2%}, {sc.high:.2%}] | "
+        if seeds > 1:
+            spread = f"{sc.mean:.2%} ± {100 * sc.std:.2f} {spread}"
         run = (f"`{r['train']['run_id']}`" if seeds == 1
                else f"{seeds} runs (tag `rnnbench.cell = {r['cell']}`)")
         lines.append(
@@ -349,7 +354,9 @@ def render_task(params: TaskParams, results: list[dict[str, Any]], stats: dict[s
             f"{t['inference_examples_per_s']:,.0f} | {run} |")
     lines += ["", f"Seeds: {', '.join(map(str, params.seeds))}"
               + (" (table: means over seeds)." if seeds > 1 else
-                 " (one per cell: `-S 'seeds=[1,2,3,4,5]'` gives intervals and t-tests)."),
+                 f" (one per cell; the interval is a bootstrap over test examples of {label}: "
+                 "how far another test sample could move it; `-S 'seeds=[1,2,3,4,5]'` gives "
+                 "intervals and t-tests over seeds)."),
               "", "### Significance", "", *significance_table(results, tests)]
     sp = stats["splits"]
     limited = (f"a seeded sample of {params.data.max_examples:,} examples "
@@ -420,6 +427,8 @@ def task_summary(params: TaskParams, stats: dict[str, Any], results: list[dict[s
         "cells": {r["cell"]: {**r["test"], metric: r["score"].mean,
                               f"{metric}_std": r["score"].std,
                               f"{metric}_ci95": [r["score"].low, r["score"].high],
+                              f"{metric}_ci95_over": ("seeds" if len(r["runs"]) > 1
+                                                      else "test examples"),
                               "seeds": {str(run["seed"]): {**run["test"],
                                                            "run_id": run["train"]["run_id"]}
                                         for run in r["runs"]}}

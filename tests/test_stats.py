@@ -4,7 +4,14 @@ import math
 
 import pytest
 
-from pipeline.stats import Comparison, paired_bootstrap, paired_t, plain_words, summarize
+from pipeline.stats import (
+    Comparison,
+    bootstrap_interval,
+    paired_bootstrap,
+    paired_t,
+    plain_words,
+    summarize,
+)
 
 
 def test_t_interval_by_hand():
@@ -60,3 +67,29 @@ def test_bootstrap_recomputes_ratio_metrics_and_is_reproducible():
 ])
 def test_verdict_in_plain_words(p, words):
     assert plain_words("GRU", "LSTM", Comparison(0.004, p, "t")) == words
+
+
+def test_bootstrap_interval_of_a_coin_matches_the_normal_approximation():
+    # 400 examples, half right: 0.5 +- 1.96 * sqrt(0.25 / 400) = [0.451, 0.549]
+    hits = [1, 0] * 200
+    low, high = bootstrap_interval(hits, [1] * 400, samples=20_000)
+    assert low == pytest.approx(0.451, abs=0.006) and high == pytest.approx(0.549, abs=0.006)
+    assert bootstrap_interval([1] * 30, [1] * 30, samples=200) == (1.0, 1.0)  # nothing varies
+
+
+def test_bootstrap_interval_resamples_sentences_not_tokens():
+    # one 10-token sentence all right, ten 1-token sentences all wrong: 10/20 tokens right;
+    # a draw's accuracy moves in steps of whole sentences, so the interval is wider than the
+    # 20-independent-tokens one (0.5 +- 0.22), and reproducible
+    num, den = [10] + [0] * 10, [10] + [1] * 10
+    low, high = bootstrap_interval(num, den, samples=5_000, seed=1)
+    assert low < 0.28 and high > 0.72
+    assert (low, high) == bootstrap_interval(num, den, samples=5_000, seed=1)
+
+
+def test_bootstrap_draws_in_chunks_are_the_requested_count():
+    from pipeline.stats import draws
+
+    rows = [d.shape for d in draws(1_000, 10_000, seed=0, chunk=300_000)]
+    assert sum(r for r, _ in rows) == 10_000 and {n for _, n in rows} == {1_000}
+    assert len(rows) == 34  # 300 rows per chunk

@@ -84,6 +84,12 @@ def test_report_and_metrics_cover_every_cell(trained):
     for cell in params.cells:
         metrics = json.loads(layout.test_metrics(cell, SEED).read_text())
         assert 0 <= metrics["accuracy"] <= 1 and metrics["num_parameters"] > 0
+        # one seed: the interval comes from resampling the test examples
+        low, high = summary["cells"][cell]["accuracy_ci95"]
+        assert low < metrics["accuracy"] < high and high - low < 0.5
+        assert summary["cells"][cell]["accuracy_ci95_over"] == "test examples"
+        assert f"[{low:.2%}, {high:.2%}] |" in text
+    assert "accuracy: 95% CI (test sample)" in text
     assert (layout.reports / "figures" / f"{TASK}_learning_curves.png").stat().st_size > 10_000
     # accuracy by length: quartile buckets that cover the test split, one value per cell
     lengths = summary["by_length"]
@@ -207,6 +213,6 @@ def test_several_seeds_give_intervals_and_tests_over_seeds(prepared, tmp_path):
         values = [c["seeds"][s]["accuracy"] for s in ("1", "2", "3")]
         assert c["accuracy"] == pytest.approx(sum(values) / 3)
         low, high = c["accuracy_ci95"]
-        assert low <= c["accuracy"] <= high
+        assert low <= c["accuracy"] <= high and c["accuracy_ci95_over"] == "seeds"
     (comparison,) = summary["comparisons"]
     assert 0 <= comparison["p"] <= 1 and comparison["method"] == "paired t-test over 3 seeds"
