@@ -20,7 +20,7 @@ test: $(VENV)/.installed
 	pytest
 
 lint: $(VENV)/.installed
-	ruff check . && ruff format --check .
+	ruff check .
 
 bench: $(VENV)/.installed
 	python -m benchmarks.train_throughput
