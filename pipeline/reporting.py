@@ -479,8 +479,10 @@ def render_markdown(params: Params, sections: dict[str, list[str]], verdicts: di
 HTML_STYLE = """
 body { font: 15px/1.5 system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em;
        color: #1d1d1f; }
-table { border-collapse: collapse; margin: 0.8em 0; font-size: 13px; }
+table { border-collapse: collapse; margin: 0.8em 0; font-size: 13px; display: block;
+        overflow-x: auto; }
 th, td { border: 1px solid #d0d0d7; padding: 3px 8px; }
+td { white-space: nowrap; }  /* an interval or a run id reads on one line; wide tables scroll */
 th { background: #f2f2f5; }
 td:not(:first-child) { text-align: right; font-variant-numeric: tabular-nums; }
 img { max-width: 100%; }
