@@ -112,8 +112,6 @@ class ModelParams(Section):
     bidirectional: bool
     dropout: float = Field(ge=0, lt=1)
     pooling: Literal["max", "mean", "last"]
-    # Packing skips padding exactly (CPU default); off = padded cuDNN path, faster on GPU.
-    pack_sequences: bool
     freeze_embeddings: bool  # keep pretrained vectors fixed (prepare.vectors) instead of tuning
     crf: bool  # tagging: a CRF output layer with Viterbi decoding instead of per-token softmax
     char_filters: int = Field(ge=0)  # tagging: a char CNN's word features (0 = off)
@@ -126,6 +124,9 @@ class TrainParams(Section):
     batch_size: PositiveInt
     max_epochs: PositiveInt
     patience: PositiveInt
+    # stop as soon as the monitored validation metric reaches this (a solved synthetic task
+    # has nothing left to learn); None: only max_epochs and patience stop training
+    stop_at: float | None = Field(gt=0, le=1)
     grad_clip: NonNegativeFloat  # 0 disables clipping
     bucket_pool: PositiveInt  # batches per length-sorted pool
     accelerator: Literal["auto", "cpu", "gpu"]

@@ -2,8 +2,8 @@
 textbook cell equations, which exposes what nn.RNN/LSTM/GRU keep inside their kernels (the
 gates, and every hidden state as a node of the autograd graph).
 
-- `unroll` re-runs an nn.RNNBase from its own weights; `reference_error` checks it against the
-  module (the report shows the difference, which must stay under 1e-5).
+- `unroll` re-runs a RecurrentEncoder from its own weights; `reference_error` checks it
+  against the encoder (the report shows the difference, which must stay under 1e-5).
 - `gradient_flow`: how much of the loss gradient at a sequence's last state survives k steps
   back, ||dL/dh_(T-k)|| / ||dL/dh_T|| through the recurrence alone (Pascanu et al., 2013):
   the vanishing gradient of the plain RNN, made visible.
@@ -23,15 +23,15 @@ from torch import nn
 from torch.nn import functional as F
 
 from pipeline.data import Batch, EncodedSplit, collate
+from pipeline.encoder import RecurrentEncoder, reversal_index
 
 GATES = {"lstm": ("input", "forget", "output"), "gru": ("reset", "update"), "rnn": ()}
-KINDS = {"RNN_TANH": "rnn", "RNN_RELU": "rnn", "LSTM": "lstm", "GRU": "gru"}
 MIN_SEQUENCES = 10  # a distance or position is summarized only over at least this many
 
 
 @dataclass
 class Trace:
-    """One replay of a recurrent stack: outputs as nn.RNNBase gives them (batch first, zero on
+    """One replay of a recurrent stack: outputs as the encoder gives them (batch first, zero on
     padding), every state per layer and direction in that direction's reading order, and the
     first layer's forward-direction gates ([B, T, H] each)."""
 
@@ -42,10 +42,8 @@ class Trace:
 
 def reverse_within(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """Reverse each row's first `lengths[b]` steps of [B, T, ...], padding left in place (what
-    a packed backward direction reads)."""
-    t = torch.arange(x.size(1), device=x.device)[None, :]
-    n = lengths.to(x.device)[:, None]
-    index = torch.where(t < n, n - 1 - t, t)
+    the encoder's right-to-left direction reads)."""
+    index = reversal_index(lengths.to(x.device), x.size(1))
     return x.gather(1, index.view(*index.shape, *[1] * (x.dim() - 2)).expand_as(x))
 
 
@@ -82,42 +80,40 @@ def run_direction(kind: str, x: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Te
     return steps, gates
 
 
-def unroll(rnn: nn.RNNBase, x: torch.Tensor, lengths: torch.Tensor, packed: bool = True
-           ) -> Trace:
-    """Replay `rnn` (batch_first) over x [B, T, E] from its weights. `packed`: the backward
-    direction reads each sequence from its own end (PackedSequence); else from the padded end."""
-    kind, dirs = KINDS[rnn.mode], 2 if rnn.bidirectional else 1
-    flip = (lambda s: reverse_within(s, lengths)) if packed else (lambda s: s.flip(1))
+def unroll(encoder: RecurrentEncoder, x: torch.Tensor, lengths: torch.Tensor) -> Trace:
+    """Replay `encoder` over x [B, T, E] from its weights, each direction of each layer step by
+    step; the right-to-left direction reads each sequence from its own end."""
     mask = (torch.arange(x.size(1))[None, :] < lengths[:, None]).to(x.device)
     trace = Trace(outputs=x)
     layer_in = x
-    for layer in range(rnn.num_layers):
+    for depth, layer in enumerate(encoder.layers):
         outs, per_direction = [], []
-        for d in range(dirs):
-            suffix = f"_l{layer}" + ("_reverse" if d else "")
-            weights = [getattr(rnn, f"{name}{suffix}", None)
+        for d, rnn in enumerate(layer):
+            weights = [getattr(rnn, f"{name}_l0", None)
                        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
-            steps, gates = run_direction(kind, flip(layer_in) if d else layer_in, *weights,
-                                         nonlinearity=getattr(rnn, "nonlinearity", "tanh"))
+            steps, gates = run_direction(encoder.cell,
+                                         reverse_within(layer_in, lengths) if d else layer_in,
+                                         *weights, nonlinearity=getattr(rnn, "nonlinearity",
+                                                                        "tanh"))
             seq = torch.stack(steps, dim=1)
-            outs.append(flip(seq) if d else seq)
+            outs.append(reverse_within(seq, lengths) if d else seq)
             per_direction.append(steps)
-            if layer == 0 and d == 0:
+            if depth == 0 and d == 0:
                 trace.gates = {name: torch.stack(v, dim=1) for name, v in gates.items()}
         trace.states.append(per_direction)
         layer_in = torch.cat(outs, dim=-1)
-    trace.outputs = layer_in * mask[..., None] if packed else layer_in
+    trace.outputs = layer_in * mask[..., None]
     return trace
 
 
-def reference_error(encoder: nn.Module, x: torch.Tensor, lengths: torch.Tensor) -> float:
+def reference_error(encoder: RecurrentEncoder, x: torch.Tensor, lengths: torch.Tensor) -> float:
     """Max |reference - module| over the real positions of the encoder's outputs, both in
     float64: the equations are checked, not float32's rounding, which over 50 steps adds up to
     about 1e-5 by itself."""
     encoder = copy.deepcopy(encoder).double()
     x = x.double()
     with torch.no_grad():
-        ours = unroll(encoder.rnn, x, lengths, packed=encoder.pack).outputs
+        ours = unroll(encoder, x, lengths).outputs
         theirs = encoder(x, lengths)
     mask = torch.arange(x.size(1))[None, :] < lengths[:, None]
     return float((ours - theirs).abs()[mask].max())
@@ -131,7 +127,7 @@ def gradient_flow(net: nn.Module, batch: Batch, max_distance: int = 400) -> dict
     sums, counts = np.zeros(max_distance + 1), np.zeros(max_distance + 1)
     with torch.enable_grad():
         x = net.features(batch.ids, batch.chars).detach()
-        trace = unroll(net.encoder.rnn, x, lengths, packed=True)
+        trace = unroll(net.encoder, x, lengths)
         loss = net.loss(net.readout(trace.outputs, lengths), batch.targets)
         rows, last = torch.arange(len(lengths)), lengths - 1
         for steps in trace.states[-1]:  # each direction, in its reading order
@@ -195,11 +191,10 @@ def diagnose(net: nn.Module, split: EncodedSplit, size: int = 256) -> dict[str, 
     net.eval()
     with torch.no_grad():
         x = net.features(batch.ids, batch.chars)
-        trace = unroll(net.encoder.rnn, x, batch.lengths, packed=True)
-    kind = KINDS[net.encoder.rnn.mode]
+        trace = unroll(net.encoder, x, batch.lengths)
     return {
-        "cell": kind, "examples": len(batch.lengths),
-        "directions": 2 if net.encoder.rnn.bidirectional else 1,
+        "cell": net.encoder.cell, "examples": len(batch.lengths),
+        "directions": net.encoder.directions,
         "reference_max_abs_diff": reference_error(net.encoder, x, batch.lengths),
         "gradient_flow": gradient_flow(net, batch),
         "gates": gate_statistics(trace.gates, batch.lengths),

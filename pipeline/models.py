@@ -6,42 +6,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 from torch.nn import functional as F
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from pipeline.config import ModelParams
 from pipeline.crf import CRF
 from pipeline.data import IGNORE
+from pipeline.encoder import RecurrentEncoder
 from pipeline.errors import fail
 from pipeline.text import PAD_ID
-
-RNN_CLASSES: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
-
-
-class RecurrentEncoder(nn.Module):
-    """A stacked, optionally bidirectional RNN/LSTM/GRU over padded batches.
-
-    With `pack=True` the padding is skipped exactly (PackedSequence); without it the cuDNN
-    kernel runs over the padded tensor, which is much faster on GPUs but lets the backward
-    direction read padding first. Length bucketing keeps that padding small.
-    """
-
-    def __init__(self, cell: str, input_size: int, hidden_size: int, num_layers: int = 1,
-                 bidirectional: bool = False, dropout: float = 0.0, pack: bool = True):
-        super().__init__()
-        self.rnn = RNN_CLASSES[cell](
-            input_size, hidden_size, num_layers=num_layers, batch_first=True,
-            bidirectional=bidirectional, dropout=dropout if num_layers > 1 else 0.0,
-        )
-        self.pack = pack
-        self.output_size = hidden_size * (2 if bidirectional else 1)
-
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """x: [B, T, E], lengths: [B] (CPU int64) -> outputs [B, T, D*H]."""
-        if not self.pack:
-            return self.rnn(x)[0]
-        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        out, _ = self.rnn(packed)
-        return pad_packed_sequence(out, batch_first=True, total_length=x.size(1))[0]
 
 
 def length_mask(lengths: torch.Tensor, max_len: int, device: torch.device) -> torch.Tensor:
@@ -126,7 +97,7 @@ class RecurrentNet(nn.Module):
         word_size = params.embedding_dim + params.char_filters
         self.encoder = RecurrentEncoder(
             cell, word_size, params.hidden_size, params.num_layers,
-            params.bidirectional, params.dropout, params.pack_sequences,
+            params.bidirectional, params.dropout,
         )
         self.dropout = nn.Dropout(params.dropout)
         self.head = nn.Linear(self.encoder.output_size, num_classes)
@@ -222,3 +193,14 @@ def equal_params_width(family: str, cell: str, vocab_size: int, num_classes: int
         else:
             hi = mid
     return min({max(lo - 1, 1), lo}, key=lambda w: abs(count(cell, w) - target))
+
+
+def loss_and_hits(net: torch.nn.Module, logits: torch.Tensor, lengths: torch.Tensor,
+                  targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """The network's loss, its correct predictions and how many targets counted.
+
+    Labels [B] or tags [B, T]; padded tag positions (IGNORE) count for neither.
+    """
+    counted = targets != IGNORE
+    hits = (net.predict(logits, lengths) == targets)[counted].sum()
+    return net.loss(logits, targets), hits, int(counted.sum())

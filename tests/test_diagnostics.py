@@ -19,11 +19,10 @@ from pipeline.models import RecurrentEncoder, SentenceClassifier, TokenTagger
 LENGTHS = torch.tensor([9, 3, 7, 1, 9])
 
 
-def trained_encoder(cell: str, bidirectional: bool, layers: int, pack: bool
-                    ) -> RecurrentEncoder:
+def trained_encoder(cell: str, bidirectional: bool, layers: int) -> RecurrentEncoder:
     """An encoder after a few optimizer steps, so its weights are not the initial ones."""
     torch.manual_seed(0)
-    enc = RecurrentEncoder(cell, 6, 12, layers, bidirectional, 0.0, pack)
+    enc = RecurrentEncoder(cell, 6, 12, layers, bidirectional, 0.0)
     opt = torch.optim.Adam(enc.parameters(), lr=0.05)
     for _ in range(5):
         x = torch.randn(5, 9, 6)
@@ -37,15 +36,14 @@ def trained_encoder(cell: str, bidirectional: bool, layers: int, pack: bool
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 @pytest.mark.parametrize("bidirectional", [False, True])
 @pytest.mark.parametrize("layers", [1, 2])
-@pytest.mark.parametrize("pack", [True, False])
-def test_replayed_equations_match_pytorch(cell, bidirectional, layers, pack):
-    enc = trained_encoder(cell, bidirectional, layers, pack)
+def test_replayed_equations_match_pytorch(cell, bidirectional, layers):
+    enc = trained_encoder(cell, bidirectional, layers)
     assert reference_error(enc, torch.randn(5, 9, 6), LENGTHS) <= 1e-5
 
 
 def test_replay_exposes_gates_in_range_and_every_state():
-    enc = trained_encoder("lstm", True, 2, True)
-    trace = unroll(enc.rnn, torch.randn(5, 9, 6), LENGTHS)
+    enc = trained_encoder("lstm", True, 2)
+    trace = unroll(enc, torch.randn(5, 9, 6), LENGTHS)
     assert set(trace.gates) == {"input", "forget", "output"}
     assert all(g.shape == (5, 9, 12) and g.min() >= 0 and g.max() <= 1
                for g in trace.gates.values())
@@ -62,7 +60,7 @@ def test_reverse_within_keeps_padding_in_place():
 def small_rnn(family: str, bidirectional: bool) -> SentenceClassifier | TokenTagger:
     params = ModelParams(embedding_dim=8, hidden_size=16, sizing="equal_width", num_layers=1,
                          bidirectional=bidirectional, dropout=0.0, pooling="mean",
-                         pack_sequences=True, freeze_embeddings=False, crf=False,
+                         freeze_embeddings=False, crf=False,
                          char_filters=0)
     torch.manual_seed(0)
     cls = SentenceClassifier if family == "classification" else TokenTagger

@@ -1,7 +1,11 @@
 import pytest
 import torch
+from torch.nn.utils.rnn import pack_padded_sequence
 
+from benchmarks.baselines import TorchEncoder, with_encoder
 from pipeline.config import ModelParams, parse_params
+from pipeline.data import IGNORE
+from pipeline.encoder import segment_plan
 from pipeline.models import (
     RecurrentEncoder,
     SentenceClassifier,
@@ -40,7 +44,7 @@ def test_classifier_forward_shapes(cell, pooling, bidirectional):
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 @pytest.mark.parametrize("pooling", ["max", "mean", "last"])
-def test_packed_output_ignores_padding(cell, pooling):
+def test_output_ignores_padding(cell, pooling):
     """A sequence scores the same alone and padded inside a longer batch."""
     torch.manual_seed(0)
     params = MODEL.model_copy(update={"pooling": pooling, "bidirectional": True,
@@ -57,11 +61,90 @@ def test_last_pooling_matches_the_final_hidden_states():
     torch.manual_seed(0)
     enc = RecurrentEncoder("gru", 4, 5, bidirectional=True).eval()
     x, lengths = torch.randn(3, 6, 4), torch.tensor([6, 2, 4])
-    out = enc(x, lengths)
-    packed = torch.nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True,
-                                                     enforce_sorted=False)
-    h_n = enc.rnn(packed)[1]  # [2, B, H]: forward final, backward final
-    torch.testing.assert_close(pool(out, lengths, "last", True), torch.cat([h_n[0], h_n[1]], -1))
+    ref = TorchEncoder(enc)
+    packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+    h_n = ref.rnn(packed)[1]  # [2, B, H]: forward final, backward final
+    torch.testing.assert_close(pool(enc(x, lengths), lengths, "last", True),
+                               torch.cat([h_n[0], h_n[1]], -1))
+
+
+# Mixed lengths in one batch, unsorted: long rows that cut time into several segments, rows of
+# one step, and a row that runs to the end.
+MIXED = torch.tensor([7, 60, 1, 33, 60, 18, 2, 45, 59, 12, 3, 38])
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("layers", [1, 2])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_exact_padding_equals_packing_in_outputs_and_gradients(cell, layers, bidirectional):
+    """In float64, so that the computation is compared and not float32's rounding (gradients
+    of size 50 differ by 1.5e-5 in float32 between any two kernels)."""
+    torch.manual_seed(1)
+    enc = RecurrentEncoder(cell, 5, 7, layers, bidirectional).double()
+    ref = TorchEncoder(enc).double()
+    assert len(segment_plan(sorted(MIXED.tolist(), reverse=True))) > 1
+    x = torch.randn(len(MIXED), 60, 5, dtype=torch.float64, requires_grad=True)
+    real = (torch.arange(60) < MIXED[:, None])[..., None]  # padding outputs: unspecified
+    out = enc(x, MIXED) * real
+    expected = ref(x, MIXED)
+    torch.testing.assert_close(out, expected, rtol=0, atol=1e-5)
+    weight = torch.randn_like(out)  # any loss that reads every real output
+    ours = torch.autograd.grad((out * weight).sum(), [x, *enc.parameters()])
+    theirs = torch.autograd.grad((expected * weight).sum(), [x, *ref.parameters()])
+    torch.testing.assert_close(ours[0], theirs[0], rtol=0, atol=1e-5)
+    by_name = dict(zip([n for n, _ in ref.named_parameters()], theirs[1:], strict=True))
+    for (name, _), grad in zip(enc.named_parameters(), ours[1:], strict=True):
+        torch.testing.assert_close(grad, by_name[ref.names[name]], rtol=0, atol=1e-5, msg=name)
+
+
+def network_pair(family: str, cell: str, update: dict) -> tuple:
+    """A network and its copy whose encoder packs (same weights), in float64 and training mode
+    without dropout, so that both see the same computation."""
+    params = MODEL.model_copy(update={"embedding_dim": 6, "hidden_size": 5, "dropout": 0.0,
+                                      "bidirectional": True, **update})
+    torch.manual_seed(2)
+    net = build_network(family, cell, 40, 5, params, num_chars=30).double()
+    return net.train(), with_encoder(net, "packed").train()
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize(("family", "update"), [
+    ("classification", {"pooling": "max"}),
+    ("classification", {"pooling": "mean", "num_layers": 2}),
+    ("classification", {"pooling": "last"}),
+    ("tagging", {}),
+    ("tagging", {"crf": True, "char_filters": 4, "num_layers": 2}),
+])
+def test_heads_and_crf_train_exactly_as_with_packing(cell, family, update):
+    net, ref = network_pair(family, cell, update)
+    torch.manual_seed(3)
+    ids = torch.randint(2, 40, (len(MIXED), 60)) * (torch.arange(60) < MIXED[:, None])
+    chars = torch.randint(2, 30, (len(MIXED), 60, 4)) * (ids > 0)[..., None]
+    targets = (torch.randint(0, 5, (len(MIXED),)) if family == "classification"
+               else torch.randint(0, 5, ids.shape).masked_fill(ids == 0, IGNORE))
+    losses = []
+    for model in (net, ref):
+        logits = model(ids, MIXED, chars if update.get("char_filters") else None)
+        losses.append(model.loss(logits, targets))
+        losses[-1].backward()
+    torch.testing.assert_close(losses[0], losses[1], rtol=0, atol=1e-5)
+    theirs = dict(ref.named_parameters())
+    for name, p in net.named_parameters():
+        other = name if name in theirs else "encoder." + ref.encoder.names[
+            name.removeprefix("encoder.")]
+        torch.testing.assert_close(p.grad, theirs[other].grad, rtol=0, atol=1e-5, msg=name)
+
+
+def test_segment_plan_drops_finished_rows_only_where_it_pays():
+    assert segment_plan([19, 19, 18, 18]) == [(0, 19, 4)]  # near-equal: one kernel call
+    plan = segment_plan(list(range(700, 350, -5)))  # 70 rows of 355..700 steps
+    assert plan[0][0] == 0 and plan[0][2] == 70 and plan[-1][1] == 700
+    assert [s for s, _, _ in plan[1:]] == [e for _, e, _ in plan[:-1]]  # contiguous in time
+    rows = [r for _, _, r in plan]
+    assert rows == sorted(rows, reverse=True) and len(plan) > 4
+    work = sum((e - s) * r for s, e, r in plan)
+    assert work < 0.8 * 70 * 700  # most of the 25% padding skipped
+    assert segment_plan([]) == [] and segment_plan([0, 0]) == []
 
 
 @pytest.mark.parametrize(("family", "update", "chars"), [

@@ -70,7 +70,7 @@ def test_per_epoch_metrics_are_logged_with_epoch_steps(trained):
 def test_checkpoint_loads_with_weights_only(trained):
     _, layout, _, _ = trained
     state = torch.load(layout.model_dir("gru", SEED) / "model.pt", weights_only=True)
-    assert "encoder.rnn.weight_ih_l0" in state
+    assert "encoder.layers.0.0.weight_ih_l0" in state
 
 
 def test_report_and_metrics_cover_every_cell(trained):
