@@ -1,4 +1,5 @@
-"""Encoded splits as datasets, length-bucketed batches, and the LightningDataModule."""
+"""Encoded splits as datasets, and length-bucketed batches (plain PyTorch: evaluation and
+reports load them without Lightning)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-import pytorch_lightning as pl
 import torch
 from torch.nn.utils.rnn import pad_sequence
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import Dataset, Sampler
 
 from pipeline.errors import fail
-from pipeline.paths import Layout
 from pipeline.text import PAD_ID, UNK_ID
 
 IGNORE = -100  # target of padded positions: cross_entropy and the metrics skip it
@@ -126,7 +125,8 @@ class BucketBatchSampler(Sampler[list[int]]):
         batches = []
         for start in range(0, len(order), span):
             chunk = sorted(order[start : start + span], key=self.lengths.__getitem__)
-            batches += [chunk[i : i + self.batch_size]
+            # longest first within a batch: the order the recurrent encoder reads rows in
+            batches += [chunk[i : i + self.batch_size][::-1]
                         for i in range(0, len(chunk), self.batch_size)]
         if self.shuffle:
             rng.shuffle(batches)
@@ -141,32 +141,3 @@ def padding_fraction(lengths: list[int], batches: list[list[int]]) -> float:
     real = sum(lengths[i] for b in batches for i in b)
     total = sum(len(b) * max(lengths[i] for i in b) for b in batches)
     return 1 - real / total
-
-
-class TextDataModule(pl.LightningDataModule):
-    def __init__(self, layout: Layout, batch_size: int, eval_batch_size: int = 256,
-                 pool: int = 50, seed: int = 0):
-        super().__init__()
-        self.layout, self.batch_size, self.eval_batch_size = layout, batch_size, eval_batch_size
-        self.pool, self.seed = pool, seed
-        self.splits: dict[str, EncodedSplit] = {}
-
-    def setup(self, stage: str | None = None) -> None:
-        for name in ("train", "val", "test"):
-            if name not in self.splits:
-                self.splits[name] = EncodedSplit(self.layout.split(name))
-
-    def _loader(self, name: str, batch_size: int, shuffle: bool) -> DataLoader:
-        split = self.splits[name]
-        sampler = BucketBatchSampler(split.lengths, batch_size, self.pool, shuffle, self.seed)
-        # Batches are tiny and already in memory: worker processes would cost more than they save.
-        return DataLoader(split, batch_sampler=sampler, collate_fn=collate, num_workers=0)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", self.batch_size, shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", self.eval_batch_size, shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", self.eval_batch_size, shuffle=False)

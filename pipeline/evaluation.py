@@ -23,8 +23,7 @@ from pipeline.metrics import (
     macro_f1,
     per_class_prf,
 )
-from pipeline.models import build_network
-from pipeline.module import loss_and_hits
+from pipeline.models import build_network, loss_and_hits
 from pipeline.paths import Layout
 from pipeline.text import UNK_ID
 

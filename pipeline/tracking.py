@@ -18,11 +18,11 @@ import os
 import platform
 import subprocess
 import time
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import mlflow
-import pytorch_lightning as pl
 import torch
 from mlflow.entities import Dataset as MlflowDataset
 from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
@@ -168,7 +168,8 @@ def start_cell_run(params: TaskParams, cell: str, seed: int, data_hash: str, roo
             f"{TAG}.dataset": params.data.dataset, f"{TAG}.data_hash": data_hash,
             "mlflow.source.git.commit": git["commit"], f"{TAG}.git_dirty": git["dirty"],
             "mlflow.source.type": "LOCAL", "mlflow.source.name": "stages/train.py",
-            f"{TAG}.torch": torch.__version__, f"{TAG}.lightning": pl.__version__,
+            f"{TAG}.torch": torch.__version__,
+            f"{TAG}.lightning": metadata.version("pytorch-lightning"),
             f"{TAG}.mlflow": mlflow.__version__, f"{TAG}.python": platform.python_version()}
     if exp := os.environ.get("DVC_EXP_NAME"):
         tags[f"{TAG}.dvc_exp"] = exp

@@ -15,8 +15,7 @@ from pipeline.data import IGNORE, EncodedSplit, collate
 from pipeline.errors import RnnbenchError
 from pipeline.evaluation import evaluate_cell, predict
 from pipeline.metrics import bio_spans, entity_scores
-from pipeline.models import TokenTagger
-from pipeline.module import loss_and_hits
+from pipeline.models import TokenTagger, loss_and_hits
 from pipeline.prepare import download, prepare
 from pipeline.reporting import write_report
 from pipeline.text import UNK, Vocab
