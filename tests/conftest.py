@@ -69,9 +69,10 @@ def tiny_params(wheel: Path, **train: Any) -> dict[str, Any]:
     p["model"].update(embedding_dim=16, hidden_size=16)
     p["train"].update(max_epochs=1, batch_size=32, limit_train_batches=4, **train)
     # the synthetic sweep, shrunk alike: short sequences, few of them (train: the shared 1 epoch)
-    p["longrange"].update(lengths=[6, 12], examples=200, train={}, model={
-        "embedding_dim": 8, "hidden_size": 12, "bidirectional": False, "pooling": "last",
-        "dropout": 0.0})
+    p["longrange"].update(problems=["recall", "adding"], lengths=[6, 12], examples=200,
+                          train={}, model={"embedding_dim": 8, "hidden_size": 12,
+                                           "bidirectional": False, "pooling": "last",
+                                           "dropout": 0.0})
     return p
 
 
