@@ -74,6 +74,17 @@ class CharCNN(nn.Module):
         return torch.tanh(h.nan_to_num(0.0, neginf=0.0)).reshape(b, t, -1)
 
 
+class Dropout(nn.Dropout):
+    """nn.Dropout whose CPU mask comes from torch.rand: the bernoulli_ behind F.dropout draws
+    2.8x slower on the CPU (2.0 against 0.7 ms for a [64, 20, 128] batch), about a tenth of a
+    sentence-length training step. Other devices keep PyTorch's fused kernel."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0 or x.device.type != "cpu":
+            return super().forward(x)
+        return x * ((torch.rand_like(x) >= self.p) * (1 / (1 - self.p))).to(x.dtype)
+
+
 def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy over counted targets ([B, C] with [B], or [B, T, C] with [B, T])."""
     return F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1),
@@ -99,7 +110,7 @@ class RecurrentNet(nn.Module):
             cell, word_size, params.hidden_size, params.num_layers,
             params.bidirectional, params.dropout,
         )
-        self.dropout = nn.Dropout(params.dropout)
+        self.dropout = Dropout(params.dropout)
         self.head = nn.Linear(self.encoder.output_size, num_classes)
 
     def features(self, ids: torch.Tensor, chars: torch.Tensor | None = None) -> torch.Tensor:
