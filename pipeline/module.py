@@ -75,13 +75,21 @@ class CellClassifier(pl.LightningModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         p = self.train_params
-        # fused: one multithreaded pass per step (CPU and GPU). The for-loop Adam took 16 of
-        # a 40 ms sentence-length CPU step, mostly the embedding's sqrt and div.
+        # fused: one multithreaded pass per step. The for-loop Adam took 16 of a 40 ms
+        # sentence-length CPU step, mostly the embedding's sqrt and div. Under mixed precision
+        # Lightning cannot clip what a fused optimizer unscales itself: PyTorch's default then.
+        fused = None if self._mixed_precision() else True
         if p.optimizer == "sgd":
             return torch.optim.SGD(self.trainable(), lr=p.lr, momentum=0.9,
-                                   weight_decay=p.weight_decay, fused=True)
+                                   weight_decay=p.weight_decay, fused=fused)
         cls = torch.optim.AdamW if p.optimizer == "adamw" else torch.optim.Adam
-        return cls(self.trainable(), lr=p.lr, weight_decay=p.weight_decay, fused=True)
+        return cls(self.trainable(), lr=p.lr, weight_decay=p.weight_decay, fused=fused)
+
+    def _mixed_precision(self) -> bool:
+        try:
+            return "mixed" in str(self.trainer.precision)
+        except RuntimeError:  # not attached to a Trainer (a bare loop)
+            return False
 
 
 class TextDataModule(pl.LightningDataModule):
