@@ -1,11 +1,13 @@
-"""Training-step throughput of rnnbench's loop against a bare PyTorch loop, and padding waste.
+"""Training-step throughput of rnnbench's loop against a bare PyTorch loop, per cell, and
+padding waste.
 
-Both loops train the same network, from the same initial weights, on the same batches
-(length-bucketed, from data/prepared), with the same optimizer and clipping. The ratio
-project/bare shows what Lightning, logging and callbacks cost per step. The padding fraction
-is measured on the train split with and without length bucketing.
+Both loops train the same network, from the same initial weights, on the same batches, with
+the same optimizer and clipping: the default task's length-bucketed batches (data/prepared),
+and 700-token batches (64 rows of 350-700 random word ids). The ratio project/bare shows what
+Lightning, logging and callbacks cost per step. The padding fraction is measured on the train
+split with and without length bucketing.
 
-    python -m benchmarks.train_throughput [--cell lstm] [--steps 120] [--out benchmarks/results]
+    python -m benchmarks.train_throughput [--cells rnn lstm gru] [--steps 120] [--out DIR]
 """
 
 from __future__ import annotations
@@ -22,13 +24,15 @@ import torch
 from torch.nn import functional as F
 
 from benchmarks import save_results
+from benchmarks.baselines import synthetic_batch, uniform_lengths
 from pipeline.config import load_params
-from pipeline.data import BucketBatchSampler, EncodedSplit, collate, padding_fraction
+from pipeline.data import Batch, BucketBatchSampler, EncodedSplit, collate, padding_fraction
 from pipeline.module import CellClassifier
 from pipeline.paths import Layout
 from pipeline.training import build_trainer
 
 WARMUP = 10
+LONG, VOCAB_LONG = 700, 20_000
 
 
 class StepTimer(pl.Callback):
@@ -68,7 +72,7 @@ def project_loop(module: CellClassifier, cp, batches) -> float:
 def bare_loop(module: CellClassifier, cp, batches) -> float:
     net = module.net.train()
     opt = module.configure_optimizers()
-    for step, (ids, lengths, labels, _) in enumerate(batches):
+    for step, (ids, lengths, labels, *_) in enumerate(batches):
         if step == WARMUP:
             start = time.perf_counter()
         opt.zero_grad(set_to_none=True)
@@ -82,7 +86,8 @@ def bare_loop(module: CellClassifier, cp, batches) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--cell", default="lstm")
+    ap.add_argument("--cells", nargs="+", default=["rnn", "lstm", "gru"])
+    ap.add_argument("--long-steps", type=int, default=6, help="timed 700-token steps")
     ap.add_argument("--task", default="sentiment", help="a prepared task (dvc repro first)")
     ap.add_argument("--steps", type=int, default=120)
     ap.add_argument("--repeats", type=int, default=3)
@@ -95,7 +100,7 @@ def main() -> None:
     train = EncodedSplit(layout.split("train"))
     results: dict = {"machine": f"{platform.machine()} {torch.get_num_threads()} threads",
                      "torch": torch.__version__, "lightning": pl.__version__,
-                     "cell": args.cell, "steps": args.steps}
+                     "steps": args.steps}
 
     lens = train.lengths.tolist()
     bs = params.train.batch_size
@@ -108,25 +113,50 @@ def main() -> None:
             lens, bs, params.train.bucket_pool, seed=0))), 4),
     }
 
-    for pack in (True, False):
-        cp = params.for_cell(args.cell)
-        cp = cp.model_copy(update={"model": cp.model.model_copy(update={"pack_sequences": pack})})
-        batches = fixed_batches(train, bs, cp.train.bucket_pool, cp.seed, args.steps)
-        rates: dict[str, list[float]] = {"project": [], "bare": []}
-        for _ in range(args.repeats):  # interleaved, so drift hits both loops alike
-            for name, loop in (("bare", bare_loop), ("project", project_loop)):
-                torch.manual_seed(0)
-                module = CellClassifier(args.cell, vocab_size, n_labels, cp.model.model_dump(),
-                                        cp.train.model_dump())
-                rates[name].append(loop(module, cp, batches))
-        best = {k: max(v) for k, v in rates.items()}
-        results["packed" if pack else "padded"] = {
-            "project_steps_per_s": round(best["project"], 2),
-            "bare_steps_per_s": round(best["bare"], 2),
-            "project_over_bare": round(best["project"] / best["bare"], 3),
-            "all_runs": {k: [round(x, 2) for x in v] for k, v in rates.items()},
+    for cell in args.cells:
+        cp = params.for_cell(cell)
+        default = fixed_batches(train, bs, cp.train.bucket_pool, cp.seed, args.steps)
+        long = [collate_synthetic(b) for b in long_batches(args.long_steps)]
+        results[cell] = {
+            "default": compare_loops(cell, cp, default, vocab_size, n_labels, args.repeats),
+            f"{LONG}_tokens": compare_loops(cell, cp, long, VOCAB_LONG, 2, args.repeats),
         }
-    save_results(args.out, f"train_throughput_{args.cell}_{platform.machine()}", results)
+    save_results(args.out, f"train_throughput_{platform.machine()}", results)
+
+
+def long_batches(steps: int) -> list[tuple]:
+    """Batches of the document-length benchmark: 64 rows of LONG/2..LONG tokens."""
+    gen = torch.Generator().manual_seed(1)
+    return [synthetic_batch(uniform_lengths(64, LONG, gen), VOCAB_LONG, gen)
+            for _ in range(steps + WARMUP)]
+
+
+def collate_synthetic(batch: tuple) -> Batch:
+    """A synthetic batch, longest row first, as BucketBatchSampler delivers them."""
+    ids, lengths, labels = batch
+    order = lengths.argsort(descending=True)
+    return Batch(ids[order], lengths[order], labels[order])
+
+
+def compare_loops(cell: str, cp, batches: list, vocab_size: int, n_labels: int, repeats: int
+                  ) -> dict:
+    """Steps/s and tokens/s of rnnbench's loop and of a bare loop, interleaved (best run)."""
+    rates: dict[str, list[float]] = {"project": [], "bare": []}
+    for _ in range(repeats):  # interleaved, so drift hits both loops alike
+        for name, loop in (("bare", bare_loop), ("project", project_loop)):
+            torch.manual_seed(0)
+            module = CellClassifier(cell, vocab_size, n_labels, cp.model.model_dump(),
+                                    cp.train.model_dump())
+            rates[name].append(loop(module, cp, batches))
+    best = {k: max(v) for k, v in rates.items()}
+    tokens = sum(int(b[1].sum()) for b in batches[WARMUP:]) / len(batches[WARMUP:])
+    return {
+        "project_steps_per_s": round(best["project"], 2),
+        "bare_steps_per_s": round(best["bare"], 2),
+        "project_over_bare": round(best["project"] / best["bare"], 3),
+        "project_tokens_per_s": round(best["project"] * tokens),
+        "all_runs": {k: [round(x, 2) for x in v] for k, v in rates.items()},
+    }
 
 
 if __name__ == "__main__":

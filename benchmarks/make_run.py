@@ -1,0 +1,78 @@
+"""The default run from a fresh clone, timed: `make run` (environment included) in a new clone of
+the committed HEAD, with the time of every DVC stage, summed per stage group. Standard library
+only, so the system Python runs it before any environment exists. Run nothing else meanwhile.
+
+    python3 -m benchmarks.make_run [--out benchmarks/results] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+STAGE = re.compile(r"^Running stage '([^']+)':")
+ENV_DONE = re.compile(r"touch \.venv/\.installed")
+
+
+def timed_lines(cmd: list[str], cwd: Path) -> tuple[int, list[tuple[float, str]]]:
+    """Run `cmd`, echoing its output; every line with the seconds since the start."""
+    start = time.perf_counter()
+    lines = []
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        lines.append((time.perf_counter() - start, line.rstrip("\n")))
+        print(line, end="", flush=True)
+    return proc.wait(), [*lines, (time.perf_counter() - start, "<end>")]
+
+
+def stage_times(lines: list[tuple[float, str]]) -> tuple[float, dict[str, float]]:
+    """(environment seconds, seconds per stage): a stage runs until the next one starts."""
+    env = next((t for t, line in lines if ENV_DONE.search(line)), 0.0)
+    marks = [(t, m.group(1)) for t, line in lines if (m := STAGE.match(line))]
+    marks.append((lines[-1][0], ""))
+    return env, {name: round(t1 - t0, 1) for (t0, name), (t1, _) in itertools.pairwise(marks)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repo", type=Path, default=Path("."))
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    ap.add_argument("--keep", type=Path, help="clone here and keep it (default: a temp dir)")
+    args = ap.parse_args()
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=args.repo, check=True,
+                            capture_output=True, text=True).stdout.strip()
+    clone = args.keep or Path(tempfile.mkdtemp(prefix="rnnbench-make-run-")) / "rnnbench"
+    subprocess.run(["git", "clone", "-q", str(args.repo.resolve()), str(clone)], check=True)
+    rc, lines = timed_lines(["make", "run"], clone)
+    if rc:
+        sys.exit(f"make run failed (exit {rc}) in {clone}")
+    env, stages = stage_times(lines)
+    groups: dict[str, float] = {"environment": round(env, 1)}
+    for name, seconds in stages.items():
+        group = name.split("@")[0]
+        groups[group] = round(groups.get(group, 0.0) + seconds, 1)
+    results = {
+        "make_run_seconds": round(lines[-1][0], 1), "commit": commit,
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}",
+        "python": platform.python_version(), "groups": groups, "stages": stages,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"make_run_{platform.machine()}.json"
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in results.items() if k != "stages"}, indent=2))
+    print(f"wrote {path}; the run's outputs are in {clone}")
+
+
+if __name__ == "__main__":
+    main()
