@@ -30,8 +30,9 @@ ARCHIVE = "aclImdb_v1.tar.gz"
 def snippets_by_verdict(examples: Path) -> dict[tuple[str, str], list[str]]:
     """(movie, fresh|rotten) -> its snippets, from the sentiment task's raw examples."""
     groups: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for line in examples.read_text(encoding="utf-8").splitlines():
-        row = json.loads(line)
+    with examples.open(encoding="utf-8") as fh:  # not splitlines(): texts hold U+2028
+        rows = [json.loads(line) for line in fh if line.strip()]
+    for row in rows:
         groups[(row["group"], row["label"])].append(row["text"])
     return groups
 
