@@ -27,6 +27,10 @@ from pipeline.encoder import RecurrentEncoder, reversal_index
 
 GATES = {"lstm": ("input", "forget", "output"), "gru": ("reset", "update"), "rnn": ()}
 MIN_SEQUENCES = 10  # a distance or position is summarized only over at least this many
+# How far back (and up to which position) the diagnostics look; longer sample sequences are cut
+# to their first MAX_STEPS tokens, since the replay runs step by step in Python (float64):
+# at IMDB lengths (up to 2,968 steps) it took 40 of an evaluate stage's 45 s.
+MAX_STEPS = 400
 
 
 @dataclass
@@ -119,7 +123,8 @@ def reference_error(encoder: RecurrentEncoder, x: torch.Tensor, lengths: torch.T
     return float((ours - theirs).abs()[mask].max())
 
 
-def gradient_flow(net: nn.Module, batch: Batch, max_distance: int = 400) -> dict[str, list]:
+def gradient_flow(net: nn.Module, batch: Batch, max_distance: int = MAX_STEPS
+                  ) -> dict[str, list]:
     """Geometric mean over sequences (and directions) of ||dL/dh_(T-k)|| / ||dL/dh_T|| for
     k = 0, 1, ...: the gradient the loss sends into a direction's last state, carried back
     through the top layer's recurrence alone (other paths to the loss are left out)."""
@@ -151,7 +156,7 @@ def gradient_flow(net: nn.Module, batch: Batch, max_distance: int = 400) -> dict
 
 
 def gate_statistics(gates: dict[str, torch.Tensor], lengths: torch.Tensor,
-                    max_position: int = 400, bins: int = 20) -> dict[str, Any]:
+                    max_position: int = MAX_STEPS, bins: int = 20) -> dict[str, Any]:
     """Per gate: a histogram of its activations over all units and real positions, and its
     quartiles at each position (where at least MIN_SEQUENCES sequences reach it)."""
     mask = torch.arange(next(iter(gates.values())).size(1))[None, :] < lengths[:, None] \
@@ -177,11 +182,18 @@ def gate_statistics(gates: dict[str, torch.Tensor], lengths: torch.Tensor,
     return out
 
 
-def sample_batch(split: EncodedSplit, size: int, seed: int = 0) -> Batch:
-    """A seeded sample of up to `size` test examples as one batch."""
+def sample_batch(split: EncodedSplit, size: int, seed: int = 0, max_steps: int = MAX_STEPS
+                 ) -> Batch:
+    """A seeded sample of up to `size` test examples as one batch, each cut to its first
+    `max_steps` tokens."""
     order = list(range(len(split)))
     random.Random(seed).shuffle(order)
-    return collate([split[i] for i in sorted(order[:size])])
+    batch = collate([split[i] for i in sorted(order[:size])])
+    if batch.ids.size(1) <= max_steps:
+        return batch
+    targets = batch.targets[:, :max_steps] if batch.targets.dim() == 2 else batch.targets
+    chars = batch.chars[:, :max_steps] if batch.chars is not None else None
+    return Batch(batch.ids[:, :max_steps], batch.lengths.clamp(max=max_steps), targets, chars)
 
 
 def diagnose(net: nn.Module, split: EncodedSplit, size: int = 256) -> dict[str, Any]:

@@ -6,12 +6,14 @@ import pytest
 import torch
 
 from pipeline.config import ModelParams
-from pipeline.data import Batch
+from pipeline.data import Batch, EncodedSplit
 from pipeline.diagnostics import (
+    MAX_STEPS,
     gate_statistics,
     gradient_flow,
     reference_error,
     reverse_within,
+    sample_batch,
     unroll,
 )
 from pipeline.models import RecurrentEncoder, SentenceClassifier, TokenTagger
@@ -111,3 +113,16 @@ def test_gate_statistics_summarize_real_positions_only():
     assert sum(stats["histogram"]) == pytest.approx(1.0)
     # 6 of the 12 sequences have 2 saturated positions of 5: 12 of 48 real positions
     assert stats["saturated"] == pytest.approx(12 / 48)
+
+
+def test_diagnostic_sample_is_cut_to_max_steps(tmp_path):
+    """Document-length sequences are replayed over their first MAX_STEPS tokens only."""
+    lengths = [3, MAX_STEPS + 50, 7]
+    ids = torch.randint(2, 30, (sum(lengths),))
+    offsets = torch.tensor([0, *itertools.accumulate(lengths)])
+    path = tmp_path / "test.pt"
+    torch.save({"ids": ids, "offsets": offsets, "labels": torch.tensor([0, 1, 0])}, path)
+    batch = sample_batch(EncodedSplit(path), 10)
+    assert batch.ids.shape == (3, MAX_STEPS)
+    assert sorted(batch.lengths.tolist()) == [3, 7, MAX_STEPS]
+    assert batch.ids[batch.lengths.argmax()].tolist() == ids[3:3 + MAX_STEPS].tolist()
