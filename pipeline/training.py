@@ -135,8 +135,12 @@ def train_cell(params: TaskParams, cell: str, layout: Layout, seed: int | None =
     with tempfile.TemporaryDirectory(prefix="rnnbench-fit-") as scratch:
         best = ModelCheckpoint(dirpath=scratch, monitor=module.monitor, mode="max",
                                save_top_k=1, save_weights_only=True, filename="best")
+        # Lightning stops only strictly above its threshold, and the logged accuracy (a float32
+        # mean over batches) can land a rounding below an exact score: reaching stop_at (1.0
+        # included) is enough here, within 1e-6, far below one example of any validation split.
+        threshold = None if cp.train.stop_at is None else cp.train.stop_at - 1e-6
         stop = EarlyStopping(monitor=module.monitor, mode="max", patience=cp.train.patience,
-                             stopping_threshold=cp.train.stop_at)
+                             stopping_threshold=threshold)
         trainer = build_trainer(cp, [history, best, stop], Path(scratch), fast_dev_run)
         started = time.perf_counter()
         try:

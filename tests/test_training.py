@@ -11,13 +11,14 @@ from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
 from pipeline.cli import app
-from pipeline.config import load_params
+from pipeline.config import load_params, parse_params
 from pipeline.evaluation import evaluate_cell
 from pipeline.longrange import run_task
+from pipeline.paths import Layout
 from pipeline.reporting import write_report
 from pipeline.synthetic import generate_task
 from pipeline.training import resolve_device, train_cell
-from tests.conftest import SEED, TASK, load_task, requires_gpu, write_params
+from tests.conftest import SEED, TASK, load_task, requires_gpu, tiny_params, write_params
 
 
 @pytest.fixture(scope="module")
@@ -216,3 +217,19 @@ def test_several_seeds_give_intervals_and_tests_over_seeds(prepared, tmp_path):
         assert low <= c["accuracy"] <= high and c["accuracy_ci95_over"] == "seeds"
     (comparison,) = summary["comparisons"]
     assert 0 <= comparison["p"] <= 1 and comparison["method"] == "paired t-test over 3 seeds"
+
+
+def test_training_stops_at_the_epoch_validation_reaches_stop_at(sample_wheel, tmp_path):
+    """`train.stop_at`: a run ends at the first epoch whose validation accuracy reaches it
+    (a solved synthetic task has nothing left to learn), long before max_epochs. On the CPU epoch
+    9 scores exactly 0.2, where Lightning's own threshold (strictly above) would go on."""
+    raw = tiny_params(sample_wheel)
+    raw["longrange"].update(problems=["adding"], lengths=[6], examples=400, train={
+        "max_epochs": 30, "patience": 30, "stop_at": 0.2, "lr": 0.01, "limit_train_batches": None})
+    params = parse_params(raw)
+    generate_task(params, "adding", 6, tmp_path)
+    summary = train_cell(params.for_longrange("adding", 6), "lstm", Layout(tmp_path, "adding_6"))
+    history = [float(row.split(",")[4]) for row in Layout(tmp_path, "adding_6").history(
+        "lstm", SEED).read_text().splitlines()[1:]]
+    assert summary["epochs"] == len(history) < 30
+    assert history[-1] >= 0.2 and all(acc < 0.2 for acc in history[:-1]), str(history)
