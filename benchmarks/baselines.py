@@ -18,6 +18,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from pipeline.config import ModelParams
 from pipeline.encoder import RecurrentEncoder
 
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}
@@ -63,6 +64,13 @@ def with_encoder(net: nn.Module, path: str) -> nn.Module:
     clone.encoder = TorchEncoder(net.encoder, packed=path == "packed").to(like.device,
                                                                           like.dtype)
     return clone
+
+
+def classifier_params(embedding: int, hidden: int) -> ModelParams:
+    """The benchmarks' network: a bidirectional one-layer cell, mean pooling, no dropout."""
+    return ModelParams(embedding_dim=embedding, hidden_size=hidden, sizing="equal_width",
+                       num_layers=1, bidirectional=True, dropout=0.0, pooling="mean",
+                       freeze_embeddings=False, crf=False, char_filters=0)
 
 
 def uniform_lengths(batch: int, longest: int, generator: torch.Generator) -> torch.Tensor:

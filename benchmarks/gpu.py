@@ -24,6 +24,7 @@ import torch
 from benchmarks import save_results
 from benchmarks.baselines import (
     bare_step,
+    classifier_params,
     imdb_lengths,
     seconds_per_call,
     synthetic_batch,
@@ -44,9 +45,7 @@ PRECISIONS = {"fp32": None, "bf16-mixed": torch.bfloat16}
 
 
 def model_params(size: dict[str, Any]) -> ModelParams:
-    return ModelParams(embedding_dim=size["embedding"], hidden_size=size["hidden"],
-                       sizing="equal_width", num_layers=1, bidirectional=True, dropout=0.0,
-                       pooling="mean", freeze_embeddings=False, crf=False, char_filters=0)
+    return classifier_params(size["embedding"], size["hidden"])
 
 
 def bucketed_batches(size: dict[str, Any], batch_size: int, device: torch.device

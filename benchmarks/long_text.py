@@ -23,6 +23,7 @@ import torch
 from benchmarks import save_results
 from benchmarks.baselines import (
     bare_step,
+    classifier_params,
     matmul_rate,
     seconds_per_call,
     synthetic_batch,
@@ -30,7 +31,6 @@ from benchmarks.baselines import (
     uniform_lengths,
     with_encoder,
 )
-from pipeline.config import ModelParams
 from pipeline.encoder import segment_plan
 from pipeline.models import SentenceClassifier
 
@@ -39,11 +39,8 @@ PATHS = ("exact", "padded", "packed")
 
 
 def network(cell: str) -> SentenceClassifier:
-    params = ModelParams(embedding_dim=EMBEDDING, hidden_size=HIDDEN, sizing="equal_width",
-                         num_layers=1, bidirectional=True, dropout=0.0, pooling="mean",
-                         freeze_embeddings=False, crf=False, char_filters=0)
     torch.manual_seed(0)
-    return SentenceClassifier(cell, VOCAB, 2, params).train()
+    return SentenceClassifier(cell, VOCAB, 2, classifier_params(EMBEDDING, HIDDEN)).train()
 
 
 def max_difference(net: torch.nn.Module, path: str, batch: tuple) -> float:
