@@ -23,12 +23,13 @@ STAGE = re.compile(r"^Running stage '([^']+)':")
 ENV_DONE = re.compile(r"touch \.venv/\.installed")
 
 
-def timed_lines(cmd: list[str], cwd: Path) -> tuple[int, list[tuple[float, str]]]:
+def timed_lines(cmd: list[str], cwd: Path, env: dict[str, str]
+                ) -> tuple[int, list[tuple[float, str]]]:
     """Run `cmd`, echoing its output; every line with the seconds since the start."""
     start = time.perf_counter()
     lines = []
     proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            text=True, env={**os.environ, **env, "PYTHONUNBUFFERED": "1"})
     assert proc.stdout is not None
     for line in proc.stdout:
         lines.append((time.perf_counter() - start, line.rstrip("\n")))
@@ -54,7 +55,9 @@ def main() -> None:
                             capture_output=True, text=True).stdout.strip()
     clone = args.keep or Path(tempfile.mkdtemp(prefix="rnnbench-make-run-")) / "rnnbench"
     subprocess.run(["git", "clone", "-q", str(args.repo.resolve()), str(clone)], check=True)
-    rc, lines = timed_lines(["make", "run"], clone)
+    # A fresh machine has no package cache: give uv an empty one (pip keeps none here).
+    rc, lines = timed_lines(["make", "run"], clone,
+                            {"UV_CACHE_DIR": tempfile.mkdtemp(prefix="rnnbench-uv-cache-")})
     if rc:
         sys.exit(f"make run failed (exit {rc}) in {clone}")
     env, stages = stage_times(lines)
