@@ -1,4 +1,4 @@
-"""Evaluate one trained cell on the held-out test split (sentences or tokens)."""
+"""Evaluate trained cells on the held-out test split (sentences or tokens)."""
 
 from __future__ import annotations
 
@@ -142,3 +142,10 @@ def evaluate_cell(params: TaskParams, cell: str, layout: Layout, seed: int | Non
           f"macro-F1 {metrics['macro_f1']:.4f}{extra}, {throughput:,.0f} examples/s",
           file=sys.stderr)
     return metrics
+
+
+def evaluate_task(params: TaskParams, layout: Layout) -> dict[tuple[str, int], dict[str, Any]]:
+    """Every compared cell and seed of one task, in one process: a stage per run spent more
+    time importing than evaluating (about 4 s of 5.5)."""
+    return {(cell, seed): evaluate_cell(params, cell, layout, seed)
+            for cell in params.cells for seed in params.seeds}

@@ -1,7 +1,7 @@
-"""Stage `evaluate@<task>-<cell>-<seed>`: test metrics and predictions of one trained run."""
+"""Stage `evaluate@<task>`: test metrics and predictions of every trained cell and seed."""
 
-from pipeline.evaluation import evaluate_cell
-from stages import run_cell_stage
+from pipeline.evaluation import evaluate_task
+from stages import run_task_stage
 
 if __name__ == "__main__":
-    run_cell_stage(evaluate_cell)
+    run_task_stage(evaluate_task)
