@@ -35,7 +35,7 @@ class TorchEncoder(nn.Module):
         self.rnn = type(first)(first.input_size, encoder.hidden_size,
                                num_layers=len(encoder.layers), batch_first=True,
                                bidirectional=encoder.directions == 2,
-                               dropout=encoder.dropout if len(encoder.layers) > 1 else 0.0)
+                               dropout=encoder.between.p if len(encoder.layers) > 1 else 0.0)
         self.packed, self.output_size = packed, encoder.output_size
         # our parameter name -> its name
         self.names = {f"layers.{depth}.{d}.{w}_l0": f"rnn.{w}_l{depth}{'_reverse' if d else ''}"
