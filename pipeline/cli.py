@@ -67,7 +67,8 @@ def each_seed(tp: TaskParams, seeds: list[int] | None) -> list[int]:
 def train(cell: CellArg, params: ParamsOpt = Path("params.yaml"), task: TaskOpt = None,
           seed: SeedOpt = None,
           fast_dev_run: Annotated[bool, typer.Option(
-              help="One batch of train and validation, to check the setup.")] = False) -> None:
+              help="One batch of train and validation to check the setup; writes nothing.")
+          ] = False) -> None:
     """Train one cell per task and seed (logged to MLflow); writes models/TASK/CELL/seedN."""
     from pipeline.training import train_cell
 

@@ -101,6 +101,7 @@ def evaluate_cell(params: TaskParams, cell: str, layout: Layout, seed: int | Non
     trained cell and seed (default: the first seed), written to metrics/<task>/ and logged to
     its MLflow run."""
     seed = params.seeds[0] if seed is None else seed
+    layout.require_prepared()
     model, summary = load_model(layout, cell, seed)
     test = EncodedSplit(layout.split("test"))
     labels: list[str] = summary["labels"]

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.errors import fail
+
 SPLITS = ("train", "val", "test")
 
 
@@ -28,6 +30,15 @@ class Layout:
     @property
     def prepared(self) -> Path:
         return self.root / "data" / self.task / "prepared"
+
+    def require_prepared(self) -> Path:
+        """The prepared folder, or one line naming what writes it (not a FileNotFoundError from
+        whichever file a stage happens to read first)."""
+        if not (self.prepared / "stats.json").is_file():
+            fail(f"{self.prepared}: no prepared data; run the stages before this one first "
+                 f"(`dvc repro`, or `rnnbench download` and `rnnbench prepare --task "
+                 f"{self.task}`)")
+        return self.prepared
 
     def split(self, name: str) -> Path:
         return self.prepared / f"{name}.pt"

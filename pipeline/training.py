@@ -101,13 +101,24 @@ def build_trainer(cp: CellParams, callbacks: list[pl.Callback], scratch: Path,
     return trainer
 
 
+def check_setup(cp: CellParams, module: CellClassifier, dm: TextDataModule, name: str,
+                n_params: int) -> dict[str, Any]:
+    """One training and one validation batch through the whole loop, written nowhere: a check
+    must not replace a trained model, its history or its MLflow run."""
+    with tempfile.TemporaryDirectory(prefix="rnnbench-check-") as scratch:
+        build_trainer(cp, [], Path(scratch), fast_dev_run=True).fit(module, datamodule=dm)
+    print(f"{name}: setup checked (one training and one validation batch, {n_params:,} params); "
+          "nothing written", file=sys.stderr)
+    return {"cell": cp.cell, "seed": cp.seed, "num_parameters": n_params, "checked": True}
+
+
 def train_cell(params: TaskParams, cell: str, layout: Layout, seed: int | None = None,
                fast_dev_run: bool = False) -> dict[str, Any]:
     """Fit one cell on one task with one seed (default: the first), write its model folder
     and history; returns the summary."""
     cp = params.for_cell(cell, seed)
     seed = cp.seed
-    family = read_json(layout.prepared / "stats.json")["family"]
+    family = read_json(layout.require_prepared() / "stats.json")["family"]
     pl.seed_everything(seed, workers=True, verbose=False)
     vocab_size = len(read_json(layout.prepared / "vocab.json"))
     labels = read_json(layout.prepared / "labels.json")
@@ -125,6 +136,8 @@ def train_cell(params: TaskParams, cell: str, layout: Layout, seed: int | None =
                             cp.train.model_dump(), family, vectors, num_chars, labels)
     n_params = count_parameters(module.net)
     accelerator, precision = resolve_device(cp.train)
+    if fast_dev_run:
+        return check_setup(cp, module, dm, f"{params.name}/{cell}/seed{seed}", n_params)
 
     client, run_id, parent_id = tracking.start_cell_run(
         params, cell, seed, data_hash, layout.root.resolve(),
@@ -141,20 +154,23 @@ def train_cell(params: TaskParams, cell: str, layout: Layout, seed: int | None =
         threshold = None if cp.train.stop_at is None else cp.train.stop_at - 1e-6
         stop = EarlyStopping(monitor=module.monitor, mode="max", patience=cp.train.patience,
                              stopping_threshold=threshold)
-        trainer = build_trainer(cp, [history, best, stop], Path(scratch), fast_dev_run)
+        trainer = build_trainer(cp, [history, best, stop], Path(scratch))
         started = time.perf_counter()
         try:
             trainer.fit(module, datamodule=dm)
-        except BaseException:
-            client.set_terminated(run_id, "KILLED" if sys.exc_info()[0] is KeyboardInterrupt
-                                  else "FAILED")
+        except BaseException as err:
+            # Lightning turns Ctrl-C into sys.exit(1) after its own clean-up; give it back its
+            # meaning, so that the run is KILLED (not FAILED) and the process exits 130.
+            interrupted = isinstance(err, KeyboardInterrupt) or trainer.interrupted
+            client.set_terminated(run_id, "KILLED" if interrupted else "FAILED")
+            if interrupted:
+                raise KeyboardInterrupt from None
             raise
         seconds = time.perf_counter() - started
-        if best.best_model_path:  # fast_dev_run saves no checkpoint: keep the last weights
+        if best.best_model_path:  # no checkpoint only if no epoch validated: keep the last
             state = torch.load(best.best_model_path, weights_only=True, map_location="cpu")
             module.load_state_dict(state["state_dict"])
 
-    # fast_dev_run keeps no checkpoint, so it has no best epoch either
     best_row = (max(history.rows, key=lambda r: r.get(module.monitor, 0))
                 if best.best_model_path and history.rows else None)
     summary = {

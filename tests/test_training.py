@@ -1,8 +1,12 @@
 """Real short Lightning fits on the prepared sample, logged to a real MLflow sqlite store."""
 
 import json
+import os
 import re
 import shutil
+import signal
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -18,7 +22,15 @@ from pipeline.paths import Layout
 from pipeline.reporting import write_report
 from pipeline.synthetic import generate_task
 from pipeline.training import resolve_device, train_cell
-from tests.conftest import SEED, TASK, load_task, requires_gpu, tiny_params, write_params
+from tests.conftest import (
+    ROOT,
+    SEED,
+    TASK,
+    load_task,
+    requires_gpu,
+    tiny_params,
+    write_params,
+)
 
 
 @pytest.fixture(scope="module")
@@ -158,11 +170,20 @@ def test_training_is_deterministic_on_cpu(prepared, tmp_path):
         assert torch.equal(weights[0][key], weights[1][key]), key
 
 
-def test_cli_fast_dev_run_and_compare(prepared, monkeypatch):
+def test_a_setup_check_after_training_writes_nothing(trained, prepared, monkeypatch):
+    _, layout, _, client = trained
+    outputs = [layout.model_dir("gru", SEED) / "model.pt", layout.model_dir("gru", SEED)
+               / "train.json", layout.history("gru", SEED)]
+    before = [path.read_bytes() for path in outputs]
+    experiment = client.get_experiment_by_name(TASK).experiment_id
+    runs = len(client.search_runs([experiment]))
     monkeypatch.chdir(prepared)
     runner = CliRunner()
     result = runner.invoke(app, ["train", "gru", "--fast-dev-run"])
     assert result.exit_code == 0, result.output
+    assert "setup checked" in result.output and "nothing written" in result.output
+    assert [path.read_bytes() for path in outputs] == before  # the trained model survives
+    assert len(client.search_runs([experiment])) == runs  # and no one-batch run joins MLflow
     result = runner.invoke(app, ["compare"])
     assert result.exit_code == 0, result.output
     assert all(cell in result.output for cell in ("rnn", "lstm", "gru"))
@@ -233,3 +254,37 @@ def test_training_stops_at_the_epoch_validation_reaches_stop_at(sample_wheel, tm
         "lstm", SEED).read_text().splitlines()[1:]]
     assert summary["epochs"] == len(history) < 30
     assert history[-1] >= 0.2 and all(acc < 0.2 for acc in history[:-1]), str(history)
+
+
+def test_ctrl_c_during_training_exits_130_and_marks_the_run_killed(prepared, tmp_path):
+    folder = tmp_path / "project"
+    shutil.copytree(prepared / "data" / TASK / "prepared", folder / "data" / TASK / "prepared")
+    raw = yaml.safe_load((prepared / "params.yaml").read_text())
+    raw["train"].update(max_epochs=100, patience=100)
+    write_params(folder, raw)
+    proc = subprocess.Popen([sys.executable, "-m", "stages.train", TASK, "rnn", str(SEED)],
+                            cwd=folder, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    for line in proc.stderr:  # a real signal, once training is under way
+        if line.startswith("epoch 1:"):
+            break
+    proc.send_signal(signal.SIGINT)
+    rest, code = proc.stderr.read(), proc.wait(timeout=120)
+    assert code == 130, rest
+    assert rest.strip().endswith("interrupted") and "Traceback" not in rest
+    assert not Layout(folder, TASK).model_dir("rnn", SEED).exists()  # nothing half-written
+    client = MlflowClient(f"sqlite:///{folder / 'mlruns' / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name(TASK).experiment_id],
+                              "tags.`rnnbench.kind` = 'cell'")
+    assert [run.info.status for run in runs] == ["KILLED"]
+
+
+def test_training_before_prepare_names_the_missing_step(tmp_path, monkeypatch, sample_wheel):
+    write_params(tmp_path, tiny_params(sample_wheel))
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["train", "lstm"])
+    assert result.exit_code == 2
+    assert f"data/{TASK}/prepared: no prepared data; run the stages before" in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "models").exists() and not (tmp_path / "mlruns").exists()
