@@ -106,6 +106,32 @@ def split_stats(ids: list[list[int]], targets: list[list[int]], labels: list[str
     }
 
 
+def _counts(counts: Counter[str]) -> str:
+    return ", ".join(f"{label!r} {n:,}" for label, n in counts.most_common())
+
+
+def require_two_labels(train: Counter[str], everywhere: Counter[str]) -> None:
+    """Refuse a training split with a single label: every cell would score 100% by predicting
+    it, which compares nothing."""
+    if len(train) < 2:
+        fail(f"data: the training split holds {len(train)} label ({_counts(train)}); comparing "
+             f"cells needs at least two (the whole dataset: {_counts(everywhere)}); check "
+             "data.reader.label_column (csv) or the tag column")
+
+
+def missing_labels(splits: dict[str, Any], labels: list[str]) -> list[str]:
+    """Labels the validation or test split never holds: their per-label scores are undefined,
+    and the split under-tests any cell that predicts them (printed, and shown in the report)."""
+    out = []
+    for split in ("val", "test"):
+        absent = [lab for lab in labels if not splits[split]["label_counts"][lab]]
+        if absent:
+            out.append(f"the {split} split holds no {', '.join(map(repr, absent))} "
+                       f"(of {len(labels)} labels); its scores say nothing about "
+                       f"{'them' if len(absent) > 1 else 'it'}")
+    return out
+
+
 def prepare(data: DataParams, prep: PrepareParams, layout: Layout) -> Path:
     """Split by group, tokenize, build the vocabulary on train only, encode every split."""
     raw_file = layout.raw / "examples.jsonl"
@@ -134,6 +160,8 @@ def prepare(data: DataParams, prep: PrepareParams, layout: Layout) -> Path:
         # Characters keep their case: capitals are what marks names and sentence starts.
         char_vocab = Vocab.build(spelling(w) for i in index["train"] for w in words[i])
     labels = sorted({y for ys in targets for y in ys})
+    require_two_labels(Counter(y for i in index["train"] for y in targets[i]),
+                       Counter(y for ys in targets for y in ys))
     label_id = {label: i for i, label in enumerate(labels)}
     vocab = Vocab.build((tokens[i] for i in index["train"]), prep.min_freq, prep.max_size)
 
@@ -150,6 +178,7 @@ def prepare(data: DataParams, prep: PrepareParams, layout: Layout) -> Path:
             torch.save(blob, out / f"{split}.pt")
             groups = len({examples[i].get("group") for i in index[split]})
             stats["splits"][split] = split_stats(ids, ys, labels, groups)
+        stats["warnings"] = missing_labels(stats["splits"], labels)
         if prep.vectors is not None:
             blob, stats["vectors"] = load_vectors(prep.vectors, vocab,
                                                   [tokens[i] for i in index["train"]])
@@ -163,6 +192,8 @@ def prepare(data: DataParams, prep: PrepareParams, layout: Layout) -> Path:
     print(f"prepared {len(examples)} {family} examples: train {sp['train']['examples']}, "
           f"val {sp['val']['examples']}, test {sp['test']['examples']}; vocab {len(vocab)}, "
           f"{len(labels)} labels, test OOV {sp['test']['oov_rate']:.1%}", file=sys.stderr)
+    for warning in stats["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
     if "vectors" in stats:
         v = stats["vectors"]
         print(f"vectors: {v['dim']}-d, {v['type_coverage']:.1%} of the vocabulary, "

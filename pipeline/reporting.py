@@ -402,6 +402,7 @@ def render_task(params: TaskParams, results: list[dict[str, Any]], stats: dict[s
         f"{sp['test']['oov_rate']:.1%}; test length p50/p90/max "
         f"{sp['test']['length']['p50']}/{sp['test']['length']['p90']}/"
         f"{sp['test']['length']['max']} tokens.",
+        *[f"- **Warning:** {warning}." for warning in stats.get("warnings", [])],
         "",
         "### Settings",
         "",

