@@ -354,6 +354,16 @@ def parse_params(raw: Any, source: str = PARAMS_FILE) -> Params:
         fail(f"{source}: {_describe(err)}")
 
 
+def yaml_error(err: yaml.YAMLError) -> str:
+    """`line N: not valid YAML (what)`, N being the line to fix. A key without its colon is
+    found only on the next line, so there the line to fix is where the key began."""
+    context = getattr(err, "context", None) or ""
+    mark = getattr(err, "context_mark" if context.startswith("while scanning a simple key")
+                   else "problem_mark", None)
+    where = f"line {mark.line + 1}: " if mark else ""
+    return f"{where}not valid YAML ({getattr(err, 'problem', None) or err})"
+
+
 def load_params(path: Path | str = PARAMS_FILE) -> Params:
     """Read and validate params.yaml; any problem is one RnnbenchError line."""
     path = Path(path)
@@ -364,7 +374,5 @@ def load_params(path: Path | str = PARAMS_FILE) -> Params:
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        fail(f"{path}:{where}: not valid YAML ({getattr(err, 'problem', err)})")
+        fail(f"{path}: {yaml_error(err)}")
     return parse_params(raw, str(path))

@@ -1,4 +1,5 @@
 import copy
+import re
 
 import pytest
 from typer.testing import CliRunner
@@ -94,10 +95,17 @@ def test_unknown_cell_is_one_line():
         parse_params(repo_params()).for_cell("tcn")
 
 
-def test_malformed_yaml_names_file_and_line(tmp_path):
+@pytest.mark.parametrize(("text", "line", "what"), [
+    ("data:\n  dataset: [unclosed\n", 3, "expected ',' or ']'"),
+    ("data:\n  dataset: imdb\n  max_examples 10\nprepare: {}\n", 3,  # the key missing ':'
+     "could not find expected ':'"),
+    ("data:\n  dataset: imdb\n   split_seed: 1\n", 3, "mapping values are not allowed"),
+])
+def test_malformed_yaml_names_file_and_the_line_to_fix(tmp_path, text, line, what):
     path = tmp_path / "params.yaml"
-    path.write_text("data:\n  dataset: [unclosed\n")
-    with pytest.raises(RnnbenchError, match=r"params.yaml: line \d+: not valid YAML"):
+    path.write_text(text)
+    with pytest.raises(RnnbenchError, match=rf"params.yaml: line {line}: not valid YAML "
+                                            rf"\({re.escape(what)}"):
         load_params(path)
 
 
