@@ -20,39 +20,57 @@ def _umask() -> int:
 
 
 @contextmanager
+def parent_folders(target: Path) -> Iterator[None]:
+    """Create `target`'s missing parent folders for the block; if it fails, remove again those
+    it created and left empty (a failed download must not leave an empty data/<task>/)."""
+    made = []
+    for folder in reversed(Path(target).parents):
+        if not folder.exists():
+            folder.mkdir(exist_ok=True)
+            made.append(folder)
+    try:
+        yield
+    except BaseException:
+        for folder in reversed(made):
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+        raise
+
+
+@contextmanager
 def atomic_dir(target: Path) -> Iterator[Path]:
     """Yield a scratch folder beside `target`; on success it replaces `target` in one rename."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    os.chmod(scratch, 0o777 & ~_umask())  # mkdtemp makes it private; outputs are not
-    try:
-        yield scratch
-        if target.exists():
-            old = target.with_name(f".{target.name}.old-{os.getpid()}")
-            target.rename(old)
-            scratch.rename(target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            scratch.rename(target)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    with parent_folders(target):
+        scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        os.chmod(scratch, 0o777 & ~_umask())  # mkdtemp makes it private; outputs are not
+        try:
+            yield scratch
+            if target.exists():
+                old = target.with_name(f".{target.name}.old-{os.getpid()}")
+                target.rename(old)
+                scratch.rename(target)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                scratch.rename(target)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 @contextmanager
 def atomic_file(target: Path, mode: str = "w") -> Iterator[Any]:
     """Open a temporary file beside `target`, renamed over it only if the block succeeds."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    os.chmod(tmp, 0o666 & ~_umask())
-    try:
-        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as fh:
-            yield fh
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with parent_folders(target):
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+        os.chmod(tmp, 0o666 & ~_umask())
+        try:
+            with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as fh:
+                yield fh
+            os.replace(tmp, target)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -204,3 +204,14 @@ def test_a_label_missing_from_a_held_out_split_is_a_warning(tmp_path):
     assert lacking and len(stats["warnings"]) == len(lacking)
     assert all(f"the {s} split holds no 'rare'" in w
                for s, w in zip(lacking, stats["warnings"], strict=True))
+
+
+def test_a_failed_read_leaves_no_folder_behind(tmp_path):
+    path = tmp_path / "reviews.csv"
+    path.write_text("review,stars\nGreat,5\n")  # no `text` or `label` column
+    raw = tiny_params(SAMPLE_CSV)
+    raw["data"].update(dataset="csv", source={"kind": "local", "path": str(path)})
+    params, layout = one_task(raw, tmp_path)
+    with pytest.raises(RnnbenchError, match=r"reviews.csv"):
+        download(params.data, layout)
+    assert not (tmp_path / "data").exists()  # not even an empty data/<task>/
