@@ -18,6 +18,8 @@ import os
 import platform
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -30,7 +32,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from pipeline.config import SharedParams, TaskParams
-from pipeline.errors import fail
+from pipeline.errors import RnnbenchError, fail
 
 TAG = "rnnbench"
 COMPARISON_TAG = f"{TAG}.comparison"
@@ -74,11 +76,26 @@ def shown_uri(uri: str, root: Path) -> str:
         return uri
 
 
+@contextmanager
+def store_errors(uri: str, what: str) -> Iterator[None]:
+    """Whatever makes the store unusable (a bad URI, a folder that cannot exist, a read-only
+    database, a server that refuses) is one line naming the store, not the traceback of
+    whichever MLflow, SQLAlchemy or OS call met it first."""
+    try:
+        yield
+    except RnnbenchError:
+        raise
+    except Exception as err:  # every failure of the store is the same to its user
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        fail(f"MLflow store {uri}: {what} failed: {reason}")
+
+
 def client_for(params: SharedParams, root: Path | None = None) -> MlflowClient:
     uri = tracking_uri(params, root)
-    if uri.startswith("sqlite:///"):
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    return MlflowClient(uri)
+    with store_errors(uri, "opening the store"):
+        if uri.startswith("sqlite:///"):
+            Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        return MlflowClient(uri)
 
 
 def _call(what: str, uri: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -157,8 +174,16 @@ def comparison_run(client: MlflowClient, exp_id: str, params: TaskParams, data_h
 def start_cell_run(params: TaskParams, cell: str, seed: int, data_hash: str, root: Path,
                    extra_params: dict[str, Any]) -> tuple[MlflowClient, str, str]:
     """Create the run for one trained cell and seed, nested under its comparison (which
-    every seed shares). Returns the client, the run id and the comparison's run id."""
+    every seed shares), before any training: a store that cannot take it fails first, in one
+    line. Returns the client, the run id and the comparison's run id."""
     client = client_for(params, root)
+    with store_errors(client.tracking_uri, "starting the run"):
+        return _start_cell_run(client, params, cell, seed, data_hash, root, extra_params)
+
+
+def _start_cell_run(client: MlflowClient, params: TaskParams, cell: str, seed: int,
+                    data_hash: str, root: Path, extra_params: dict[str, Any]
+                    ) -> tuple[MlflowClient, str, str]:
     exp_id = experiment_id(client, params.experiment, root)
     git = git_info(root)
     parent = comparison_run(client, exp_id, params, data_hash, git)

@@ -288,3 +288,25 @@ def test_training_before_prepare_names_the_missing_step(tmp_path, monkeypatch, s
     assert f"data/{TASK}/prepared: no prepared data; run the stages before" in result.output
     assert "Traceback" not in result.output
     assert not (tmp_path / "models").exists() and not (tmp_path / "mlruns").exists()
+
+
+@pytest.mark.parametrize(("setting", "value", "message"), [
+    ("params", "nosuch://x", "MLflow store nosuch://x: opening the store failed"),
+    ("env", "sqlite:////dev/null/mlflow.db",
+     "MLflow store sqlite:////dev/null/mlflow.db: opening the store failed"),
+])
+def test_an_unusable_store_fails_in_one_line_before_training(prepared, tmp_path, monkeypatch,
+                                                             setting, value, message):
+    shutil.copytree(prepared / "data" / TASK / "prepared", tmp_path / "data" / TASK / "prepared")
+    raw = yaml.safe_load((prepared / "params.yaml").read_text())
+    if setting == "params":
+        raw["tracking"]["uri"] = value
+    else:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", value)
+    write_params(tmp_path, raw)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["train", "rnn"])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "models").exists()
