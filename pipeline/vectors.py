@@ -30,6 +30,19 @@ def _lines(artifact: Path, member: str | None) -> Iterator[tuple[str, IO[bytes]]
     fail(f"{artifact}: no member {member!r} (prepare.vectors.member)")
 
 
+def _text_lines(origin: str, fh: IO[bytes]) -> Iterator[tuple[int, str]]:
+    """Numbered lines of a vectors file, which must be UTF-8 text (GloVe or word2vec's text
+    format): a binary file is one line naming it, not a UnicodeDecodeError."""
+    line_no = 0
+    try:
+        for line_no, raw in enumerate(io.TextIOWrapper(fh, encoding="utf-8", errors="strict",
+                                                       newline=None), 1):
+            yield line_no, raw
+    except UnicodeDecodeError:
+        fail(f"{origin}: not UTF-8 text after line {line_no}; prepare.vectors expects vectors "
+             "in text form (GloVe, or word2vec saved as text), a word and its numbers per line")
+
+
 def load_vectors(sp: SourceParams, vocab: Vocab, train_tokens: list[list[str]]
                  ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Vectors for the vocabulary's words (exact match, else lowercased) and the coverage."""
@@ -41,8 +54,7 @@ def load_vectors(sp: SourceParams, vocab: Vocab, train_tokens: list[list[str]]
     rows: dict[int, list[float]] = {}
     dim = None
     for origin, fh in _lines(artifact, sp.member):
-        for line_no, raw in enumerate(io.TextIOWrapper(fh, encoding="utf-8",
-                                                       errors="strict", newline=None), 1):
+        for line_no, raw in _text_lines(origin, fh):
             parts = raw.rstrip().split(" ")
             if line_no == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
                 continue  # word2vec text header: "<count> <dim>"

@@ -93,3 +93,16 @@ def test_malformed_vectors_line_is_one_line_and_prepares_nothing(tmp_path, sampl
     with pytest.raises(RnnbenchError, match=r"vec.txt line 6: expected a word and 16 numbers"):
         prepare(params.data, params.prepare, layout)
     assert not layout.prepared.exists()
+
+
+def test_binary_vectors_are_one_line_and_prepare_nothing(tmp_path, sample_wheel):
+    path = tmp_path / "vectors.bin"  # word2vec's binary format: a text header, then raw floats
+    path.write_bytes(b"3 4\nthe " + bytes(range(128, 256)) * 4)
+    raw = copy.deepcopy(tiny_params(sample_wheel))
+    raw["prepare"]["vectors"] = {"kind": "local", "path": str(path)}
+    params, layout = one_task(raw, tmp_path)
+    download(params.data, layout)
+    with pytest.raises(RnnbenchError, match=r"vectors.bin: not UTF-8 text after line \d+; "
+                                            r"prepare.vectors expects vectors in text form"):
+        prepare(params.data, params.prepare, layout)
+    assert not layout.prepared.exists()
