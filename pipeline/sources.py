@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -117,8 +118,9 @@ def _session(retries: int):  # -> requests.Session
     from requests.adapters import HTTPAdapter
     from urllib3.util.retry import Retry
 
-    # Connection errors and 429/5xx answers are retried by urllib3 with exponential backoff.
-    retry = Retry(total=retries, connect=retries, read=retries, status=retries,
+    # 429/5xx answers and broken reads are retried by urllib3 with exponential backoff;
+    # connection failures by _download, which tells a refused connection from a slow one.
+    retry = Retry(total=retries, connect=0, read=retries, status=retries,
                   backoff_factor=float(os.environ.get("RNNBENCH_BACKOFF", "0.5")),
                   status_forcelist=(429, 500, 502, 503, 504), allowed_methods=("GET",),
                   raise_on_status=False)
@@ -128,12 +130,31 @@ def _session(retries: int):  # -> requests.Session
     return session
 
 
+def permanent_failure(err: BaseException) -> str | None:
+    """Why a connection can never succeed as asked (refused: nothing listens there; the host
+    name does not resolve), found anywhere in the exception's chain; None if it may recover."""
+    stack, seen = [err], set()
+    while stack:
+        e = stack.pop()
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, ConnectionRefusedError):
+            return "connection refused (nothing listens at that address)"
+        if type(e).__name__ == "NameResolutionError" or isinstance(e, socket.gaierror):
+            return "host name not found"
+        stack += [x for x in (getattr(e, "reason", None), e.__cause__, e.__context__,
+                              *getattr(e, "args", ())) if isinstance(x, BaseException)]
+    return None
+
+
 def _download(url: str, partial: Path, retries: int) -> None:
     """Download `url` into `partial`, resuming from its current size when the server allows."""
     import requests
     from tqdm import tqdm
 
     session = _session(retries)
+    waited = 0.0
     for attempt in range(retries + 1):
         have = partial.stat().st_size if partial.exists() else 0
         headers = {"Range": f"bytes={have}-"} if have else {}
@@ -158,9 +179,14 @@ def _download(url: str, partial: Path, retries: int) -> None:
                 return
         except (requests.ConnectionError, requests.Timeout,
                 requests.exceptions.ChunkedEncodingError) as err:
+            if why := permanent_failure(err):  # retrying cannot help: say so at once
+                fail(f"{url}: {why} (not retried)")
             if attempt == retries:
-                fail(f"{url}: unreachable after {retries + 1} attempts ({type(err).__name__})")
-            time.sleep(min(10.0, float(os.environ.get("RNNBENCH_BACKOFF", "0.5")) * 2**attempt))
+                fail(f"{url}: unreachable after {retries + 1} attempts over {waited:.0f} s "
+                     f"({type(err).__name__})")
+            pause = min(10.0, float(os.environ.get("RNNBENCH_BACKOFF", "0.5")) * 2**attempt)
+            time.sleep(pause)
+            waited += pause
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,9 @@ import io
 import json
 import os
 import shutil
+import socket
 import tarfile
+import threading
 
 import pytest
 
@@ -114,10 +116,36 @@ def test_wrong_hash_names_url_and_expected_hash_and_keeps_nothing(server, tmp_pa
     assert not list((tmp_path / "partial").iterdir())
 
 
-def test_unreachable_url_gives_up_with_one_line(tmp_path, monkeypatch):
-    monkeypatch.setenv("RNNBENCH_BACKOFF", "0")
-    with pytest.raises(RnnbenchError, match=r"http://127.0.0.1:9/x.gz: unreachable after"):
-        UrlSource("http://127.0.0.1:9/x.gz", Pin(md5="0" * 32), retries=1).fetch(tmp_path)
+def test_a_refused_connection_fails_at_once(tmp_path):
+    # the default five retries with backoff took 107 s to say this
+    with pytest.raises(RnnbenchError, match=r"http://127.0.0.1:9/x.gz: connection refused "
+                                            r"\(nothing listens at that address\) \(not retried\)"):
+        UrlSource("http://127.0.0.1:9/x.gz", Pin(md5="0" * 32)).fetch(tmp_path)
+
+
+def test_a_dropped_connection_is_retried_then_named_with_the_wait(tmp_path, monkeypatch):
+    monkeypatch.setenv("RNNBENCH_BACKOFF", "0.01")
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted = []
+
+    def hang_up() -> None:  # accept every connection and close it before answering
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            accepted.append(conn)
+            conn.close()
+
+    threading.Thread(target=hang_up, daemon=True).start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/x.gz"
+    try:
+        with pytest.raises(RnnbenchError, match=rf"{url}: unreachable after 3 attempts over "
+                                                r"\d+ s \(ConnectionError\)"):
+            UrlSource(url, Pin(md5="0" * 32), retries=2).fetch(tmp_path)
+    finally:
+        listener.close()
+    assert len(accepted) >= 3
 
 
 def test_cached_download_needs_no_server(server, tmp_path):
