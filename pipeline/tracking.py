@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import platform
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import mlflow
 import torch
@@ -90,9 +92,23 @@ def store_errors(uri: str, what: str) -> Iterator[None]:
         fail(f"MLflow store {uri}: {what} failed: {reason}")
 
 
+def require_server(uri: str) -> None:
+    """A tracking server that refuses connections (or whose host does not resolve) fails in
+    seconds: MLflow's own retries spent 252 s before reporting it."""
+    where = urlsplit(uri)
+    port = where.port or (443 if where.scheme == "https" else 80)
+    try:
+        socket.create_connection((where.hostname or "", port), timeout=10).close()
+    except OSError as err:
+        fail(f"MLflow store {uri}: cannot connect ({err.strerror or err}); is the tracking "
+             "server running, and is MLFLOW_TRACKING_URI or tracking.uri right?")
+
+
 def client_for(params: SharedParams, root: Path | None = None) -> MlflowClient:
     uri = tracking_uri(params, root)
     with store_errors(uri, "opening the store"):
+        if uri.startswith(("http://", "https://")):
+            require_server(uri)
         if uri.startswith("sqlite:///"):
             Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         return MlflowClient(uri)
