@@ -204,6 +204,7 @@ def _start_cell_run(client: MlflowClient, params: TaskParams, cell: str, seed: i
     git = git_info(root)
     parent = comparison_run(client, exp_id, params, data_hash, git)
     cp = params.for_cell(cell, seed)
+    end_stale_runs(client, exp_id, params.name, cell, seed)
     tags = {PARENT_TAG: parent, f"{TAG}.kind": "cell", f"{TAG}.cell": cell,
             f"{TAG}.task": params.name, f"{TAG}.seed": str(seed),
             f"{TAG}.dataset": params.data.dataset, f"{TAG}.data_hash": data_hash,
@@ -211,7 +212,8 @@ def _start_cell_run(client: MlflowClient, params: TaskParams, cell: str, seed: i
             "mlflow.source.type": "LOCAL", "mlflow.source.name": "stages/train.py",
             f"{TAG}.torch": torch.__version__,
             f"{TAG}.lightning": metadata.version("pytorch-lightning"),
-            f"{TAG}.mlflow": mlflow.__version__, f"{TAG}.python": platform.python_version()}
+            f"{TAG}.mlflow": mlflow.__version__, f"{TAG}.python": platform.python_version(),
+            f"{TAG}.host": platform.node(), f"{TAG}.pid": str(os.getpid())}
     if exp := os.environ.get("DVC_EXP_NAME"):
         tags[f"{TAG}.dvc_exp"] = exp
     run = client.create_run(exp_id, run_name=f"{params.name}/{cell}/seed{seed}", tags=tags)
@@ -226,6 +228,32 @@ def _start_cell_run(client: MlflowClient, params: TaskParams, cell: str, seed: i
                             source_type="local", source=str(root / "data" / params.name))
     client.log_inputs(run_id, [DatasetInput(lineage, [InputTag("mlflow.data.context", "train")])])
     return client, run_id, parent
+
+
+def process_gone(host: str, pid: str) -> bool:
+    """Whether the process that tagged a run is certainly dead: on this host, and no such pid
+    (runs of other hosts, or of live processes, may still be training)."""
+    if host != platform.node() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
+
+
+def end_stale_runs(client: MlflowClient, exp_id: str, task: str, cell: str, seed: int) -> None:
+    """Mark KILLED the runs of this task, cell and seed left RUNNING by a process that died
+    without a word (kill -9, a crash, a lost machine): MLflow cannot tell them from live ones."""
+    mine = (f"tags.`{TAG}.task` = '{task}' and tags.`{TAG}.cell` = '{cell}' and "
+            f"tags.`{TAG}.seed` = '{seed}' and attributes.status = 'RUNNING'")
+    for run in client.search_runs([exp_id], filter_string=mine):
+        tags = run.data.tags
+        if process_gone(tags.get(f"{TAG}.host", ""), tags.get(f"{TAG}.pid", "")):
+            client.set_tag(run.info.run_id, f"{TAG}.ended", "its process died (found later)")
+            client.set_terminated(run.info.run_id, "KILLED")
 
 
 def log_metrics(client: MlflowClient, run_id: str, values: dict[str, float],

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import logging
 import os
+import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -101,6 +103,18 @@ def build_trainer(cp: CellParams, callbacks: list[pl.Callback], scratch: Path,
     return trainer
 
 
+SCRATCH = "rnnbench-fit-"  # + the pid of the fit that owns it
+
+
+def remove_stale_scratch() -> None:
+    """Delete the checkpoint folders of fits whose process died without cleaning up (kill -9):
+    the temporary directory would otherwise keep a model's weights per killed run."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{SCRATCH}*-*"):
+        pid = folder.name.removeprefix(SCRATCH).split("-", 1)[0]
+        if tracking.process_gone(platform.node(), pid):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 def check_setup(cp: CellParams, module: CellClassifier, dm: TextDataModule, name: str,
                 n_params: int) -> dict[str, Any]:
     """One training and one validation batch through the whole loop, written nowhere: a check
@@ -145,7 +159,8 @@ def train_cell(params: TaskParams, cell: str, layout: Layout, seed: int | None =
          "vocab_size": vocab_size, "num_classes": len(labels),
          "accelerator": accelerator, "precision": precision})
     history = EpochHistory(client, run_id, echo=not sys.stderr.isatty())
-    with tempfile.TemporaryDirectory(prefix="rnnbench-fit-") as scratch:
+    remove_stale_scratch()
+    with tempfile.TemporaryDirectory(prefix=f"{SCRATCH}{os.getpid()}-") as scratch:
         best = ModelCheckpoint(dirpath=scratch, monitor=module.monitor, mode="max",
                                save_top_k=1, save_weights_only=True, filename="best")
         # Lightning stops only strictly above its threshold, and the logged accuracy (a float32

@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 
 import pytest
 import torch
@@ -255,28 +256,54 @@ def test_training_stops_at_the_epoch_validation_reaches_stop_at(sample_wheel, tm
     assert history[-1] >= 0.2 and all(acc < 0.2 for acc in history[:-1]), str(history)
 
 
-def test_ctrl_c_during_training_exits_130_and_marks_the_run_killed(prepared, tmp_path):
-    folder = tmp_path / "project"
+def training_under_way(prepared, folder, scratch=None) -> subprocess.Popen:
+    """A train stage in a copy of the prepared project, running long, past its first epoch."""
     shutil.copytree(prepared / "data" / TASK / "prepared", folder / "data" / TASK / "prepared")
     raw = yaml.safe_load((prepared / "params.yaml").read_text())
     raw["train"].update(max_epochs=100, patience=100)
     write_params(folder, raw)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **({"TMPDIR": str(scratch)} if scratch else {})}
     proc = subprocess.Popen([sys.executable, "-m", "stages.train", TASK, "rnn", str(SEED)],
-                            cwd=folder, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                            stderr=subprocess.PIPE, text=True)
+                            cwd=folder, env=env, stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
-    for line in proc.stderr:  # a real signal, once training is under way
+    for line in proc.stderr:
         if line.startswith("epoch 1:"):
-            break
-    proc.send_signal(signal.SIGINT)
+            return proc
+    raise AssertionError(f"training never got under way (exit {proc.wait()})")
+
+
+def cell_runs(folder):
+    client = MlflowClient(f"sqlite:///{folder / 'mlruns' / 'mlflow.db'}")
+    return client.search_runs([client.get_experiment_by_name(TASK).experiment_id],
+                              "tags.`rnnbench.kind` = 'cell'", order_by=["attributes.start_time"])
+
+
+def test_ctrl_c_during_training_exits_130_and_marks_the_run_killed(prepared, tmp_path):
+    folder = tmp_path / "project"
+    proc = training_under_way(prepared, folder)
+    proc.send_signal(signal.SIGINT)  # a real signal, once training is under way
     rest, code = proc.stderr.read(), proc.wait(timeout=120)
     assert code == 130, rest
     assert rest.strip().endswith("interrupted") and "Traceback" not in rest
     assert not Layout(folder, TASK).model_dir("rnn", SEED).exists()  # nothing half-written
-    client = MlflowClient(f"sqlite:///{folder / 'mlruns' / 'mlflow.db'}")
-    runs = client.search_runs([client.get_experiment_by_name(TASK).experiment_id],
-                              "tags.`rnnbench.kind` = 'cell'")
-    assert [run.info.status for run in runs] == ["KILLED"]
+    assert [run.info.status for run in cell_runs(folder)] == ["KILLED"]
+
+
+def test_a_run_killed_hard_is_ended_and_cleaned_by_the_next(prepared, tmp_path, monkeypatch):
+    folder, scratch = tmp_path / "project", tmp_path / "tmp"
+    scratch.mkdir()
+    proc = training_under_way(prepared, folder, scratch)
+    proc.kill()  # SIGKILL: no handler runs, the run stays RUNNING, the checkpoints stay
+    proc.wait(timeout=60)
+    assert [run.info.status for run in cell_runs(folder)] == ["RUNNING"]
+    assert list(scratch.glob("rnnbench-fit-*"))
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    write_params(folder, yaml.safe_load((prepared / "params.yaml").read_text()))  # 1 epoch
+    params, layout = load_task(folder)
+    train_cell(params, "rnn", layout)  # the same stage again
+    assert [run.info.status for run in cell_runs(folder)] == ["KILLED", "FINISHED"]
+    assert cell_runs(folder)[0].data.tags["rnnbench.ended"] == "its process died (found later)"
+    assert not list(scratch.glob("rnnbench-fit-*"))
 
 
 def test_training_before_prepare_names_the_missing_step(tmp_path, monkeypatch, sample_wheel):
