@@ -98,6 +98,7 @@ class TextDataModule(pl.LightningDataModule):
         super().__init__()
         self.layout, self.batch_size, self.eval_batch_size = layout, batch_size, eval_batch_size
         self.pool, self.seed = pool, seed
+        self.first_epoch = 0  # a resumed fit starts later in the sampler's sequence of orders
         self.splits: dict[str, EncodedSplit] = {}
 
     def setup(self, stage: str | None = None) -> None:
@@ -112,7 +113,9 @@ class TextDataModule(pl.LightningDataModule):
         return DataLoader(split, batch_sampler=sampler, collate_fn=collate, num_workers=0)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", self.batch_size, shuffle=True)
+        loader = self._loader("train", self.batch_size, shuffle=True)
+        loader.batch_sampler.set_epoch(self.first_epoch)  # type: ignore[union-attr]
+        return loader
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val", self.eval_batch_size, shuffle=False)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
 import logging
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -30,9 +31,11 @@ HISTORY_FIELDS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "va
 METRICS = HISTORY_FIELDS[1:-1]
 
 # Known noise: batches load in the main process on purpose (tiny tensors already in memory),
-# Lightning's own pytree deprecation, and an advert printed on every fit.
+# Lightning's own pytree deprecation, a resumed fit's checkpoint folder, and an advert printed
+# on every fit.
 warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
 warnings.filterwarnings("ignore", category=FutureWarning, module=r"pytorch_lightning\.utilities")
+warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
 logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(
     lambda record: "litlogger" not in record.getMessage())
 
@@ -56,6 +59,19 @@ class EpochHistory(pl.Callback):
         self.client, self.run_id, self.echo = client, run_id, echo
         self.rows: list[dict[str, float]] = []
         self.start = time.perf_counter()
+
+    def restore(self, rows: list[dict[str, float]]) -> None:
+        """Continue the history of a fit resumed after `rows`, and give them to the new run."""
+        self.rows = list(rows)
+        if rows:
+            self.start = time.perf_counter() - rows[-1]["seconds"]
+            print(f"resuming after epoch {rows[-1]['epoch']:.0f} from its checkpoint",
+                  file=sys.stderr, flush=True)
+        if self.client is not None:
+            for row in rows:
+                tracking.log_metrics(self.client, self.run_id,
+                                     {k: v for k, v in row.items() if k != "epoch"},
+                                     step=int(row["epoch"]))
 
     def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         # In Lightning 2.x this hook runs after the epoch's validation, so both are in.
@@ -103,16 +119,34 @@ def build_trainer(cp: CellParams, callbacks: list[pl.Callback], scratch: Path,
     return trainer
 
 
-SCRATCH = "rnnbench-fit-"  # + the pid of the fit that owns it
+FITS = Path(".rnnbench") / "fits"  # under the project root; gitignored
 
 
-def remove_stale_scratch() -> None:
-    """Delete the checkpoint folders of fits whose process died without cleaning up (kill -9):
-    the temporary directory would otherwise keep a model's weights per killed run."""
-    for folder in Path(tempfile.gettempdir()).glob(f"{SCRATCH}*-*"):
-        pid = folder.name.removeprefix(SCRATCH).split("-", 1)[0]
-        if tracking.process_gone(platform.node(), pid):
-            shutil.rmtree(folder, ignore_errors=True)
+def fit_folder(layout: Layout, cp: CellParams, data_hash: str) -> Path:
+    """Where a fit keeps its checkpoints until it completes: named by the stage and a digest of
+    its inputs, so that only a rerun of the same stage with the same inputs resumes from it."""
+    inputs = json.dumps({"data": data_hash, "run": cp.model_dump()}, sort_keys=True)
+    key = hashlib.sha256(inputs.encode()).hexdigest()[:12]
+    return layout.root / FITS / f"{layout.task}-{cp.cell}-seed{cp.seed}-{key}"
+
+
+class ResumeState(pl.Callback):
+    """What a resumed fit needs beyond Lightning's checkpoint (weights, optimizer, epoch, early
+    stopping): the global random stream (dropout, the loaders' seeds), the epoch the batch order
+    has reached and the history so far, so that it ends with an uninterrupted fit's weights."""
+
+    def __init__(self, history: EpochHistory, data: TextDataModule):
+        self.history, self.data = history, data
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"torch_rng": torch.get_rng_state(), "rows": self.history.rows}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        # Lightning restores this before it makes the training loader, and then draws from the
+        # stream making it, as an unbroken fit does when the epoch starts.
+        torch.set_rng_state(state["torch_rng"])
+        self.data.first_epoch = len(state["rows"])
+        self.history.restore(state["rows"])
 
 
 def check_setup(cp: CellParams, module: CellClassifier, dm: TextDataModule, name: str,
@@ -159,32 +193,40 @@ def train_cell(params: TaskParams, cell: str, layout: Layout, seed: int | None =
          "vocab_size": vocab_size, "num_classes": len(labels),
          "accelerator": accelerator, "precision": precision})
     history = EpochHistory(client, run_id, echo=not sys.stderr.isatty())
-    remove_stale_scratch()
-    with tempfile.TemporaryDirectory(prefix=f"{SCRATCH}{os.getpid()}-") as scratch:
-        best = ModelCheckpoint(dirpath=scratch, monitor=module.monitor, mode="max",
-                               save_top_k=1, save_weights_only=True, filename="best")
-        # Lightning stops only strictly above its threshold, and the logged accuracy (a float32
-        # mean over batches) can land a rounding below an exact score: reaching stop_at (1.0
-        # included) is enough here, within 1e-6, far below one example of any validation split.
-        threshold = None if cp.train.stop_at is None else cp.train.stop_at - 1e-6
-        stop = EarlyStopping(monitor=module.monitor, mode="max", patience=cp.train.patience,
-                             stopping_threshold=threshold)
-        trainer = build_trainer(cp, [history, best, stop], Path(scratch))
-        started = time.perf_counter()
-        try:
-            trainer.fit(module, datamodule=dm)
-        except BaseException as err:
-            # Lightning turns Ctrl-C into sys.exit(1) after its own clean-up; give it back its
-            # meaning, so that the run is KILLED (not FAILED) and the process exits 130.
-            interrupted = isinstance(err, KeyboardInterrupt) or trainer.interrupted
-            client.set_terminated(run_id, "KILLED" if interrupted else "FAILED")
-            if interrupted:
-                raise KeyboardInterrupt from None
-            raise
-        seconds = time.perf_counter() - started
-        if best.best_model_path:  # no checkpoint only if no epoch validated: keep the last
-            state = torch.load(best.best_model_path, weights_only=True, map_location="cpu")
-            module.load_state_dict(state["state_dict"])
+    folder = fit_folder(layout, cp, data_hash)
+    last_epoch = folder / "last.ckpt"
+    resume = ResumeState(history, dm)
+    # The checkpoints outlive a killed process (the next run resumes); they go once it is done.
+    best = ModelCheckpoint(dirpath=folder, monitor=module.monitor, mode="max",
+                           save_top_k=1, save_weights_only=True, filename="best",
+                           enable_version_counter=False)
+    last = ModelCheckpoint(dirpath=folder, filename="last", save_top_k=1,
+                           save_on_train_epoch_end=True, enable_version_counter=False)
+    # Lightning stops only strictly above its threshold, and the logged accuracy (a float32
+    # mean over batches) can land a rounding below an exact score: reaching stop_at (1.0
+    # included) is enough here, within 1e-6, far below one example of any validation split.
+    threshold = None if cp.train.stop_at is None else cp.train.stop_at - 1e-6
+    stop = EarlyStopping(monitor=module.monitor, mode="max", patience=cp.train.patience,
+                         stopping_threshold=threshold)
+    trainer = build_trainer(cp, [history, resume, best, last, stop], folder)
+    started = time.perf_counter()
+    try:
+        trainer.fit(module, datamodule=dm,
+                    ckpt_path=last_epoch if last_epoch.exists() else None)
+    except BaseException as err:
+        # Lightning turns Ctrl-C into sys.exit(1) after its own clean-up; give it back its
+        # meaning, so that the run is KILLED (not FAILED) and the process exits 130.
+        interrupted = isinstance(err, KeyboardInterrupt) or trainer.interrupted
+        client.set_terminated(run_id, "KILLED" if interrupted else "FAILED")
+        if interrupted:
+            raise KeyboardInterrupt from None
+        raise
+    seconds = time.perf_counter() - started
+    if best.best_model_path:  # no checkpoint only if no epoch validated: keep the last
+        state = torch.load(best.best_model_path, weights_only=True, map_location="cpu")
+        module.load_state_dict(state["state_dict"])
+    for done in folder.parent.glob(f"{layout.task}-{cell}-seed{seed}-*"):
+        shutil.rmtree(done, ignore_errors=True)  # this fit's, and those of changed inputs
 
     best_row = (max(history.rows, key=lambda r: r.get(module.monitor, 0))
                 if best.best_model_path and history.rows else None)
