@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import platform
 import socket
@@ -35,6 +36,11 @@ from mlflow.tracking import MlflowClient
 
 from pipeline.config import SharedParams, TaskParams
 from pipeline.errors import RnnbenchError, fail
+
+# MLflow logs a database error with its traceback before raising it; rnnbench reports it in one
+# line (store_errors below), whole with RNNBENCH_DEBUG=1.
+if not os.environ.get("RNNBENCH_DEBUG"):
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
 
 TAG = "rnnbench"
 COMPARISON_TAG = f"{TAG}.comparison"
@@ -88,8 +94,21 @@ def store_errors(uri: str, what: str) -> Iterator[None]:
     except RnnbenchError:
         raise
     except Exception as err:  # every failure of the store is the same to its user
-        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        root = root_cause(err)  # "unable to open database file", not SQLAlchemy's wrapping
+        reason = (str(root).strip().splitlines() or [type(root).__name__])[0]
         fail(f"MLflow store {uri}: {what} failed: {reason}")
+
+
+def root_cause(err: BaseException) -> BaseException:
+    """The innermost exception behind `err` (a DB-API error inside SQLAlchemy's inside
+    MLflow's)."""
+    seen = {id(err)}
+    while (inner := getattr(err, "orig", None) or err.__cause__ or err.__context__) is not None:
+        if id(inner) in seen:
+            break
+        seen.add(id(inner))
+        err = inner
+    return err
 
 
 def require_server(uri: str) -> None:

@@ -332,3 +332,70 @@ def test_a_killed_training_resumes_to_the_weights_of_an_uninterrupted_one(prepar
     assert [row.rsplit(",", 1)[0] for row in history[0]] == [
         row.rsplit(",", 1)[0] for row in history[1]]  # every epoch's metrics (not its time)
     assert not list((resumed / ".rnnbench" / "fits").iterdir())
+
+
+def make_read_only(paths: list) -> list:
+    """Make files and folders unwritable, even for root (whom file modes do not bind): chmod,
+    and as root the immutable attribute. Returns the undo commands."""
+    undo = []
+    for path in paths:
+        if os.geteuid() == 0:
+            if shutil.which("chattr") is None or subprocess.run(
+                    ["chattr", "+i", str(path)], capture_output=True).returncode != 0:
+                pytest.skip("running as root without chattr +i: cannot make a store read-only")
+            undo.append(["chattr", "-i", str(path)])
+        else:
+            mode = path.stat().st_mode
+            path.chmod(mode & 0o555)
+            undo.append((path, mode))
+    return undo
+
+
+def test_a_read_only_store_fails_in_one_line_before_training(trained, prepared, monkeypatch):
+    store = prepared / "mlruns"
+    undo = make_read_only([store / "mlflow.db", store])
+    try:
+        monkeypatch.chdir(prepared)
+        result = CliRunner().invoke(app, ["train", "lstm"])
+    finally:
+        for step in undo:
+            if isinstance(step, tuple):
+                step[0].chmod(step[1])
+            else:
+                subprocess.run(step, check=True)
+    assert result.exit_code == 2, result.output
+    assert re.search(r"MLflow store sqlite:///\S+mlflow.db: (opening the store|starting the run) "
+                     r"failed: .*(readonly|read-only|unable to open)", result.output), result.output
+    assert "Traceback" not in result.output
+
+
+def test_training_before_prepare_names_the_missing_step(tmp_path, monkeypatch, sample_wheel):
+    write_params(tmp_path, tiny_params(sample_wheel))
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["train", "lstm"])
+    assert result.exit_code == 2
+    assert f"data/{TASK}/prepared: no prepared data; run the stages before" in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "models").exists() and not (tmp_path / "mlruns").exists()
+
+
+@pytest.mark.parametrize(("setting", "value", "message"), [
+    ("params", "nosuch://x", "MLflow store nosuch://x: opening the store failed"),
+    ("env", "sqlite:////dev/null/mlflow.db",
+     "MLflow store sqlite:////dev/null/mlflow.db: opening the store failed"),
+])
+def test_an_unusable_store_fails_in_one_line_before_training(prepared, tmp_path, monkeypatch,
+                                                             setting, value, message):
+    shutil.copytree(prepared / "data" / TASK / "prepared", tmp_path / "data" / TASK / "prepared")
+    raw = yaml.safe_load((prepared / "params.yaml").read_text())
+    if setting == "params":
+        raw["tracking"]["uri"] = value
+    else:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", value)
+    write_params(tmp_path, raw)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["train", "rnn"])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "models").exists()
