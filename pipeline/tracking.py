@@ -123,11 +123,20 @@ def require_server(uri: str) -> None:
              "server running, and is MLFLOW_TRACKING_URI or tracking.uri right?")
 
 
+# A tracking server answering 5xx is retried, within bounds: MLflow's own default (7 retries,
+# backoff factor 2) waits about 4 minutes before saying anything; this waits about 15 s.
+# Either variable, set by the user, wins.
+SERVER_RETRIES = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "4",
+                  "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
+
+
 def client_for(params: SharedParams, root: Path | None = None) -> MlflowClient:
     uri = tracking_uri(params, root)
     with store_errors(uri, "opening the store"):
         if uri.startswith(("http://", "https://")):
             require_server(uri)
+            for name, value in SERVER_RETRIES.items():
+                os.environ.setdefault(name, value)
         if uri.startswith("sqlite:///"):
             Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         return MlflowClient(uri)

@@ -21,6 +21,7 @@ from pipeline.longrange import run_task
 from pipeline.paths import Layout
 from pipeline.reporting import write_report
 from pipeline.synthetic import generate_task
+from pipeline.tracking import SERVER_RETRIES
 from pipeline.training import resolve_device, train_cell
 from tests.conftest import (
     ROOT,
@@ -196,6 +197,25 @@ def test_unreachable_tracking_server_is_one_line(prepared, monkeypatch):
     assert result.exit_code == 2
     assert "MLflow store http://127.0.0.1:9: cannot connect (Connection refused)" in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_failing_tracking_server_is_retried_within_bounds_then_one_line(prepared,
+                                                                          monkeypatch):
+    from tests.httpserver import FileServer
+
+    monkeypatch.chdir(prepared)
+    for name in SERVER_RETRIES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_JITTER", "0")
+    with FileServer() as server:  # answers 500 to everything MLflow asks
+        lookup = f"/api/2.0/mlflow/experiments/get-by-name?experiment_name={TASK}"
+        server.fail_first[lookup] = 100
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
+        result = CliRunner().invoke(app, ["compare"])
+    assert result.exit_code == 2, result.output
+    assert f"MLflow store {server.url}: looking up the experiment failed" in result.output
+    assert "Traceback" not in result.output
+    assert len(server.requests) == 1 + int(SERVER_RETRIES["MLFLOW_HTTP_REQUEST_MAX_RETRIES"])
 
 
 def test_cpu_uses_full_precision():
