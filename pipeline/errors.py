@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import NoReturn, TypeVar
 
 T = TypeVar("T")
@@ -38,3 +38,18 @@ def run_guarded(fn: Callable[[], T]) -> T:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         raise SystemExit(130) from None
+
+
+def causes(err: BaseException) -> Iterator[BaseException]:
+    """`err` and every exception it wraps (a DB-API error inside SQLAlchemy's inside MLflow's,
+    an OSError inside urllib3's inside requests'), depth first, each once."""
+    stack, seen = [err], set()
+    while stack:
+        e = stack.pop()
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        yield e
+        inner = (getattr(e, "orig", None), getattr(e, "reason", None), e.__cause__,
+                 e.__context__, *getattr(e, "args", ()))
+        stack += reversed([x for x in inner if isinstance(x, BaseException)])

@@ -159,9 +159,9 @@ def prepare(data: DataParams, prep: PrepareParams, layout: Layout) -> Path:
         targets = [[str(t) for t in ex["tags"]][: prep.max_length] for ex in examples]
         # Characters keep their case: capitals are what marks names and sentence starts.
         char_vocab = Vocab.build(spelling(w) for i in index["train"] for w in words[i])
-    labels = sorted({y for ys in targets for y in ys})
-    require_two_labels(Counter(y for i in index["train"] for y in targets[i]),
-                       Counter(y for ys in targets for y in ys))
+    everywhere = Counter(y for ys in targets for y in ys)
+    labels = sorted(everywhere)
+    require_two_labels(Counter(y for i in index["train"] for y in targets[i]), everywhere)
     label_id = {label: i for i, label in enumerate(labels)}
     vocab = Vocab.build((tokens[i] for i in index["train"]), prep.min_freq, prep.max_size)
 

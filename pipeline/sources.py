@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Protocol
 
 from pipeline.config import SourceParams
-from pipeline.errors import fail
+from pipeline.errors import causes, fail
 from pipeline.files import file_digest, tree_digest
 
 CHUNK = 1 << 16  # download block: small enough that a cut transfer keeps most of its bytes
@@ -133,18 +133,11 @@ def _session(retries: int):  # -> requests.Session
 def permanent_failure(err: BaseException) -> str | None:
     """Why a connection can never succeed as asked (refused: nothing listens there; the host
     name does not resolve), found anywhere in the exception's chain; None if it may recover."""
-    stack, seen = [err], set()
-    while stack:
-        e = stack.pop()
-        if id(e) in seen:
-            continue
-        seen.add(id(e))
+    for e in causes(err):
         if isinstance(e, ConnectionRefusedError):
             return "connection refused (nothing listens at that address)"
         if type(e).__name__ == "NameResolutionError" or isinstance(e, socket.gaierror):
             return "host name not found"
-        stack += [x for x in (getattr(e, "reason", None), e.__cause__, e.__context__,
-                              *getattr(e, "args", ())) if isinstance(x, BaseException)]
     return None
 
 

@@ -35,7 +35,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from pipeline.config import SharedParams, TaskParams
-from pipeline.errors import RnnbenchError, fail
+from pipeline.errors import RnnbenchError, causes, fail
 
 # MLflow logs a database error with its traceback before raising it; rnnbench reports it in one
 # line (store_errors below), whole with RNNBENCH_DEBUG=1.
@@ -94,21 +94,9 @@ def store_errors(uri: str, what: str) -> Iterator[None]:
     except RnnbenchError:
         raise
     except Exception as err:  # every failure of the store is the same to its user
-        root = root_cause(err)  # "unable to open database file", not SQLAlchemy's wrapping
+        *_, root = causes(err)  # "unable to open database file", not SQLAlchemy's wrapping
         reason = (str(root).strip().splitlines() or [type(root).__name__])[0]
         fail(f"MLflow store {uri}: {what} failed: {reason}")
-
-
-def root_cause(err: BaseException) -> BaseException:
-    """The innermost exception behind `err` (a DB-API error inside SQLAlchemy's inside
-    MLflow's)."""
-    seen = {id(err)}
-    while (inner := getattr(err, "orig", None) or err.__cause__ or err.__context__) is not None:
-        if id(inner) in seen:
-            break
-        seen.add(id(inner))
-        err = inner
-    return err
 
 
 def require_server(uri: str) -> None:
@@ -144,12 +132,8 @@ def client_for(params: SharedParams, root: Path | None = None) -> MlflowClient:
 
 def _call(what: str, uri: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
     """Run an MLflow call; an unreachable or failing store is one clear line."""
-    try:
+    with store_errors(uri, what):
         return fn(*args, **kwargs)
-    except MlflowException as err:
-        fail(f"MLflow store {uri}: {what} failed: {str(err).splitlines()[0]}")
-    except OSError as err:  # connection refused and friends
-        fail(f"MLflow store {uri}: {what} failed: {err}")
 
 
 def experiment_id(client: MlflowClient, name: str, root: Path | None = None) -> str:
@@ -268,7 +252,7 @@ def process_gone(host: str, pid: str) -> bool:
     except ProcessLookupError:
         return True
     except PermissionError:  # alive, another user's
-        return False
+        pass
     return False
 
 
