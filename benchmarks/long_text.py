@@ -8,13 +8,21 @@ uniformly from T/2..T (T = 700 and 200), random word ids, a bidirectional 128-un
 the optimizer update, on the same weights for every path. Outputs of the three paths are
 compared on the first batch (the exact path must equal packing; padding does not).
 
+With `--keras PYTHON` (an interpreter that has TensorFlow; see benchmarks/keras_baseline.py),
+the peer's masked bidirectional Keras LSTM is timed on batches of the same shape, one process
+between each round of the LSTM's timed steps, so the two share the machine's drift.
+
     python -m benchmarks.long_text [--lengths 700 200] [--cells rnn lstm gru] [--out DIR]
+                                   [--keras /tmp/tf/bin/python]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import platform
+import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -61,8 +69,19 @@ def timed_step(net: torch.nn.Module, opt: torch.optim.Optimizer, batch: tuple,
         torch.use_deterministic_algorithms(False)
 
 
+def keras_round(python: str, lengths: list[int]) -> dict[str, Any]:
+    """One process of benchmarks.keras_baseline on rows of these lengths (3 timed steps after
+    warm-up)."""
+    with tempfile.TemporaryDirectory() as out:
+        subprocess.run([python, "-m", "benchmarks.keras_baseline", "--lengths", str(max(lengths)),
+                        "--row-lengths", ",".join(map(str, lengths)), "--repeats", "3",
+                        "--out", out], check=True, capture_output=True)
+        (path,) = Path(out).glob("*.json")
+        return json.loads(path.read_text())
+
+
 def measure(cell: str, longest: int, paths: tuple[str, ...], repeats: int,
-            slow_repeats: int) -> dict[str, Any]:
+            slow_repeats: int, keras: str | None = None) -> dict[str, Any]:
     """One cell at one length: every path, deterministic off and on, the timed steps of all
     paths interleaved so that the machine's drift hits them alike; best and median kept."""
     batch = synthetic_batch(uniform_lengths(BATCH, longest, torch.Generator().manual_seed(1)),
@@ -75,6 +94,7 @@ def measure(cell: str, longest: int, paths: tuple[str, ...], repeats: int,
         "segments": len(plan), "computed_tokens": sum((e - s) * r for s, e, r in plan)}
     base = network(cell)
     runs: dict[tuple[str, bool], list[float]] = {}
+    rounds: list[dict[str, Any]] = []
     models = {}
     for path in paths:
         net = with_encoder(network(cell), path)
@@ -89,6 +109,8 @@ def measure(cell: str, longest: int, paths: tuple[str, ...], repeats: int,
             for deterministic in (False, True):
                 runs.setdefault((path, deterministic), []).append(
                     timed_step(*models[path], batch, deterministic))
+        if keras:
+            rounds.append(keras_round(keras, lengths.tolist()))
     for (path, deterministic), times in runs.items():
         best, median = min(times), sorted(times)[len(times) // 2]
         out.setdefault(path, {})["deterministic" if deterministic else "default"] = {
@@ -100,6 +122,15 @@ def measure(cell: str, longest: int, paths: tuple[str, ...], repeats: int,
     flops = training_flops(cell, EMBEDDING, HIDDEN, 2, real)
     out["exact"]["gflop_per_s"] = round(flops / seconds / 1e9, 2)
     out["exact_over_padded"] = round(seconds / out["padded"]["default"]["s_per_step_best"], 3)
+    if rounds:
+        times = sorted(r["lstm"][str(int(lengths.max()))]["s_per_step_best"] for r in rounds)
+        out["keras"] = {
+            "tensorflow": rounds[0]["tensorflow"], "keras": rounds[0]["keras"],
+            "s_per_step_best": times[0], "s_per_step_median": times[len(times) // 2],
+            "real_tokens_per_s": round(real / times[0]), "rounds": len(times)}
+        out["exact_over_keras"] = round(seconds / times[0], 3)
+        print(f"{cell} T={longest} keras   best {times[0]:.3f} s/step (rnnbench exact: "
+              f"{out['exact_over_keras']}x Keras's time)", flush=True)
     return out
 
 
@@ -110,6 +141,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--slow-repeats", type=int, default=1, help="timed steps of the packed path")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    ap.add_argument("--keras", metavar="PYTHON", help="an interpreter with TensorFlow: time "
+                    "the masked Keras BiLSTM between the LSTM's rounds")
     args = ap.parse_args()
 
     device = torch.device("cpu")
@@ -132,7 +165,8 @@ def main() -> None:
         results["cells"][cell] = {}
         for longest in args.lengths:
             paths = PATHS if cell == "lstm" else ("exact", "padded")  # packed: the LSTM's table
-            row = measure(cell, longest, paths, args.repeats, args.slow_repeats)
+            row = measure(cell, longest, paths, args.repeats, args.slow_repeats,
+                          args.keras if cell == "lstm" else None)
             row["exact"]["of_matmul_rate"] = round(row["exact"]["gflop_per_s"] / peak, 3)
             results["cells"][cell][str(longest)] = row
     save_results(args.out, f"long_text_{platform.machine()}", results)

@@ -1,5 +1,5 @@
-"""The GPU benchmark, run small on the CPU: every cell, batch size, precision and path measured,
-and rnnbench's own Lightning loop against the bare one."""
+"""The benchmarks, run small on the CPU: the GPU benchmark (every cell, batch size, precision and
+path, and rnnbench's own Lightning loop against the bare one) and the document-length one."""
 
 import json
 import subprocess
@@ -24,3 +24,16 @@ def test_gpu_benchmark_runs_small_on_the_cpu(tmp_path):
             assert loop["rnnbench_train_tokens_per_s"] > 0
             assert loop["rnnbench_over_bare"] == round(
                 loop["rnnbench_train_tokens_per_s"] / loop["bare_train_tokens_per_s"], 3)
+
+
+def test_long_text_benchmark_compares_the_three_paths_on_short_rows():
+    from benchmarks.long_text import PATHS, measure
+
+    row = measure("lstm", 12, PATHS, repeats=1, slow_repeats=1)
+    assert row["packed"]["max_abs_diff_vs_exact"] < 1e-5  # exact means packing's outputs
+    assert row["computed_tokens"] <= row["padded_tokens"]
+    for path in PATHS:
+        for mode in ("default", "deterministic"):
+            assert row[path][mode]["s_per_step_best"] > 0
+    assert row["exact_over_padded"] == round(
+        row["exact"]["default"]["s_per_step_best"] / row["padded"]["default"]["s_per_step_best"], 3)
