@@ -19,7 +19,7 @@ from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from pipeline.config import ModelParams
-from pipeline.encoder import RecurrentEncoder
+from pipeline.model.encoder import RecurrentEncoder
 
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 WEIGHTS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")

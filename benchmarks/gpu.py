@@ -31,9 +31,9 @@ from benchmarks.baselines import (
     with_encoder,
 )
 from pipeline.config import CellParams, ModelParams, TrainParams
-from pipeline.data import Batch, BucketBatchSampler
-from pipeline.module import CellClassifier
-from pipeline.training import build_trainer
+from pipeline.data.loading import Batch, BucketBatchSampler
+from pipeline.model.lightning_module import CellClassifier
+from pipeline.training.fit import build_trainer
 
 SIZES = {  # full run on a GPU / toy run on the CPU
     "full": {"reviews": 4096, "longest": 2500, "batches": [64, 128, 256, 512], "steps": 10,

@@ -39,8 +39,8 @@ from benchmarks.baselines import (
     uniform_lengths,
     with_encoder,
 )
-from pipeline.encoder import segment_plan
-from pipeline.models import SentenceClassifier
+from pipeline.model.encoder import segment_plan
+from pipeline.model.networks import SentenceClassifier
 
 VOCAB, EMBEDDING, HIDDEN, BATCH = 20_000, 128, 128, 64
 PATHS = ("exact", "padded", "packed")

@@ -16,8 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks import save_results
+from pipeline.data.text import Vocab, tokenize
 from pipeline.paths import Layout
-from pipeline.text import Vocab, tokenize
 
 
 def timed(fn: Callable[[], object], repeats: int = 3) -> float:

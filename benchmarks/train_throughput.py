@@ -26,10 +26,10 @@ from torch.nn import functional as F
 from benchmarks import save_results
 from benchmarks.baselines import synthetic_batch, uniform_lengths
 from pipeline.config import load_params
-from pipeline.data import Batch, BucketBatchSampler, EncodedSplit, collate, padding_fraction
-from pipeline.module import CellClassifier
+from pipeline.data.loading import Batch, BucketBatchSampler, EncodedSplit, collate, padding_fraction
+from pipeline.model.lightning_module import CellClassifier
 from pipeline.paths import Layout
-from pipeline.training import build_trainer
+from pipeline.training.fit import build_trainer
 
 WARMUP = 10
 LONG, VOCAB_LONG = 700, 20_000

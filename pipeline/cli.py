@@ -42,7 +42,7 @@ def each_task(params: Path, tasks: list[str] | None) -> list[tuple[TaskParams, L
 @app.command()
 def download(params: ParamsOpt = Path("params.yaml"), task: TaskOpt = None) -> None:
     """Fetch each task's pinned, hash-checked dataset into data/TASK/raw (cached)."""
-    from pipeline.prepare import download as run
+    from pipeline.data.prepare import download as run
 
     run_guarded(lambda: [run(tp.data, layout) for tp, layout in each_task(params, task)])
 
@@ -50,7 +50,7 @@ def download(params: ParamsOpt = Path("params.yaml"), task: TaskOpt = None) -> N
 @app.command()
 def prepare(params: ParamsOpt = Path("params.yaml"), task: TaskOpt = None) -> None:
     """Split, tokenize, build the vocabularies and encode each task into data/TASK/prepared."""
-    from pipeline.prepare import prepare as run
+    from pipeline.data.prepare import prepare as run
 
     run_guarded(lambda: [run(tp.data, tp.prepare, layout)
                          for tp, layout in each_task(params, task)])
@@ -70,7 +70,7 @@ def train(cell: CellArg, params: ParamsOpt = Path("params.yaml"), task: TaskOpt 
               help="One batch of train and validation to check the setup; writes nothing.")
           ] = False) -> None:
     """Train one cell per task and seed (logged to MLflow); writes models/TASK/CELL/seedN."""
-    from pipeline.training import train_cell
+    from pipeline.training.fit import train_cell
 
     run_guarded(lambda: [train_cell(tp, cell, layout, s, fast_dev_run)
                          for tp, layout in each_task(params, task) for s in each_seed(tp, seed)])
@@ -80,7 +80,7 @@ def train(cell: CellArg, params: ParamsOpt = Path("params.yaml"), task: TaskOpt 
 def evaluate(cell: CellArg, params: ParamsOpt = Path("params.yaml"), task: TaskOpt = None,
              seed: SeedOpt = None) -> None:
     """Evaluate one trained cell per task and seed on the test split (metrics/TASK/...)."""
-    from pipeline.evaluation import evaluate_cell
+    from pipeline.evaluation.evaluate import evaluate_cell
 
     run_guarded(lambda: [evaluate_cell(tp, cell, layout, s)
                          for tp, layout in each_task(params, task) for s in each_seed(tp, seed)])
@@ -89,7 +89,7 @@ def evaluate(cell: CellArg, params: ParamsOpt = Path("params.yaml"), task: TaskO
 @app.command()
 def report(params: ParamsOpt = Path("params.yaml")) -> None:
     """Write the comparison report of every task (Markdown + plots) to reports/."""
-    from pipeline.reporting import write_report
+    from pipeline.report.assemble import write_report
 
     run_guarded(lambda: write_report(load_params(params), ROOT))
 
@@ -100,8 +100,8 @@ def datasets() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from pipeline.datasets import CATALOG
-    from pipeline.sources import cache_dir, is_cached
+    from pipeline.data.catalog import CATALOG
+    from pipeline.data.sources import cache_dir, is_cached
 
     cache = cache_dir()
     table = Table(title=f"rnnbench datasets (cache: {cache})")

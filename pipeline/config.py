@@ -79,7 +79,7 @@ class ReaderParams(Section):
     tagset: Literal["universal", "raw"]  # brown_pos
 
 
-# The catalog's names (pipeline/datasets.py); a test keeps the two in step.
+# The catalog's names (pipeline/data/catalog.py); a test keeps the two in step.
 DatasetName = Literal["rotten_tomatoes", "imdb", "brown_pos", "wnut16", "conll", "conllu", "csv"]
 
 
@@ -237,7 +237,7 @@ class SharedParams(Section):
 
 
 class LongRangeParams(Section):
-    """`longrange`: the synthetic tasks (pipeline/synthetic.py) and the lengths they sweep."""
+    """`longrange`: the synthetic tasks (pipeline/data/synthetic.py) and the lengths they sweep."""
 
     problems: list[Literal["recall", "adding"]] = Field(min_length=1)
     lengths: list[int] = Field(min_length=1)

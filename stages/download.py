@@ -1,6 +1,6 @@
 """Stage `download@<task>`: fetch the task's pinned, hash-checked dataset into data/<task>/raw."""
 
-from pipeline.prepare import download
+from pipeline.data.prepare import download
 from stages import run_task_stage
 
 if __name__ == "__main__":

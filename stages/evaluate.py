@@ -1,6 +1,6 @@
 """Stage `evaluate@<task>`: test metrics and predictions of every trained cell and seed."""
 
-from pipeline.evaluation import evaluate_task
+from pipeline.evaluation.evaluate import evaluate_task
 from stages import run_task_stage
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Stage `generate@<problem>-<length>`: write one synthetic long-range task's data."""
 
-from pipeline.synthetic import generate_task
+from pipeline.data.synthetic import generate_task
 from stages import run_longrange_stage
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Stage `prepare@<task>`: split, tokenize, build vocabularies, encode to data/<task>/prepared."""
 
-from pipeline.prepare import prepare
+from pipeline.data.prepare import prepare
 from stages import run_task_stage
 
 if __name__ == "__main__":

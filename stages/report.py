@@ -1,6 +1,6 @@
 """Stage `report`: the comparison of all cells on all tasks in reports/."""
 
-from pipeline.reporting import write_report
+from pipeline.report.assemble import write_report
 from stages import run_stage
 
 if __name__ == "__main__":

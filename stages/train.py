@@ -1,6 +1,6 @@
 """Stage `train@<task>-<cell>-<seed>`: fit one cell on one task with one seed."""
 
-from pipeline.training import train_cell
+from pipeline.training.fit import train_cell
 from stages import run_cell_stage
 
 if __name__ == "__main__":

@@ -95,7 +95,7 @@ def write_params(folder: Path, params: dict[str, Any]) -> Path:
 @pytest.fixture(scope="session")
 def prepared(tmp_path_factory: pytest.TempPathFactory, sample_wheel: Path) -> Path:
     """A project folder with params.yaml and data/ prepared from the real sample."""
-    from pipeline.prepare import download, prepare
+    from pipeline.data.prepare import download, prepare
 
     folder = tmp_path_factory.mktemp("project")
     raw = tiny_params(sample_wheel)

@@ -5,7 +5,7 @@ import itertools
 import pytest
 import torch
 
-from pipeline.crf import CRF
+from pipeline.model.crf import CRF
 
 
 @torch.no_grad()

@@ -2,8 +2,8 @@ import random
 
 import torch
 
-from pipeline.data import BucketBatchSampler, EncodedSplit, collate, padding_fraction
-from pipeline.text import PAD_ID, encode_split
+from pipeline.data.loading import BucketBatchSampler, EncodedSplit, collate, padding_fraction
+from pipeline.data.text import PAD_ID, encode_split
 
 
 def lengths(n=1000, seed=0):

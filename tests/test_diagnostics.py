@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from pipeline.config import ModelParams
-from pipeline.data import Batch, EncodedSplit
-from pipeline.diagnostics import (
+from pipeline.data.loading import Batch, EncodedSplit
+from pipeline.evaluation.diagnostics import (
     MAX_STEPS,
     gate_statistics,
     gradient_flow,
@@ -16,7 +16,7 @@ from pipeline.diagnostics import (
     sample_batch,
     unroll,
 )
-from pipeline.models import RecurrentEncoder, SentenceClassifier, TokenTagger
+from pipeline.model.networks import RecurrentEncoder, SentenceClassifier, TokenTagger
 
 LENGTHS = torch.tensor([9, 3, 7, 1, 9])
 

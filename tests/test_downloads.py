@@ -14,10 +14,10 @@ import threading
 
 import pytest
 
-from pipeline.archives import extract, members
+from pipeline.data.archives import extract, members
+from pipeline.data.prepare import download, prepare
+from pipeline.data.sources import NpmSource, Pin, UrlSource
 from pipeline.errors import RnnbenchError
-from pipeline.prepare import download, prepare
-from pipeline.sources import NpmSource, Pin, UrlSource
 from tests.conftest import SAMPLE_CSV, one_task, tiny_params
 from tests.httpserver import FileServer
 

@@ -1,6 +1,6 @@
 """The report figures' shared pieces, rendered for real with matplotlib's file backend."""
 
-from pipeline.figures import log_y, plt
+from pipeline.report.figures import log_y, plt
 
 
 def test_log_axis_labels_are_plain_text_even_with_math_off():

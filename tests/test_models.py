@@ -4,9 +4,9 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 from benchmarks.baselines import TorchEncoder, with_encoder
 from pipeline.config import ModelParams, parse_params
-from pipeline.data import IGNORE
-from pipeline.encoder import segment_plan
-from pipeline.models import (
+from pipeline.data.loading import IGNORE
+from pipeline.model.encoder import segment_plan
+from pipeline.model.networks import (
     RecurrentEncoder,
     SentenceClassifier,
     build_network,

@@ -10,8 +10,8 @@ import zipfile
 import pytest
 
 from pipeline.config import DatasetName, parse_params
-from pipeline.datasets import (
-    CATALOG,
+from pipeline.data.catalog import CATALOG
+from pipeline.data.readers import (
     brown_universal,
     read_brown,
     read_conll,

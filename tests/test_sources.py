@@ -4,11 +4,11 @@ import shutil
 import pytest
 
 from pipeline.config import parse_params
-from pipeline.datasets import read_rotten_tomatoes
+from pipeline.data.prepare import download
+from pipeline.data.readers import read_rotten_tomatoes
+from pipeline.data.sources import LocalSource, Pin, PypiSource, cache_dir
 from pipeline.errors import RnnbenchError
 from pipeline.files import file_digest
-from pipeline.prepare import download
-from pipeline.sources import LocalSource, Pin, PypiSource, cache_dir
 from tests.conftest import build_wheel, one_task, tiny_params
 
 

@@ -1,4 +1,4 @@
-from pipeline.splits import grouped_split
+from pipeline.data.splits import grouped_split
 
 
 def make_groups(n_groups=60, per_group=(1, 9)):

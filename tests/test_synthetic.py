@@ -3,11 +3,11 @@
 import pytest
 
 from pipeline.config import parse_params
-from pipeline.data import EncodedSplit
+from pipeline.data.loading import EncodedSplit
+from pipeline.data.synthetic import DIGITS, FIRST, MARKED, generate, write_task
 from pipeline.errors import RnnbenchError
 from pipeline.files import read_json
 from pipeline.paths import Layout
-from pipeline.synthetic import DIGITS, FIRST, MARKED, generate, write_task
 from tests.conftest import repo_params
 
 

@@ -11,15 +11,15 @@ import torch
 from torch.nn import functional as F
 
 from pipeline.config import load_params, parse_params
-from pipeline.data import IGNORE, EncodedSplit, collate
+from pipeline.data.loading import IGNORE, EncodedSplit, collate
+from pipeline.data.prepare import download, prepare
+from pipeline.data.text import UNK, Vocab
 from pipeline.errors import RnnbenchError
-from pipeline.evaluation import evaluate_cell, predict
+from pipeline.evaluation.evaluate import evaluate_cell, predict
 from pipeline.metrics import bio_spans, entity_scores
-from pipeline.models import TokenTagger, loss_and_hits
-from pipeline.prepare import download, prepare
-from pipeline.reporting import write_report
-from pipeline.text import UNK, Vocab
-from pipeline.training import train_cell
+from pipeline.model.networks import TokenTagger, loss_and_hits
+from pipeline.report.assemble import write_report
+from pipeline.training.fit import train_cell
 from tests.conftest import ROOT, SEED, TASK, one_task, repo_params, tiny_params, write_params
 
 DATA = ROOT / "tests" / "data"
@@ -188,7 +188,7 @@ def test_ner_from_wnut16_reports_entity_f1(tmp_path, crf):
 def test_predictions_are_cut_to_each_sentence_length(tmp_path):
     params, layout = prepared_conllu(tmp_path)
     train_cell(params, "rnn", layout)
-    from pipeline.evaluation import load_model
+    from pipeline.evaluation.evaluate import load_model
 
     model, _ = load_model(layout, "rnn", SEED)
     test = EncodedSplit(layout.split("test"))

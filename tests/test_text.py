@@ -2,8 +2,7 @@ import itertools
 
 import pytest
 
-from pipeline.errors import RnnbenchError
-from pipeline.text import (
+from pipeline.data.text import (
     MAX_WORD_CHARS,
     PAD,
     PAD_ID,
@@ -14,6 +13,7 @@ from pipeline.text import (
     spelling,
     tokenize,
 )
+from pipeline.errors import RnnbenchError
 
 
 @pytest.mark.parametrize(("text", "tokens"), [

@@ -16,13 +16,13 @@ from typer.testing import CliRunner
 
 from pipeline.cli import app
 from pipeline.config import load_params, parse_params
-from pipeline.evaluation import evaluate_cell
-from pipeline.longrange import run_task
+from pipeline.data.synthetic import generate_task
+from pipeline.evaluation.evaluate import evaluate_cell
 from pipeline.paths import Layout
-from pipeline.reporting import write_report
-from pipeline.synthetic import generate_task
-from pipeline.tracking import SERVER_RETRIES
-from pipeline.training import resolve_device, train_cell
+from pipeline.report.assemble import write_report
+from pipeline.tracking.store import SERVER_RETRIES
+from pipeline.training.fit import resolve_device, train_cell
+from pipeline.training.longrange import run_task
 from tests.conftest import (
     ROOT,
     SEED,

@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from pipeline.cli import app
-from pipeline.training import train_cell
+from pipeline.training.fit import train_cell
 from tests.conftest import TASK, load_task
 
 pytestmark = pytest.mark.slow

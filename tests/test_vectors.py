@@ -11,10 +11,10 @@ import zipfile
 import pytest
 import torch
 
+from pipeline.data.prepare import download, prepare
+from pipeline.data.text import Vocab
 from pipeline.errors import RnnbenchError
-from pipeline.models import SentenceClassifier
-from pipeline.prepare import download, prepare
-from pipeline.text import Vocab
+from pipeline.model.networks import SentenceClassifier
 from tests.conftest import one_task, tiny_params
 from tests.httpserver import FileServer
 

@@ -13,14 +13,14 @@ import torch
 from tqdm import tqdm
 
 from pipeline.config import DataParams, PrepareParams
-from pipeline.datasets import get_dataset
+from pipeline.data.catalog import get_dataset
+from pipeline.data.sources import cache_dir, digest_of, source_from_params
+from pipeline.data.splits import grouped_split, split_stats
+from pipeline.data.text import Vocab, encode_split, spelling, tokenize
+from pipeline.data.vectors import load_vectors
 from pipeline.errors import fail
 from pipeline.files import atomic_dir, file_digest, read_json, write_json
 from pipeline.paths import SPLITS, Layout
-from pipeline.sources import cache_dir, digest_of, source_from_params
-from pipeline.splits import grouped_split
-from pipeline.text import UNK_ID, Vocab, encode_split, spelling, tokenize
-from pipeline.vectors import load_vectors
 
 
 def download(data: DataParams, layout: Layout) -> Path:
@@ -84,26 +84,6 @@ def split_examples(examples: list[dict[str, Any]], data: DataParams) -> dict[str
         return {"train": [pool[i] for i in inner["train"]], "val": [pool[i] for i in inner["val"]],
                 "test": [i for i, ex in enumerate(examples) if ex.get("split") == "test"]}
     return grouped_split(groups, data.val_fraction, data.test_fraction, data.split_seed)
-
-
-def _percentiles(lengths: list[int]) -> dict[str, int]:
-    ordered = sorted(lengths) or [0]
-    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
-    return {"min": ordered[0], "p50": pick(0.5), "p90": pick(0.9), "p99": pick(0.99),
-            "max": ordered[-1]}
-
-
-def split_stats(ids: list[list[int]], targets: list[list[int]], labels: list[str],
-                groups: int) -> dict[str, Any]:
-    """What stats.json says of one encoded split: sizes, OOV rate, label counts, lengths."""
-    n_tok = sum(len(x) for x in ids)
-    counts = Counter(y for row in targets for y in row)
-    return {
-        "examples": len(ids), "groups": groups, "tokens": n_tok,
-        "oov_rate": round(sum(x.count(UNK_ID) for x in ids) / max(n_tok, 1), 4),
-        "label_counts": {lab: counts[j] for j, lab in enumerate(labels)},
-        "length": _percentiles([len(x) for x in ids]),
-    }
 
 
 def _counts(counts: Counter[str]) -> str:

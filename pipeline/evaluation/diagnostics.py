@@ -22,8 +22,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from pipeline.data import Batch, EncodedSplit, collate
-from pipeline.encoder import RecurrentEncoder, reversal_index
+from pipeline.data.loading import Batch, EncodedSplit, collate
+from pipeline.model.encoder import RecurrentEncoder, reversal_index
 
 GATES = {"lstm": ("input", "forget", "output"), "gru": ("reset", "update"), "rnn": ()}
 MIN_SEQUENCES = 10  # a distance or position is summarized only over at least this many

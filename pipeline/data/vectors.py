@@ -9,11 +9,11 @@ from typing import IO, Any
 
 import torch
 
-from pipeline.archives import members
 from pipeline.config import SourceParams
+from pipeline.data.archives import members
+from pipeline.data.sources import cache_dir, source_from_params
+from pipeline.data.text import Vocab
 from pipeline.errors import fail
-from pipeline.sources import cache_dir, source_from_params
-from pipeline.text import Vocab
 
 
 def _lines(artifact: Path, member: str | None) -> Iterator[tuple[str, IO[bytes]]]:

@@ -12,8 +12,8 @@ import torch
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import Dataset, Sampler
 
+from pipeline.data.text import PAD_ID, UNK_ID
 from pipeline.errors import fail
-from pipeline.text import PAD_ID, UNK_ID
 
 IGNORE = -100  # target of padded positions: cross_entropy and the metrics skip it
 

@@ -8,11 +8,11 @@ from torch import nn
 from torch.nn import functional as F
 
 from pipeline.config import ModelParams
-from pipeline.crf import CRF
-from pipeline.data import IGNORE
-from pipeline.encoder import Dropout, RecurrentEncoder
+from pipeline.data.loading import IGNORE
+from pipeline.data.text import PAD_ID
 from pipeline.errors import fail
-from pipeline.text import PAD_ID
+from pipeline.model.crf import CRF
+from pipeline.model.encoder import Dropout, RecurrentEncoder
 
 
 def length_mask(lengths: torch.Tensor, max_len: int, device: torch.device) -> torch.Tensor:

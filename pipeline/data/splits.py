@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
+from typing import Any
+
+from pipeline.data.text import UNK_ID
 
 
 def grouped_split(
@@ -32,3 +35,23 @@ def grouped_split(
     for idx in splits.values():
         idx.sort()
     return splits
+
+
+def _percentiles(lengths: list[int]) -> dict[str, int]:
+    ordered = sorted(lengths) or [0]
+    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
+    return {"min": ordered[0], "p50": pick(0.5), "p90": pick(0.9), "p99": pick(0.99),
+            "max": ordered[-1]}
+
+
+def split_stats(ids: list[list[int]], targets: list[list[int]], labels: list[str],
+                groups: int) -> dict[str, Any]:
+    """What stats.json says of one encoded split: sizes, OOV rate, label counts, lengths."""
+    n_tok = sum(len(x) for x in ids)
+    counts = Counter(y for row in targets for y in row)
+    return {
+        "examples": len(ids), "groups": groups, "tokens": n_tok,
+        "oov_rate": round(sum(x.count(UNK_ID) for x in ids) / max(n_tok, 1), 4),
+        "label_counts": {lab: counts[j] for j, lab in enumerate(labels)},
+        "length": _percentiles([len(x) for x in ids]),
+    }

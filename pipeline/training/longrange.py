@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import Params
-from pipeline.evaluation import evaluate_cell
+from pipeline.evaluation.evaluate import evaluate_cell
 from pipeline.paths import Layout
-from pipeline.training import train_cell
+from pipeline.training.fit import train_cell
 
 
 def run_task(params: Params, problem: str, length: int, root: Path, cell: str, seed: int

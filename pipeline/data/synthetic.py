@@ -20,10 +20,10 @@ from pathlib import Path
 import torch
 
 from pipeline.config import Params
+from pipeline.data.splits import split_stats
+from pipeline.data.text import PAD, UNK, Vocab, encode_split
 from pipeline.files import atomic_dir, write_json
 from pipeline.paths import SPLITS, Layout
-from pipeline.prepare import split_stats
-from pipeline.text import PAD, UNK, Vocab, encode_split
 
 PROBLEMS = ("recall", "adding")
 SYMBOLS = [chr(ord("a") + i) for i in range(8)]  # recall's alphabet

@@ -1,8 +1,4 @@
-"""MLflow tracking: the project's store, comparison (parent) runs and per-cell runs.
-
-Every run lands in one store whatever DVC does: `dvc exp run --temp` and the experiment queue
-run stages inside `.dvc/tmp/exps/...`, so the default sqlite store is resolved against the
-real project root, never the working directory. MLFLOW_TRACKING_URI overrides it.
+"""MLflow runs: comparison (parent) runs and per-cell runs, their tags and metrics.
 
 Runs are grouped per comparison: the cells trained from the same data, shared settings and
 git commit are nested under one parent run, found (or made) by a key tag. A retrained cell
@@ -14,18 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 import platform
-import socket
 import subprocess
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import mlflow
 import torch
@@ -34,121 +25,13 @@ from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from pipeline.config import SharedParams, TaskParams
-from pipeline.errors import RnnbenchError, causes, fail
-
-# MLflow logs a database error with its traceback before raising it; rnnbench reports it in one
-# line (store_errors below), whole with RNNBENCH_DEBUG=1.
-if not os.environ.get("RNNBENCH_DEBUG"):
-    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
+from pipeline.config import TaskParams
+from pipeline.errors import fail
+from pipeline.tracking.store import call, client_for, experiment_id, store_errors
 
 TAG = "rnnbench"
 COMPARISON_TAG = f"{TAG}.comparison"
 PARENT_TAG = "mlflow.parentRunId"
-
-
-def project_root(start: Path | None = None) -> Path:
-    """The real project root, also from inside a DVC experiment's temporary copy."""
-    here = (start or Path.cwd()).resolve()
-    parts = here.parts
-    for i in range(len(parts) - 2):
-        if parts[i : i + 3] == (".dvc", "tmp", "exps"):
-            return Path(*parts[:i])
-    for folder in (here, *here.parents):
-        if (folder / "dvc.yaml").exists() or (folder / ".dvc").is_dir():
-            return folder
-    return here
-
-
-def local_store(root: Path) -> Path:
-    return project_root(root) / "mlruns"
-
-
-def tracking_uri(params: SharedParams, root: Path | None = None) -> str:
-    if uri := os.environ.get("MLFLOW_TRACKING_URI"):
-        return uri
-    if params.tracking.uri:
-        return params.tracking.uri
-    return f"sqlite:///{local_store(root or Path.cwd()) / 'mlflow.db'}"
-
-
-def shown_uri(uri: str, root: Path) -> str:
-    """The store as a report names it: inside the project, relative to it (a valid sqlite URI
-    from the project root), so a committed report points at the store of every clone."""
-    path = Path(uri.removeprefix("sqlite:///"))
-    if not uri.startswith("sqlite:///") or not path.is_absolute():
-        return uri
-    try:
-        return f"sqlite:///{path.relative_to(project_root(root))}"
-    except ValueError:
-        return uri
-
-
-@contextmanager
-def store_errors(uri: str, what: str) -> Iterator[None]:
-    """Whatever makes the store unusable (a bad URI, a folder that cannot exist, a read-only
-    database, a server that refuses) is one line naming the store, not the traceback of
-    whichever MLflow, SQLAlchemy or OS call met it first."""
-    try:
-        yield
-    except RnnbenchError:
-        raise
-    except Exception as err:  # every failure of the store is the same to its user
-        *_, root = causes(err)  # "unable to open database file", not SQLAlchemy's wrapping
-        reason = (str(root).strip().splitlines() or [type(root).__name__])[0]
-        fail(f"MLflow store {uri}: {what} failed: {reason}")
-
-
-def require_server(uri: str) -> None:
-    """A tracking server that refuses connections (or whose host does not resolve) fails in
-    seconds: MLflow's own retries spent 252 s before reporting it."""
-    where = urlsplit(uri)
-    port = where.port or (443 if where.scheme == "https" else 80)
-    try:
-        socket.create_connection((where.hostname or "", port), timeout=10).close()
-    except OSError as err:
-        fail(f"MLflow store {uri}: cannot connect ({err.strerror or err}); is the tracking "
-             "server running, and is MLFLOW_TRACKING_URI or tracking.uri right?")
-
-
-# A tracking server answering 5xx is retried, within bounds: MLflow's own default (7 retries,
-# backoff factor 2) waits about 4 minutes before saying anything; this waits about 15 s.
-# Either variable, set by the user, wins.
-SERVER_RETRIES = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "4",
-                  "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
-
-
-def client_for(params: SharedParams, root: Path | None = None) -> MlflowClient:
-    uri = tracking_uri(params, root)
-    with store_errors(uri, "opening the store"):
-        if uri.startswith(("http://", "https://")):
-            require_server(uri)
-            for name, value in SERVER_RETRIES.items():
-                os.environ.setdefault(name, value)
-        if uri.startswith("sqlite:///"):
-            Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        return MlflowClient(uri)
-
-
-def _call(what: str, uri: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
-    """Run an MLflow call; an unreachable or failing store is one clear line."""
-    with store_errors(uri, what):
-        return fn(*args, **kwargs)
-
-
-def experiment_id(client: MlflowClient, name: str, root: Path | None = None) -> str:
-    uri = client.tracking_uri
-    exp = _call("looking up the experiment", uri, client.get_experiment_by_name, name)
-    if exp is not None:
-        return exp.experiment_id
-    artifacts = None
-    if uri.startswith("sqlite:///"):  # keep artifacts beside the local DB, not in the cwd
-        artifacts = (Path(uri.removeprefix("sqlite:///")).parent / "artifacts" / name).as_uri()
-    try:
-        return client.create_experiment(name, artifact_location=artifacts)
-    except MlflowException:  # created meanwhile by a concurrent stage
-        return _call("creating the experiment", uri, client.get_experiment_by_name,
-                     name).experiment_id
 
 
 def git_info(root: Path) -> dict[str, str]:
@@ -180,7 +63,7 @@ def comparison_run(client: MlflowClient, exp_id: str, params: TaskParams, data_h
                    git: dict[str, str]) -> str:
     key = comparison_key(params, data_hash, git["commit"])
     uri = client.tracking_uri
-    found = _call("searching runs", uri, client.search_runs, [exp_id],
+    found = call("searching runs", uri, client.search_runs, [exp_id],
                   filter_string=f"tags.`{COMPARISON_TAG}` = '{key}'", max_results=1)
     if found:
         return found[0].info.run_id
@@ -188,7 +71,7 @@ def comparison_run(client: MlflowClient, exp_id: str, params: TaskParams, data_h
             f"{TAG}.dataset": params.data.dataset,
             "mlflow.source.git.commit": git["commit"], f"{TAG}.git_dirty": git["dirty"],
             f"{TAG}.data_hash": data_hash}
-    run = _call("creating the comparison run", uri, client.create_run, exp_id,
+    run = call("creating the comparison run", uri, client.create_run, exp_id,
                 run_name=f"{params.name} {git['commit'][:8]} {key[:6]}", tags=tags)
     shared = {**flatten("data", params.data.model_dump()),
               **flatten("prepare", params.prepare.model_dump()),
@@ -295,16 +178,16 @@ def comparison_rows(params: TaskParams, comparison: str | None = None,
     client = client_for(params)
     uri = client.tracking_uri
     name = params.experiment
-    exp = _call("looking up the experiment", uri, client.get_experiment_by_name, name)
+    exp = call("looking up the experiment", uri, client.get_experiment_by_name, name)
     if exp is None:
         fail(f"MLflow store {uri}: no experiment {name!r} yet; run `dvc repro` first")
     if run_ids and not comparison:
-        children = [_call(f"reading run {r}", uri, client.get_run, r) for r in run_ids]
+        children = [call(f"reading run {r}", uri, client.get_run, r) for r in run_ids]
         comparison = children[0].data.tags.get(PARENT_TAG)
     if comparison:
-        parent = _call(f"reading run {comparison}", uri, client.get_run, comparison)
+        parent = call(f"reading run {comparison}", uri, client.get_run, comparison)
     else:
-        found = _call("searching runs", uri, client.search_runs, [exp.experiment_id],
+        found = call("searching runs", uri, client.search_runs, [exp.experiment_id],
                       filter_string=f"tags.`{TAG}.kind` = 'comparison' and "
                                     f"tags.`{TAG}.task` = '{params.name}'",
                       order_by=["attributes.start_time DESC"], max_results=1)
@@ -312,7 +195,7 @@ def comparison_rows(params: TaskParams, comparison: str | None = None,
             fail(f"MLflow store {uri}: no comparison runs in {name!r} yet; run `dvc repro`")
         parent = found[0]
     if not run_ids:
-        children = _call("searching runs", uri, client.search_runs, [exp.experiment_id],
+        children = call("searching runs", uri, client.search_runs, [exp.experiment_id],
                          filter_string=f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'",
                          order_by=["attributes.start_time DESC"])
     rows: dict[tuple[str, str], dict] = {}

@@ -11,9 +11,10 @@ import torch
 
 from pipeline import tracking
 from pipeline.config import ModelParams, TaskParams
-from pipeline.data import BucketBatchSampler, EncodedSplit, collate
-from pipeline.diagnostics import diagnose
+from pipeline.data.loading import BucketBatchSampler, EncodedSplit, collate
+from pipeline.data.text import UNK_ID
 from pipeline.errors import fail
+from pipeline.evaluation.diagnostics import diagnose
 from pipeline.files import atomic_file, read_json, write_json
 from pipeline.metrics import (
     accuracy,
@@ -23,9 +24,8 @@ from pipeline.metrics import (
     macro_f1,
     per_class_prf,
 )
-from pipeline.models import build_network, loss_and_hits
+from pipeline.model.networks import build_network, loss_and_hits
 from pipeline.paths import Layout
-from pipeline.text import UNK_ID
 
 Prediction = int | list[int]
 

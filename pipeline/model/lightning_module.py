@@ -1,5 +1,4 @@
-"""The Lightning side of training: the LightningModule (loss, metrics and optimizer around a
-sentence or token classifier) and the LightningDataModule that feeds it bucketed batches."""
+"""The LightningModule: trains a built network (classifier or tagger) with TrainParams."""
 
 from __future__ import annotations
 
@@ -7,13 +6,11 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader
 
 from pipeline.config import ModelParams, TrainParams
-from pipeline.data import Batch, BucketBatchSampler, EncodedSplit, collate
+from pipeline.data.loading import Batch
 from pipeline.metrics import entity_scores, is_bio
-from pipeline.models import build_network, loss_and_hits
-from pipeline.paths import Layout
+from pipeline.model.networks import build_network, loss_and_hits
 
 
 class CellClassifier(pl.LightningModule):
@@ -90,35 +87,3 @@ class CellClassifier(pl.LightningModule):
             return "mixed" in str(self.trainer.precision)
         except RuntimeError:  # not attached to a Trainer (a bare loop)
             return False
-
-
-class TextDataModule(pl.LightningDataModule):
-    def __init__(self, layout: Layout, batch_size: int, eval_batch_size: int = 256,
-                 pool: int = 50, seed: int = 0):
-        super().__init__()
-        self.layout, self.batch_size, self.eval_batch_size = layout, batch_size, eval_batch_size
-        self.pool, self.seed = pool, seed
-        self.first_epoch = 0  # a resumed fit starts later in the sampler's sequence of orders
-        self.splits: dict[str, EncodedSplit] = {}
-
-    def setup(self, stage: str | None = None) -> None:
-        for name in ("train", "val", "test"):
-            if name not in self.splits:
-                self.splits[name] = EncodedSplit(self.layout.split(name))
-
-    def _loader(self, name: str, batch_size: int, shuffle: bool) -> DataLoader:
-        split = self.splits[name]
-        sampler = BucketBatchSampler(split.lengths, batch_size, self.pool, shuffle, self.seed)
-        # Batches are tiny and already in memory: worker processes would cost more than they save.
-        return DataLoader(split, batch_sampler=sampler, collate_fn=collate, num_workers=0)
-
-    def train_dataloader(self) -> DataLoader:
-        loader = self._loader("train", self.batch_size, shuffle=True)
-        loader.batch_sampler.set_epoch(self.first_epoch)  # type: ignore[union-attr]
-        return loader
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", self.eval_batch_size, shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", self.eval_batch_size, shuffle=False)

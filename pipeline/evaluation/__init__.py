@@ -1,0 +1,1 @@
+"""Evaluation: test-split scores and predictions of each trained cell, and the diagnostics."""

@@ -1,0 +1,80 @@
+"""The comparison report, assembled: per task a section, the long-range sweep, provenance;
+written whole to reports/ and attached to each task's comparison run."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from pipeline import tracking
+from pipeline.config import Params
+from pipeline.data.loading import EncodedSplit
+from pipeline.files import atomic_dir, read_json, write_json
+from pipeline.paths import Layout, reports_dir
+from pipeline.report.comparison import by_length, pairwise, verdict
+from pipeline.report.diagnostics import diagnostics_section
+from pipeline.report.figures import (
+    plot_by_length,
+    plot_confusions,
+    plot_learning_curves,
+    write_series,
+)
+from pipeline.report.longrange import collect_longrange, longrange_section
+from pipeline.report.render import provenance, render_html, render_markdown
+from pipeline.report.results import collect, headline
+from pipeline.report.task import render_task, task_summary
+
+
+def write_report(params: Params, root: Path) -> Path:
+    """reports/comparison.md (and .html, self-contained), figures/, plots/ (the figures' data
+    for `dvc plots show`) and summary.json over every task and the long-range sweep; logged to
+    MLflow with each task's comparison run."""
+    reports = reports_dir(root)
+    sections, verdicts, summary, parents, data = {}, {}, {}, [], []
+    with atomic_dir(reports) as out:
+        figures, plots = out / "figures", out / "plots"
+        figures.mkdir()
+        plots.mkdir()
+        for name in params.tasks:
+            tp, layout = params.for_task(name), Layout(root, name)
+            results = collect(tp, layout)
+            stats = read_json(layout.prepared / "stats.json")
+            source = read_json(layout.raw / "source.json")
+            plot_learning_curves(results, figures / f"{name}_learning_curves.png")
+            plot_confusions(results, figures / f"{name}_confusion_matrices.png")
+            metric, label = headline(stats["family"], stats["labels"])
+            lengths = by_length(results, EncodedSplit(layout.split("test")).lengths.numpy())
+            plot_by_length(lengths, label, figures / f"{name}_by_length.png")
+            write_series(plots / f"{name}_by_length.csv", "tokens",
+                         [b["tokens"] for b in lengths["buckets"]], lengths["cells"])
+            diagnostics, diag_summary = diagnostics_section(name, layout, tp.cells, tp.seeds,
+                                                            figures, plots)
+            tests = pairwise(results, metric)
+            verdicts[name] = verdict(results, label, tests)
+            sections[name] = render_task(tp, results, stats, source, lengths, tests,
+                                         verdicts[name], diagnostics)
+            summary[name] = {**task_summary(tp, stats, results, metric, tests),
+                             "by_length": lengths, **diag_summary}
+            parents += sorted({run["train"]["parent_run_id"]
+                               for r in results for run in r["runs"]})
+            data.append((name, f"`{source['source']}` (`{source['sha256']}`)",
+                         results[0]["train"]["data_hash"]))
+        sweep = collect_longrange(params, root)
+        longrange, long_summary = None, {}
+        if sweep is not None:
+            lines, long_summary = longrange_section(params, root, sweep, figures, plots)
+            longrange = (lines, long_summary["verdict"])
+            data += long_summary.pop("data")
+        markdown = render_markdown(params, sections, verdicts, longrange,
+                                   provenance(params, root, data))
+        (out / "comparison.md").write_text(markdown, encoding="utf-8")
+        (out / "comparison.html").write_text(render_html(markdown, out), encoding="utf-8")
+        write_json(out / "summary.json", {"tasks": summary,
+                                          "longrange": long_summary if sweep else None})
+
+    client = tracking.client_for(params, root)
+    for parent in parents:  # each task's comparison run carries the whole report
+        tracking.ensure_run(client, parent)
+        client.log_artifacts(parent, str(reports), "report")
+    print(f"report: {reports / 'comparison.md'}", file=sys.stderr)
+    return reports / "comparison.md"

@@ -1,0 +1,115 @@
+"""What every report figure shares: the file-only backend, the cells' names and colours, and
+one way to save."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.ticker import LogFormatter, MaxNLocator
+
+from pipeline.files import atomic_file
+
+matplotlib.use("Agg")  # files only, no display
+plt.rcParams["text.parse_math"] = False  # labels such as Brown's `nn$` are text, not math
+CELL_NAMES = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
+CELL_COLORS = {"rnn": "C0", "lstm": "C1", "gru": "C2"}  # the same cell, the same colour
+
+
+def log_y(ax: plt.Axes) -> None:
+    """A log y axis labelled 1e-03, 1e-02, ...: matplotlib's default labels are math, which
+    `text.parse_math = False` would print as raw `$\\mathdefault{10^{-3}}$`."""
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(LogFormatter())
+    ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False))
+
+
+def save(fig: plt.Figure, path: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+MAX_CONFUSION_LABELS = 25  # larger tag sets: plot the most frequent gold labels
+
+
+def plot_by_length(lengths: dict[str, Any], label: str, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    ticks = [b["tokens"] for b in lengths["buckets"]]
+    for cell, values in lengths["cells"].items():
+        ax.plot(range(len(values)), values, marker="o", label=CELL_NAMES[cell],
+                color=CELL_COLORS[cell])
+    ax.set_xticks(range(len(ticks)), ticks)
+    ax.set_xlabel("test example length (tokens), quartiles")
+    ax.set_ylabel(f"test {label}")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    save(fig, path)
+
+
+def plot_learning_curves(results: list[dict[str, Any]], path: Path) -> None:
+    """Loss and accuracy per epoch: the mean over seeds, and their range as a band."""
+    fig, axes = plt.subplots(2, len(results), figsize=(4 * len(results), 6), squeeze=False,
+                             sharey="row")
+    for col, r in enumerate(results):
+        for row, metric in enumerate(("loss", "acc")):
+            ax = axes[row][col]
+            for split, style in (("train", "-"), ("val", "--")):
+                key = f"{split}_{metric}"
+                by_epoch: dict[int, list[float]] = {}
+                for run in r["runs"]:
+                    for h in run["history"]:
+                        if key in h:
+                            by_epoch.setdefault(int(h["epoch"]), []).append(h[key])
+                epochs = sorted(by_epoch)
+                ax.plot(epochs, [np.mean(by_epoch[e]) for e in epochs], style, marker="o",
+                        label=split)
+                if len(r["runs"]) > 1:
+                    ax.fill_between(epochs, [min(by_epoch[e]) for e in epochs],
+                                    [max(by_epoch[e]) for e in epochs], alpha=0.2)
+            if len(r["runs"]) == 1 and r["train"]["best_epoch"]:
+                ax.axvline(r["train"]["best_epoch"], color="grey", lw=0.8, ls=":")
+            ax.set_xlabel("epoch")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.set_ylabel("accuracy" if metric == "acc" else "cross-entropy")
+            ax.set_title(f"{CELL_NAMES[r['cell']]}: {'accuracy' if metric == 'acc' else 'loss'}")
+            ax.grid(alpha=0.3)
+            ax.legend()
+    save(fig, path)
+
+
+def plot_confusions(results: list[dict[str, Any]], path: Path) -> None:
+    n_labels = min(len(results[0]["train"]["labels"]), MAX_CONFUSION_LABELS)
+    side = 3.4 if n_labels <= 6 else 6.0
+    fig, axes = plt.subplots(1, len(results), figsize=((side + 0.2) * len(results), side),
+                             squeeze=False)
+    for ax, r in zip(axes[0], results, strict=True):
+        cm, labels = r["confusion"], r["train"]["labels"]
+        keep = sorted(range(len(labels)), key=lambda i: -sum(cm[i]))[:MAX_CONFUSION_LABELS]
+        keep.sort()
+        cm = [[cm[i][j] for j in keep] for i in keep]
+        labels = [labels[i] for i in keep]
+        ax.imshow(cm, cmap="Blues")
+        size = 9 if len(labels) <= 6 else max(3, 9 - len(labels) // 4)
+        for i, row in enumerate(cm):
+            for j, n in enumerate(row):
+                ax.text(j, i, str(n), ha="center", va="center", fontsize=size,
+                        color="white" if n > max(map(max, cm)) / 2 else "black")
+        ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+        ax.set_yticks(range(len(labels)), labels)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("actual")
+        ax.set_title(f"{CELL_NAMES[r['cell']]} ({r['test']['accuracy']:.1%})")
+    save(fig, path)
+
+
+def write_series(path: Path, x_name: str, x: list[Any], series: dict[str, list[Any]]) -> None:
+    """A wide CSV (x, one column per cell) for `dvc plots show`."""
+    with atomic_file(path) as fh:
+        writer = csv.writer(fh)
+        writer.writerow([x_name, *series])
+        writer.writerows([v, *(s[i] for s in series.values())] for i, v in enumerate(x))

@@ -1,0 +1,132 @@
+"""The long-range sweep's section: accuracy by sequence length, the longest solved."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.config import Params
+from pipeline.data.synthetic import task_name
+from pipeline.errors import fail
+from pipeline.files import read_json, tree_digest
+from pipeline.paths import Layout
+from pipeline.report.diagnostics import diagnostics_section
+from pipeline.report.figures import CELL_COLORS, CELL_NAMES, plt, save, write_series
+
+SOLVED = 0.9  # test accuracy at which a synthetic task counts as solved
+
+
+def collect_longrange(params: Params, root: Path) -> dict[str, Any] | None:
+    """problem -> length -> cell -> test accuracy per seed, with each task's chance level;
+    None when no long-range stage has run (e.g. a report over hand-run tasks)."""
+    lr = params.longrange
+    layouts = {(p, n): Layout(root, task_name(p, n)) for p in lr.problems for n in lr.lengths}
+    if not any(layout.prepared.exists() for layout in layouts.values()):
+        return None
+    out: dict[str, Any] = {}
+    for (problem, length), layout in layouts.items():
+        try:
+            stats = read_json(layout.prepared / "stats.json")
+            acc = {cell: [read_json(layout.test_metrics(cell, seed))["accuracy"]
+                          for seed in params.seeds] for cell in params.cells}
+        except (OSError, ValueError, KeyError) as err:
+            fail(f"report: long-range results for {layout.task} are missing or unreadable "
+                 f"({err}); run `dvc repro`")
+        counts = stats["splits"]["test"]["label_counts"]
+        out.setdefault(problem, {})[length] = {
+            "accuracy": acc, "chance": max(counts.values()) / sum(counts.values())}
+    return out
+
+
+def longest_solved(by_length: dict[int, Any], cell: str) -> int | None:
+    """The longest length up to which every length is solved (mean test accuracy >= 90%)."""
+    best = None
+    for length in sorted(by_length):
+        if np.mean(by_length[length]["accuracy"][cell]) < SOLVED:
+            break
+        best = length
+    return best
+
+
+def longrange_verdict(results: dict[str, Any], cells: list[str]) -> str:
+    parts = []
+    for problem, by_length in results.items():
+        words = []
+        for cell in cells:
+            n = longest_solved(by_length, cell)
+            words.append(f"{CELL_NAMES[cell]} " + (f"up to {n} steps" if n else
+                                                   f"not even {min(by_length)}"))
+        parts.append(f"{problem}: " + ", ".join(words))
+    return (f"solved (>= {SOLVED:.0%} test accuracy) " + "; ".join(parts)
+            + f" (lengths {', '.join(map(str, sorted(next(iter(results.values())))))}).")
+
+
+def plot_longrange(results: dict[str, Any], cells: list[str], path: Path) -> None:
+    fig, axes = plt.subplots(1, len(results), figsize=(4.8 * len(results), 3.6), squeeze=False)
+    for ax, (problem, by_length) in zip(axes[0], results.items(), strict=True):
+        lengths = sorted(by_length)
+        for cell in cells:
+            acc = [by_length[n]["accuracy"][cell] for n in lengths]
+            ax.plot(lengths, [np.mean(a) for a in acc], marker="o", label=CELL_NAMES[cell],
+                    color=CELL_COLORS[cell])
+            if len(acc[0]) > 1:
+                ax.fill_between(lengths, [min(a) for a in acc], [max(a) for a in acc],
+                                alpha=0.2, color=CELL_COLORS[cell])
+        ax.plot(lengths, [by_length[n]["chance"] for n in lengths], "k:", lw=1, label="chance")
+        ax.set_xscale("log")
+        ax.set_xticks(lengths, [str(n) for n in lengths])
+        ax.minorticks_off()
+        ax.set_ylim(0, 1.02)
+        ax.set_xlabel("dependency length (steps)")
+        ax.set_ylabel("test accuracy")
+        ax.set_title(problem)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    save(fig, path)
+
+
+def longrange_section(params: Params, root: Path, results: dict[str, Any], figures: Path,
+                      plots: Path) -> tuple[list[str], dict[str, Any]]:
+    """The synthetic sweep: a table and a plot of accuracy against length, and the gradient
+    flow at the longest length of each problem."""
+    cells, seeds = params.cells, params.seeds
+    plot_longrange(results, cells, figures / "longrange_accuracy.png")
+    lr = params.longrange
+    lines = [
+        "## Long-range memory: synthetic tasks", "",
+        f"Generated data, no download ({lr.examples:,} sequences per problem and length, "
+        "80/10/10 split): **recall** names the first of L symbols (8 kinds); **adding** sums "
+        "the two marked digits among L (one in the first tenth, one in the second half). The "
+        "cells read left to right and answer at the last step (`longrange.model`), so the "
+        "evidence is about L steps back. Accuracy is on the test split"
+        + (f", mean of {len(seeds)} seeds (band: their range)" if len(seeds) > 1 else "")
+        + ".", "",
+        f"Verdict: {longrange_verdict(results, cells)}", "",
+        "| problem | length | chance | " + " | ".join(CELL_NAMES[c] for c in cells) + " |",
+        "|---|---:|---:|" + "---:|" * len(cells),
+    ]
+    for problem, by_length in results.items():
+        for n in sorted(by_length):
+            row = by_length[n]
+            lines.append(f"| {problem} | {n} | {row['chance']:.1%} | " + " | ".join(
+                f"{np.mean(row['accuracy'][c]):.1%}" for c in cells) + " |")
+        write_series(plots / f"longrange_{problem}.csv", "length", sorted(by_length),
+                     {c: [float(np.mean(by_length[n]["accuracy"][c])) for n in sorted(by_length)]
+                      for c in cells})
+    lines += ["", "![accuracy against dependency length](figures/longrange_accuracy.png)", ""]
+    summary: dict[str, Any] = {"results": results, "verdict": longrange_verdict(results, cells),
+                               "data": []}
+    for problem, by_length in results.items():
+        name = task_name(problem, max(by_length))
+        sub, diag = diagnostics_section(name, Layout(root, name), cells, seeds, figures, plots)
+        lines += [f"### Gradient flow and gates: {problem}, length {max(by_length)}", "",
+                  *[line for line in sub if not line.startswith("### ")]]
+        summary[name] = diag
+        for n in sorted(by_length):  # lineage for the provenance table
+            prepared = Layout(root, task_name(problem, n)).prepared
+            gen = read_json(prepared / "stats.json")["generator"]
+            summary["data"].append((task_name(problem, n), f"generated: `{gen}`",
+                                    tree_digest(prepared)))
+    return lines, summary

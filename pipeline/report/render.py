@@ -1,0 +1,82 @@
+"""The report as Markdown and as one self-contained HTML file, with its provenance."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from pathlib import Path
+
+from pipeline import tracking
+from pipeline.config import PARAMS_FILE, Params
+from pipeline.errors import fail
+
+
+def provenance(params: Params, root: Path, data: list[tuple[str, str, str]]) -> list[str]:
+    """What produced the report: the commit, every task's data hashes, and params.yaml."""
+    git = tracking.git_info(root)
+    try:
+        text = (root / PARAMS_FILE).read_text(encoding="utf-8")
+    except OSError as err:
+        fail(f"report: {root / PARAMS_FILE}: unreadable ({err})")
+    dirty = (" with uncommitted changes (e.g. `dvc exp run -S ...`)"
+             if git["dirty"] == "true" else "")
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    store = tracking.shown_uri(tracking.tracking_uri(params, root), root)
+    lines = ["## Provenance", "",
+             f"- Code: git commit `{git['commit']}`{dirty}.",
+             f"- Params: `{PARAMS_FILE}` as below (sha256 `{digest}`).",
+             f"- Runs: MLflow store `{store}` (`rnnbench ui` opens it).",
+             "- Data (the prepared tensors' hash is what each MLflow run records as `data_hash`):",
+             "", "| task | source (sha256) | prepared data (hash) |", "|---|---|---|"]
+    lines += [f"| {name} | {src} | `{prepared}` |" for name, src, prepared in data]
+    return [*lines, "", "```yaml", text.rstrip(), "```", ""]
+
+
+def render_markdown(params: Params, sections: dict[str, list[str]], verdicts: dict[str, str],
+                    longrange: tuple[list[str], str] | None, tail: list[str]) -> str:
+    """Verdicts first, then a section per task, the long-range sweep and the provenance."""
+    lines = ["# RNN vs LSTM vs GRU", "",
+             f"{len(params.cells)} cells compared on {len(params.tasks)} task(s), "
+             f"{len(params.seeds)} seed(s) each.", ""]
+    lines += [f"- **{name}**: {verdicts[name]}" for name in params.tasks]
+    if longrange is not None:
+        lines.append(f"- **long range** (synthetic): {longrange[1]}")
+    lines.append("")
+    for name in params.tasks:
+        lines += sections[name]
+    if longrange is not None:
+        lines += longrange[0]
+    return "\n".join([*lines, *tail])
+
+
+HTML_STYLE = """
+body { font: 15px/1.5 system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em;
+       color: #1d1d1f; }
+table { border-collapse: collapse; margin: 0.8em 0; font-size: 13px; display: block;
+        overflow-x: auto; }
+th, td { border: 1px solid #d0d0d7; padding: 3px 8px; }
+td { white-space: nowrap; }  /* an interval or a run id reads on one line; wide tables scroll */
+th { background: #f2f2f5; }
+td:not(:first-child) { text-align: right; font-variant-numeric: tabular-nums; }
+img { max-width: 100%; }
+code { background: #f2f2f5; padding: 0 3px; border-radius: 3px; font-size: 12px; }
+h2 { border-bottom: 1px solid #d0d0d7; margin-top: 2em; }
+"""
+
+
+def render_html(markdown: str, folder: Path) -> str:
+    """The Markdown report as one HTML file that opens offline: figures embedded as data URIs,
+    no scripts, no external styles."""
+    from markdown_it import MarkdownIt
+
+    body = MarkdownIt("commonmark", {"html": False}).enable("table").render(markdown)
+
+    def embed(match: re.Match[str]) -> str:
+        data = base64.b64encode((folder / match.group(1)).read_bytes()).decode("ascii")
+        return f'src="data:image/png;base64,{data}"'
+
+    body = re.sub(r'src="(figures/[^"]+\.png)"', embed, body)
+    return ("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>rnnbench: RNN vs LSTM vs GRU</title><style>{HTML_STYLE}</style></head>"
+            f"<body>\n{body}</body></html>\n")

@@ -1,0 +1,111 @@
+"""What the report reads: each cell's runs, metrics, histories and predictions."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.config import TaskParams
+from pipeline.errors import fail
+from pipeline.files import read_json
+from pipeline.metrics import bio_spans, confusion_matrix, is_bio
+from pipeline.paths import Layout
+from pipeline.report.stats import (
+    bootstrap_interval,
+    summarize,
+)
+
+
+def read_history(path: Path) -> list[dict[str, float]]:
+    with open(path, encoding="utf-8") as fh:
+        return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(fh)]
+
+
+def read_predictions(path: Path) -> list[dict[str, str]]:
+    with open(path, encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def confusion(rows: list[dict[str, str]], labels: list[str]) -> list[list[int]]:
+    index = {label: i for i, label in enumerate(labels)}
+    return confusion_matrix([index[r["actual"]] for r in rows],
+                            [index[r["predicted"]] for r in rows], len(labels))
+
+
+def per_example(rows: list[dict[str, str]], metric: str, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The headline metric of each test example as a fraction num/den, so that the metric over
+    any resample of examples is sum(num) / sum(den): hits over tokens (accuracy), or 2tp over
+    2tp + fp + fn (entity F1)."""
+    num, den = np.zeros(n), np.zeros(n)
+    by_example: dict[int, tuple[list[str], list[str]]] = {}
+    for r in rows:
+        gold, pred = by_example.setdefault(int(r["example"]), ([], []))
+        gold.append(r["actual"])
+        pred.append(r["predicted"])
+    for i, (gold, pred) in by_example.items():
+        if metric == "entity_f1":
+            g, p = bio_spans(gold), bio_spans(pred)
+            tp = len(g & p)
+            num[i], den[i] = 2 * tp, 2 * tp + len(p - g) + len(g - p)
+        else:
+            num[i], den[i] = sum(a == b for a, b in zip(gold, pred, strict=True)), len(gold)
+    return num, den
+
+
+def headline(family: str, labels: list[str]) -> tuple[str, str]:
+    """The metric the verdict ranks by, and its name: entity F1 for NER, else accuracy."""
+    if family == "tagging" and is_bio(labels):
+        return "entity_f1", "entity F1"
+    return "accuracy", "token accuracy" if family == "tagging" else "accuracy"
+
+
+def mean_metrics(tests: list[dict[str, Any]]) -> dict[str, Any]:
+    """Test metrics averaged over seeds (None where a seed has none)."""
+    out: dict[str, Any] = {}
+    for key, value in tests[0].items():
+        values = [t.get(key) for t in tests]
+        numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+        out[key] = sum(values) / len(values) if numeric else value
+    return out
+
+
+def collect(params: TaskParams, layout: Layout) -> list[dict[str, Any]]:
+    """Everything the report needs per cell of one task, over its seeds, from the files the
+    earlier stages wrote."""
+    results = []
+    for cell in params.cells:
+        runs = []
+        for seed in params.seeds:
+            try:
+                train = read_json(layout.model_dir(cell, seed) / "train.json")
+                rows = read_predictions(layout.predictions(cell, seed))
+                runs.append({"seed": seed, "train": train,
+                             "test": read_json(layout.test_metrics(cell, seed)),
+                             "history": read_history(layout.history(cell, seed)),
+                             "rows": rows, "per_label": read_json(layout.per_label(cell, seed))})
+            except (OSError, ValueError, KeyError) as err:
+                fail(f"report: results for {params.name}/{cell}/seed{seed} are missing or "
+                     f"unreadable ({err}); run `dvc repro`")
+        train = runs[0]["train"]
+        metric, _ = headline(train["family"], train["labels"])
+        n = runs[0]["test"]["test_examples"]
+        examples = [per_example(r["rows"], metric, n) for r in runs]
+        score = summarize([r["test"][metric] for r in runs])
+        if score.low is None:  # one seed: the interval a different test sample allows
+            low, high = bootstrap_interval(*examples[0])
+            score = replace(score, low=low, high=high)
+        results.append({
+            "cell": cell, "runs": runs, "train": train,
+            "test": mean_metrics([r["test"] for r in runs]),
+            "score": score,
+            "confusion": np.sum([confusion(r["rows"], train["labels"]) for r in runs],
+                                axis=0).tolist(),
+            # summed over seeds: the bootstrap then compares the seed-averaged metric
+            "num": np.sum([e[0] for e in examples], axis=0),
+            "den": np.sum([e[1] for e in examples], axis=0),
+        })
+    return results

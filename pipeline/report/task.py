@@ -1,0 +1,155 @@
+"""One task's section of the report and its summary.json entry."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from pipeline.config import TaskParams
+from pipeline.report.comparison import (
+    Tests,
+    length_table,
+    per_label_table,
+    ranked,
+    significance_table,
+)
+from pipeline.report.figures import (
+    CELL_NAMES,
+    MAX_CONFUSION_LABELS,
+)
+from pipeline.report.results import headline
+
+
+def as_yaml(values: dict[str, Any]) -> str:
+    """Settings as params.yaml writes them (`null`, `true`), on one line."""
+    return yaml.safe_dump(values, default_flow_style=True, sort_keys=False, width=10**6).strip()
+
+
+def render_task(params: TaskParams, results: list[dict[str, Any]], stats: dict[str, Any],
+                source: dict[str, Any], lengths: dict[str, Any], tests: Tests,
+                summary_line: str, diagnostics: list[str]) -> list[str]:
+    """One task's section: table, significance, accuracy by length, gradient flow and gates
+    (`diagnostics`), curves, confusions, per-label F1, data and settings."""
+    first = results[0]["train"]
+    runs_in = sorted({run["train"]["parent_run_id"] for r in results for run in r["runs"]})
+    metric, label = headline(first["family"], first["labels"])
+    tagging = first["family"] == "tagging"
+    seeds = len(params.seeds)
+    # (header, key in metrics, format) for the optional columns this task has
+    extra = [(h, k, f) for h, k, f in (("entity F1", "entity_f1", ".2%"),
+                                       ("OOV accuracy", "oov_accuracy", ".2%"))
+             if all(r["test"].get(k) is not None for r in results)]
+    fig = f"figures/{params.name}"
+    lines = [
+        f"## {params.name}: `{params.data.dataset}`"
+        + (" (sequence labelling)" if tagging else " (classification)"),
+        "",
+        summary_line,
+        "",
+        f"| cell | {'token accuracy' if tagging else 'test accuracy'} | "
+        + "".join(f"{h} | " for h, _, _ in extra)
+        + (f"{label}: mean ± sd [95% CI] | " if seeds > 1 else f"{label}: 95% CI (test sample) | ")
+        + "macro-F1 | test loss | parameters (hidden units) | train time (s) | epochs | "
+        "inference (examples/s) | MLflow run |",
+        "|---|---:|" + "---:|" * len(extra) + "---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in ranked(results):
+        t, sc = r["test"], r["score"]
+        spread = f"[{sc.low:.2%}, {sc.high:.2%}] | "
+        if seeds > 1:
+            spread = f"{sc.mean:.2%} ± {100 * sc.std:.2f} {spread}"
+        run = (f"`{r['train']['run_id']}`" if seeds == 1
+               else f"{seeds} runs (tag `rnnbench.cell = {r['cell']}`)")
+        lines.append(
+            f"| {CELL_NAMES[r['cell']]} | {t['accuracy']:.2%} | "
+            + "".join(f"{t[k]:{f}} | " for _, k, f in extra) + spread
+            + f"{t['macro_f1']:.4f} | {t['loss']:.4f} | {t['num_parameters']:,.0f} "
+            f"({r['train']['params']['model']['hidden_size']}) | "
+            f"{t['train_seconds']:.1f} | {t['epochs']:.3g} | "
+            f"{t['inference_examples_per_s']:,.0f} | {run} |")
+    lines += ["", f"Seeds: {', '.join(map(str, params.seeds))}"
+              + (" (table: means over seeds)." if seeds > 1 else
+                 f" (one per cell; the interval is a bootstrap over test examples of {label}: "
+                 "how far another test sample could move it; `-S 'seeds=[1,2,3,4,5]'` gives "
+                 "intervals and t-tests over seeds)."),
+              "", "### Significance", "", *significance_table(results, tests)]
+    sp = stats["splits"]
+    limited = (f"a seeded sample of {params.data.max_examples:,} examples "
+               f"(`task.{params.name}.data.max_examples`; `null` = all)"
+               if params.data.max_examples else "all examples")
+    lines += [
+        "",
+        f"### {label[0].upper() + label[1:]} by length",
+        "",
+        *length_table(lengths, results),
+        "",
+        f"![{label} by length]({fig}_by_length.png)",
+        "",
+        *diagnostics,
+        "### Learning curves",
+        "",
+        f"![learning curves]({fig}_learning_curves.png)",
+        "",
+        ("Bands: the range over seeds." if seeds > 1 else
+         "Dotted line: the epoch whose weights were kept (best validation "
+         + ("entity F1)." if first.get("monitor") == "val_entity_f1" else "accuracy).")),
+        "",
+        "### Confusion matrices (test split" + (", tokens)" if tagging else ")"),
+        "",
+        f"![confusion matrices]({fig}_confusion_matrices.png)",
+        "",
+        *([f"Only the {MAX_CONFUSION_LABELS} most frequent gold labels are drawn "
+           f"(of {len(first['labels'])}); `dvc plots show` has them all.", ""]
+          if len(first["labels"]) > MAX_CONFUSION_LABELS else []),
+        "### Per " + ("entity type" if metric == "entity_f1" else "label")
+        + " (test split)",
+        "",
+        *per_label_table(results),
+        "",
+        "### Data",
+        "",
+        f"- Source: `{source['source']}` (sha256 `{source['sha256'][:16]}…`), {source['licence']}.",
+        f"- {stats['examples']:,} examples, {limited}; split: "
+        f"{source.get('splits', 'by group')} (no group spans two splits): "
+        + ", ".join(f"{s} {sp[s]['examples']:,} ({sp[s]['groups']:,} groups, "
+                    f"{sp[s]['tokens']:,} tokens)" for s in sp) + ".",
+        f"- Vocabulary {stats['vocab_size']:,} (train split only); test OOV rate "
+        f"{sp['test']['oov_rate']:.1%}; test length p50/p90/max "
+        f"{sp['test']['length']['p50']}/{sp['test']['length']['p90']}/"
+        f"{sp['test']['length']['max']} tokens.",
+        *[f"- **Warning:** {warning}." for warning in stats.get("warnings", [])],
+        "",
+        "### Settings",
+        "",
+        f"- Model: `{as_yaml(params.model.model_dump())}`",
+        f"- Training: `{as_yaml(params.train.model_dump())}`",
+        f"- Per-cell overrides: `{as_yaml(params.overrides or {})}`",
+        f"- Device: {first['accelerator']} ({first['precision']}); data hash "
+        f"`{first['data_hash'][:16]}…`.",
+        f"- MLflow experiment `{params.experiment}`, comparison run(s) "
+        f"{', '.join(f'`{p}`' for p in runs_in)}.",
+        "",
+    ]
+    return lines
+
+
+def task_summary(params: TaskParams, stats: dict[str, Any], results: list[dict[str, Any]],
+                 metric: str, tests: Tests) -> dict[str, Any]:
+    """summary.json's entry for one task: means, intervals, per-seed metrics and tests."""
+    order = ranked(results)
+    return {
+        "dataset": params.data.dataset, "family": stats["family"], "ranked_by": metric,
+        "seeds": params.seeds, "winner": order[0]["cell"],
+        "cells": {r["cell"]: {**r["test"], metric: r["score"].mean,
+                              f"{metric}_std": r["score"].std,
+                              f"{metric}_ci95": [r["score"].low, r["score"].high],
+                              f"{metric}_ci95_over": ("seeds" if len(r["runs"]) > 1
+                                                      else "test examples"),
+                              "seeds": {str(run["seed"]): {**run["test"],
+                                                           "run_id": run["train"]["run_id"]}
+                                        for run in r["runs"]}}
+                  for r in results},
+        "comparisons": [{"a": a["cell"], "b": b["cell"], **vars(tests[a["cell"], b["cell"]])}
+                        for i, a in enumerate(order) for b in order[i + 1:]],
+    }

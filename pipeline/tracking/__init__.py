@@ -1,0 +1,29 @@
+"""Tracking: every MLflow call of rnnbench goes through this package (the store and its
+guard in `store`, the runs in `runs`); callers use `tracking.<name>`."""
+
+from pipeline.tracking.runs import (
+    COMPARISON_TAG,
+    PARENT_TAG,
+    TAG,
+    comparison_rows,
+    ensure_run,
+    git_info,
+    log_metrics,
+    set_tags,
+    start_cell_run,
+)
+from pipeline.tracking.store import (
+    client_for,
+    experiment_id,
+    project_root,
+    require_server,
+    shown_uri,
+    store_errors,
+    tracking_uri,
+)
+
+__all__ = [
+    "COMPARISON_TAG", "PARENT_TAG", "TAG", "client_for", "comparison_rows", "ensure_run",
+    "experiment_id", "git_info", "log_metrics", "project_root", "require_server", "set_tags",
+    "shown_uri", "start_cell_run", "store_errors", "tracking_uri",
+]

@@ -1,0 +1,133 @@
+"""The MLflow store: where it is, a client for it, and one guard that turns its failures into
+one line.
+
+Every run lands in one store whatever DVC does: `dvc exp run --temp` and the experiment queue
+run stages inside `.dvc/tmp/exps/...`, so the default sqlite store is resolved against the
+real project root, never the working directory. MLFLOW_TRACKING_URI overrides it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from pipeline.config import SharedParams
+from pipeline.errors import RnnbenchError, causes, fail
+
+# MLflow logs a database error with its traceback before raising it; rnnbench reports it in one
+# line (store_errors below), whole with RNNBENCH_DEBUG=1.
+if not os.environ.get("RNNBENCH_DEBUG"):
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
+
+
+def project_root(start: Path | None = None) -> Path:
+    """The real project root, also from inside a DVC experiment's temporary copy."""
+    here = (start or Path.cwd()).resolve()
+    parts = here.parts
+    for i in range(len(parts) - 2):
+        if parts[i : i + 3] == (".dvc", "tmp", "exps"):
+            return Path(*parts[:i])
+    for folder in (here, *here.parents):
+        if (folder / "dvc.yaml").exists() or (folder / ".dvc").is_dir():
+            return folder
+    return here
+
+
+def local_store(root: Path) -> Path:
+    return project_root(root) / "mlruns"
+
+
+def tracking_uri(params: SharedParams, root: Path | None = None) -> str:
+    if uri := os.environ.get("MLFLOW_TRACKING_URI"):
+        return uri
+    if params.tracking.uri:
+        return params.tracking.uri
+    return f"sqlite:///{local_store(root or Path.cwd()) / 'mlflow.db'}"
+
+
+def shown_uri(uri: str, root: Path) -> str:
+    """The store as a report names it: inside the project, relative to it (a valid sqlite URI
+    from the project root), so a committed report points at the store of every clone."""
+    path = Path(uri.removeprefix("sqlite:///"))
+    if not uri.startswith("sqlite:///") or not path.is_absolute():
+        return uri
+    try:
+        return f"sqlite:///{path.relative_to(project_root(root))}"
+    except ValueError:
+        return uri
+
+
+@contextmanager
+def store_errors(uri: str, what: str) -> Iterator[None]:
+    """Whatever makes the store unusable (a bad URI, a folder that cannot exist, a read-only
+    database, a server that refuses) is one line naming the store, not the traceback of
+    whichever MLflow, SQLAlchemy or OS call met it first."""
+    try:
+        yield
+    except RnnbenchError:
+        raise
+    except Exception as err:  # every failure of the store is the same to its user
+        *_, root = causes(err)  # "unable to open database file", not SQLAlchemy's wrapping
+        reason = (str(root).strip().splitlines() or [type(root).__name__])[0]
+        fail(f"MLflow store {uri}: {what} failed: {reason}")
+
+
+def require_server(uri: str) -> None:
+    """A tracking server that refuses connections (or whose host does not resolve) fails in
+    seconds: MLflow's own retries spent 252 s before reporting it."""
+    where = urlsplit(uri)
+    port = where.port or (443 if where.scheme == "https" else 80)
+    try:
+        socket.create_connection((where.hostname or "", port), timeout=10).close()
+    except OSError as err:
+        fail(f"MLflow store {uri}: cannot connect ({err.strerror or err}); is the tracking "
+             "server running, and is MLFLOW_TRACKING_URI or tracking.uri right?")
+
+
+# A tracking server answering 5xx is retried, within bounds: MLflow's own default (7 retries,
+# backoff factor 2) waits about 4 minutes before saying anything; this waits about 15 s.
+# Either variable, set by the user, wins.
+SERVER_RETRIES = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "4",
+                  "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
+
+
+def client_for(params: SharedParams, root: Path | None = None) -> MlflowClient:
+    uri = tracking_uri(params, root)
+    with store_errors(uri, "opening the store"):
+        if uri.startswith(("http://", "https://")):
+            require_server(uri)
+            for name, value in SERVER_RETRIES.items():
+                os.environ.setdefault(name, value)
+        if uri.startswith("sqlite:///"):
+            Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        return MlflowClient(uri)
+
+
+def call(what: str, uri: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run an MLflow call; an unreachable or failing store is one clear line."""
+    with store_errors(uri, what):
+        return fn(*args, **kwargs)
+
+
+def experiment_id(client: MlflowClient, name: str, root: Path | None = None) -> str:
+    uri = client.tracking_uri
+    exp = call("looking up the experiment", uri, client.get_experiment_by_name, name)
+    if exp is not None:
+        return exp.experiment_id
+    artifacts = None
+    if uri.startswith("sqlite:///"):  # keep artifacts beside the local DB, not in the cwd
+        artifacts = (Path(uri.removeprefix("sqlite:///")).parent / "artifacts" / name).as_uri()
+    try:
+        return client.create_experiment(name, artifact_location=artifacts)
+    except MlflowException:  # created meanwhile by a concurrent stage
+        return call("creating the experiment", uri, client.get_experiment_by_name,
+                     name).experiment_id
