@@ -33,6 +33,7 @@ from benchmarks.baselines import (
 from pipeline.config import CellParams, ModelParams, TrainParams
 from pipeline.data.loading import Batch, BucketBatchSampler
 from pipeline.model.lightning_module import CellClassifier
+from pipeline.model.networks import build_network
 from pipeline.training.fit import build_trainer
 
 SIZES = {  # full run on a GPU / toy run on the CPU
@@ -79,8 +80,8 @@ def bare_rates(cell: str, path: str, batches: list, size: dict[str, Any],
     if path == "packed":  # 5-100x slower on cuDNN: a few steps tell
         batches = batches[:3]
     torch.manual_seed(0)
-    module = CellClassifier(cell, size["vocab"], 2, model_params(size).model_dump(),
-                            train_params().model_dump())
+    module = CellClassifier(
+        build_network("classification", cell, size["vocab"], 2, model_params(size)), train_params())
     net = with_encoder(module.net.to(device), path).train()
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     bare_step(net, opt, batches[0], autocast=autocast)  # warm-up: kernels, allocator
@@ -124,7 +125,8 @@ def lightning_rate(cell: str, batches: list, size: dict[str, Any], precision: st
     torch.manual_seed(0)
     train = train_params(precision, "gpu" if device.type == "cuda" else "cpu")
     cp = CellParams(cell=cell, seed=0, model=model_params(size), train=train)
-    module = CellClassifier(cell, size["vocab"], 2, cp.model.model_dump(), train.model_dump())
+    module = CellClassifier(build_network("classification", cell, size["vocab"], 2, cp.model),
+                            train)
     timer = TokenTimer(device)
     trainer = build_trainer(cp, [timer], Path("/tmp/rnnbench-bench"))
     trainer.limit_val_batches, trainer.num_sanity_val_steps = 0, 0

@@ -28,6 +28,7 @@ from benchmarks.baselines import synthetic_batch, uniform_lengths
 from pipeline.config import load_params
 from pipeline.data.loading import Batch, BucketBatchSampler, EncodedSplit, collate, padding_fraction
 from pipeline.model.lightning_module import CellClassifier
+from pipeline.model.networks import build_network
 from pipeline.paths import Layout
 from pipeline.training.fit import build_trainer
 
@@ -145,8 +146,8 @@ def compare_loops(cell: str, cp, batches: list, vocab_size: int, n_labels: int, 
     for _ in range(repeats):  # interleaved, so drift hits both loops alike
         for name, loop in (("bare", bare_loop), ("project", project_loop)):
             torch.manual_seed(0)
-            module = CellClassifier(cell, vocab_size, n_labels, cp.model.model_dump(),
-                                    cp.train.model_dump())
+            module = CellClassifier(
+                build_network("classification", cell, vocab_size, n_labels, cp.model), cp.train)
             rates[name].append(loop(module, cp, batches))
     best = {k: max(v) for k, v in rates.items()}
     tokens = sum(int(b[1].sum()) for b in batches[WARMUP:]) / len(batches[WARMUP:])

@@ -2,27 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytorch_lightning as pl
 import torch
 
-from pipeline.config import ModelParams, TrainParams
+from pipeline.config import TrainParams
 from pipeline.data.loading import Batch
 from pipeline.metrics import entity_scores, is_bio
-from pipeline.model.networks import build_network, loss_and_hits
+from pipeline.model.networks import RecurrentNet, loss_and_hits
 
 
 class CellClassifier(pl.LightningModule):
-    def __init__(self, cell: str, vocab_size: int, num_classes: int,
-                 model: dict[str, Any], train: dict[str, Any], family: str = "classification",
-                 vectors: dict[str, torch.Tensor] | None = None, num_chars: int = 0,
-                 labels: list[str] | None = None):
-        super().__init__()
-        self.save_hyperparameters(ignore=["vectors"])
-        self.train_params = TrainParams(**train)
-        self.net = build_network(family, cell, vocab_size, num_classes, ModelParams(**model),
-                                 vectors, num_chars)
+    """Trains a built network (`build_network`: a classifier or a tagger) with TrainParams, as
+    lightning-hydra-template's modules receive theirs: what the network is stays with whoever
+    builds it, and the same network is rebuilt for evaluation from the model's record."""
+
+    def __init__(self, net: RecurrentNet, train: TrainParams, labels: list[str] | None = None):
+        super().__init__()  # no saved hyperparameters: the model's record (train.json) has them
+        self.net, self.train_params = net, train
         # NER: token accuracy is mostly the O tag (an all-O tagger scores 95% on WNUT-16), so
         # early stopping and the kept weights follow validation entity F1 instead.
         self.entity_labels = labels if labels and is_bio(labels) else None

@@ -23,7 +23,7 @@ from pipeline.config import CellParams, TaskParams, TrainParams
 from pipeline.data.datamodule import TextDataModule
 from pipeline.files import atomic_dir, read_json, tree_digest, write_json
 from pipeline.model.lightning_module import CellClassifier
-from pipeline.model.networks import count_parameters, equal_params_width
+from pipeline.model.networks import build_network, count_parameters, equal_params_width
 from pipeline.paths import Layout
 from pipeline.training.callbacks import EpochHistory, ResumeState, write_history
 
@@ -114,8 +114,8 @@ def train_cell(params: TaskParams, cell: str, layout: Layout, seed: int | None =
                         cp.train.bucket_pool, seed)
     vectors_file = layout.prepared / "vectors.pt"
     vectors = torch.load(vectors_file, weights_only=True) if vectors_file.exists() else None
-    module = CellClassifier(cell, vocab_size, len(labels), cp.model.model_dump(),
-                            cp.train.model_dump(), family, vectors, num_chars, labels)
+    net = build_network(family, cell, vocab_size, len(labels), cp.model, vectors, num_chars)
+    module = CellClassifier(net, cp.train, labels)
     n_params = count_parameters(module.net)
     accelerator, precision = resolve_device(cp.train)
     if fast_dev_run:
