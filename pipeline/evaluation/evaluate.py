@@ -135,9 +135,11 @@ def evaluate_cell(params: TaskParams, cell: str, layout: Layout, seed: int | Non
         if v is not None and k not in ("num_parameters", "train_seconds", "epochs")})
     tracking.log_metrics(client, run_id, {
         "reference_max_abs_diff": diagnostics["reference_max_abs_diff"]})
-    for path in (layout.test_metrics(cell, seed), layout.per_label(cell, seed),
-                 layout.predictions(cell, seed), layout.diagnostics(cell, seed)):
-        client.log_artifact(run_id, str(path), "evaluation")
+    tracking.log_files(client, run_id, [
+        (path, "evaluation") for path in (layout.test_metrics(cell, seed),
+                                          layout.per_label(cell, seed),
+                                          layout.predictions(cell, seed),
+                                          layout.diagnostics(cell, seed))])
     extra = f", entity F1 {metrics['entity_f1']:.4f}" if "entity_f1" in metrics else ""
     print(f"{layout.task}/{cell}/seed{seed}: test accuracy {metrics['accuracy']:.4f}, "
           f"macro-F1 {metrics['macro_f1']:.4f}{extra}, {throughput:,.0f} examples/s",

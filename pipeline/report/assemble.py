@@ -75,6 +75,6 @@ def write_report(params: Params, root: Path) -> Path:
     client = tracking.client_for(params, root)
     for parent in parents:  # each task's comparison run carries the whole report
         tracking.ensure_run(client, parent)
-        client.log_artifacts(parent, str(reports), "report")
+        tracking.log_files(client, parent, [(reports, "report")])
     print(f"report: {reports / 'comparison.md'}", file=sys.stderr)
     return reports / "comparison.md"

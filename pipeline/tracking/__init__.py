@@ -6,8 +6,10 @@ from pipeline.tracking.runs import (
     PARENT_TAG,
     TAG,
     comparison_rows,
+    end_run,
     ensure_run,
     git_info,
+    log_files,
     log_metrics,
     set_tags,
     start_cell_run,
@@ -23,7 +25,7 @@ from pipeline.tracking.store import (
 )
 
 __all__ = [
-    "COMPARISON_TAG", "PARENT_TAG", "TAG", "client_for", "comparison_rows", "ensure_run",
-    "experiment_id", "git_info", "log_metrics", "project_root", "require_server", "set_tags",
-    "shown_uri", "start_cell_run", "store_errors", "tracking_uri",
+    "COMPARISON_TAG", "PARENT_TAG", "TAG", "client_for", "comparison_rows", "end_run",
+    "ensure_run", "experiment_id", "git_info", "log_files", "log_metrics", "project_root",
+    "require_server", "set_tags", "shown_uri", "start_cell_run", "store_errors", "tracking_uri",
 ]

@@ -151,7 +151,7 @@ def train_cell(params: TaskParams, cell: str, layout: Layout, seed: int | None =
         # Lightning turns Ctrl-C into sys.exit(1) after its own clean-up; give it back its
         # meaning, so that the run is KILLED (not FAILED) and the process exits 130.
         interrupted = isinstance(err, KeyboardInterrupt) or trainer.interrupted
-        client.set_terminated(run_id, "KILLED" if interrupted else "FAILED")
+        tracking.end_run(client, run_id, "KILLED" if interrupted else "FAILED")
         if interrupted:
             raise KeyboardInterrupt from None
         raise
@@ -180,16 +180,15 @@ def train_cell(params: TaskParams, cell: str, layout: Layout, seed: int | None =
         write_json(out / "train.json", summary)
     write_history(layout.history(cell, seed), history.rows)
 
-    for path, folder in [(layout.model_dir(cell, seed) / "model.pt", "model"),
-                         (layout.model_dir(cell, seed) / "train.json", "model"),
-                         (layout.prepared / "vocab.json", "model"),
-                         (layout.prepared / "stats.json", "data"),
-                         (layout.history(cell, seed), "history")]:
-        client.log_artifact(run_id, str(path), folder)
+    tracking.log_files(client, run_id, [(layout.model_dir(cell, seed) / "model.pt", "model"),
+                                        (layout.model_dir(cell, seed) / "train.json", "model"),
+                                        (layout.prepared / "vocab.json", "model"),
+                                        (layout.prepared / "stats.json", "data"),
+                                        (layout.history(cell, seed), "history")])
     tracking.log_metrics(client, run_id, {"train_seconds": seconds,
                                           f"best_{module.monitor}": summary["best_val"],
                                           "num_parameters": n_params})
-    client.set_terminated(run_id, "FINISHED")
+    tracking.end_run(client, run_id, "FINISHED")
     print(f"{params.name}/{cell}/seed{seed}: best {module.monitor} {summary['best_val']:.4f} "
           f"at epoch {summary['best_epoch']} ({summary['epochs']} epochs, {seconds:.1f}s, "
           f"{n_params:,} params); MLflow run {run_id}", file=sys.stderr)
