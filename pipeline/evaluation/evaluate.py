@@ -10,12 +10,12 @@ from typing import Any
 import torch
 
 from pipeline import tracking
-from pipeline.config import ModelParams, TaskParams
+from pipeline.config import Family, TaskParams
 from pipeline.data.loading import BucketBatchSampler, EncodedSplit, collate
 from pipeline.data.text import UNK_ID
 from pipeline.errors import fail
 from pipeline.evaluation.diagnostics import diagnose
-from pipeline.files import atomic_file, read_json, write_json
+from pipeline.files import atomic_file, write_json
 from pipeline.metrics import (
     accuracy,
     confusion_matrix,
@@ -24,24 +24,26 @@ from pipeline.metrics import (
     macro_f1,
     per_class_prf,
 )
-from pipeline.model.networks import build_network, loss_and_hits
+from pipeline.model.networks import loss_and_hits
+from pipeline.model.record import TrainRecord, read_record
 from pipeline.paths import Layout
 
 Prediction = int | list[int]
 
 
-def load_model(layout: Layout, cell: str, seed: int) -> tuple[torch.nn.Module, dict[str, Any]]:
+def load_model(layout: Layout, cell: str, seed: int) -> tuple[torch.nn.Module, TrainRecord]:
+    """A trained cell's network, rebuilt from its record and loaded with its weights."""
     folder = layout.model_dir(cell, seed)
+    if not folder.is_dir():
+        fail(f"{folder}: no trained model; run train@{layout.task}-{cell}-{seed}")
+    record = read_record(folder)
     try:
-        summary = read_json(folder / "train.json")
         state = torch.load(folder / "model.pt", weights_only=True, map_location="cpu")
-    except (OSError, ValueError, RuntimeError) as err:
-        fail(f"{folder}: no trained model ({err}); run train@{layout.task}-{cell}-{seed}")
-    model = build_network(summary["family"], cell, summary["vocab_size"], len(summary["labels"]),
-                          ModelParams(**summary["params"]["model"]),
-                          num_chars=summary["num_chars"])
+    except (OSError, RuntimeError) as err:
+        fail(f"{folder / 'model.pt'}: unreadable ({err}); run train@{layout.task}-{cell}-{seed}")
+    model = record.build_network()
     model.load_state_dict(state)
-    return model.eval(), summary
+    return model.eval(), record
 
 
 @torch.inference_mode()
@@ -61,8 +63,9 @@ def predict(model: torch.nn.Module, split: EncodedSplit, batch_size: int
         loss, _, n = loss_and_hits(model, logits, lengths, targets)
         loss_sum, counted = loss_sum + float(loss) * n, counted + n
         best = model.predict(logits, lengths).tolist()
+        tagging = split.family == Family.TAGGING
         for row, i in enumerate(idx):
-            preds[i] = best[row][: int(lengths[row])] if split.family == "tagging" else best[row]
+            preds[i] = best[row][: int(lengths[row])] if tagging else best[row]
     seconds = time.perf_counter() - start
     return preds, loss_sum / max(counted, 1), len(split) / seconds
 
@@ -80,7 +83,7 @@ def score(split: EncodedSplit, preds: list[Prediction], labels: list[str]
                                "macro_f1": round(macro_f1(cm), 6)}
     per_label = {lab: {k: round(v, 6) for k, v in row.items()}
                  for lab, row in zip(labels, per_class_prf(cm), strict=True)}
-    if split.family == "tagging":
+    if split.family == Family.TAGGING:
         unknown = split.ids == UNK_ID  # tokens the vocabulary has never seen
         gold, guess = torch.tensor(_flat(truth)), torch.tensor(_flat(preds))
         metrics["oov_tokens"] = int(unknown.sum())
@@ -102,17 +105,17 @@ def evaluate_cell(params: TaskParams, cell: str, layout: Layout, seed: int | Non
     its MLflow run."""
     seed = params.seeds[0] if seed is None else seed
     layout.require_prepared()
-    model, summary = load_model(layout, cell, seed)
+    model, record = load_model(layout, cell, seed)
     test = EncodedSplit(layout.split("test"))
-    labels: list[str] = summary["labels"]
+    labels = record.labels
     preds, loss, throughput = predict(model, test, params.evaluate.batch_size)
     scores, per_label, _ = score(test, preds, labels)
     metrics = {
         **scores,
         "loss": round(loss, 6),
-        "num_parameters": summary["num_parameters"],
-        "train_seconds": summary["train_seconds"],
-        "epochs": summary["epochs"],
+        "num_parameters": record.num_parameters,
+        "train_seconds": record.train_seconds,
+        "epochs": record.epochs,
         "inference_examples_per_s": round(throughput, 1),
         "test_examples": len(test),
     }
@@ -128,7 +131,7 @@ def evaluate_cell(params: TaskParams, cell: str, layout: Layout, seed: int | Non
             writer.writerows((i, labels[t], labels[p]) for t, p in pairs)
 
     client = tracking.client_for(params, layout.root)
-    run_id = summary["run_id"]
+    run_id = record.run_id
     tracking.ensure_run(client, run_id)
     tracking.log_metrics(client, run_id, {
         f"test_{k}": v for k, v in metrics.items()

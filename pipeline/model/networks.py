@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from pipeline.config import ModelParams
+from pipeline.config import Family, ModelParams
 from pipeline.data.loading import IGNORE
 from pipeline.data.text import PAD_ID
 from pipeline.errors import fail
@@ -164,10 +164,10 @@ class TokenTagger(RecurrentNet):
         return self.crf.decode(logits, length_mask(lengths, logits.size(1), logits.device))
 
 
-def build_network(family: str, cell: str, vocab_size: int, num_classes: int,
+def build_network(family: Family, cell: str, vocab_size: int, num_classes: int,
                   params: ModelParams, vectors: dict[str, torch.Tensor] | None = None,
                   num_chars: int = 0) -> SentenceClassifier | TokenTagger:
-    cls = SentenceClassifier if family == "classification" else TokenTagger
+    cls = SentenceClassifier if family == Family.CLASSIFICATION else TokenTagger
     return cls(cell, vocab_size, num_classes, params, vectors, num_chars)
 
 
@@ -175,7 +175,7 @@ def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
 
-def equal_params_width(family: str, cell: str, vocab_size: int, num_classes: int,
+def equal_params_width(family: Family, cell: str, vocab_size: int, num_classes: int,
                        params: ModelParams, num_chars: int = 0) -> int:
     """The hidden size at which `cell` has as many trainable parameters as an LSTM with
     `params.hidden_size` units (same embedding, layers and head): the nearest count wins."""

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from pipeline import tracking
-from pipeline.config import Params
+from pipeline.config import Family, Params
 from pipeline.data.loading import EncodedSplit
 from pipeline.files import atomic_dir, read_json, write_json
 from pipeline.paths import Layout, reports_dir
@@ -42,7 +42,7 @@ def write_report(params: Params, root: Path) -> Path:
             source = read_json(layout.raw / "source.json")
             plot_learning_curves(results, figures / f"{name}_learning_curves.png")
             plot_confusions(results, figures / f"{name}_confusion_matrices.png")
-            metric, label = headline(stats["family"], stats["labels"])
+            metric, label = headline(Family(stats["family"]), stats["labels"])
             lengths = by_length(results, EncodedSplit(layout.split("test")).lengths.numpy())
             plot_by_length(lengths, label, figures / f"{name}_by_length.png")
             write_series(plots / f"{name}_by_length.csv", "tokens",
@@ -55,10 +55,10 @@ def write_report(params: Params, root: Path) -> Path:
                                          verdicts[name], diagnostics)
             summary[name] = {**task_summary(tp, stats, results, metric, tests),
                              "by_length": lengths, **diag_summary}
-            parents += sorted({run["train"]["parent_run_id"]
+            parents += sorted({run["train"].parent_run_id
                                for r in results for run in r["runs"]})
             data.append((name, f"`{source['source']}` (`{source['sha256']}`)",
-                         results[0]["train"]["data_hash"]))
+                         results[0]["train"].data_hash))
         sweep = collect_longrange(params, root)
         longrange, long_summary = None, {}
         if sweep is not None:

@@ -71,8 +71,8 @@ def plot_learning_curves(results: list[dict[str, Any]], path: Path) -> None:
                 if len(r["runs"]) > 1:
                     ax.fill_between(epochs, [min(by_epoch[e]) for e in epochs],
                                     [max(by_epoch[e]) for e in epochs], alpha=0.2)
-            if len(r["runs"]) == 1 and r["train"]["best_epoch"]:
-                ax.axvline(r["train"]["best_epoch"], color="grey", lw=0.8, ls=":")
+            if len(r["runs"]) == 1 and r["train"].best_epoch:
+                ax.axvline(r["train"].best_epoch, color="grey", lw=0.8, ls=":")
             ax.set_xlabel("epoch")
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_ylabel("accuracy" if metric == "acc" else "cross-entropy")
@@ -83,12 +83,12 @@ def plot_learning_curves(results: list[dict[str, Any]], path: Path) -> None:
 
 
 def plot_confusions(results: list[dict[str, Any]], path: Path) -> None:
-    n_labels = min(len(results[0]["train"]["labels"]), MAX_CONFUSION_LABELS)
+    n_labels = min(len(results[0]["train"].labels), MAX_CONFUSION_LABELS)
     side = 3.4 if n_labels <= 6 else 6.0
     fig, axes = plt.subplots(1, len(results), figsize=((side + 0.2) * len(results), side),
                              squeeze=False)
     for ax, r in zip(axes[0], results, strict=True):
-        cm, labels = r["confusion"], r["train"]["labels"]
+        cm, labels = r["confusion"], r["train"].labels
         keep = sorted(range(len(labels)), key=lambda i: -sum(cm[i]))[:MAX_CONFUSION_LABELS]
         keep.sort()
         cm = [[cm[i][j] for j in keep] for i in keep]

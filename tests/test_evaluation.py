@@ -1,0 +1,45 @@
+"""Evaluation of the cells trained by the shared `trained` fixture: weights saved for a
+weights-only load, each network rebuilt from its record to the same scores, and the one-line
+error of evaluating a cell that was never trained."""
+
+import json
+import shutil
+
+import torch
+from typer.testing import CliRunner
+
+from pipeline.cli import app
+from pipeline.evaluation.evaluate import evaluate_cell, load_model
+from pipeline.model.record import read_record
+from tests.conftest import SEED, TASK
+
+TIMINGS = {"inference_examples_per_s"}
+
+
+def test_checkpoint_loads_with_weights_only(trained):
+    _, layout, _, _ = trained
+    state = torch.load(layout.model_dir("gru", SEED) / "model.pt", weights_only=True)
+    assert "encoder.layers.0.0.weight_ih_l0" in state
+
+
+def test_each_network_is_rebuilt_from_its_record_to_the_same_scores(trained):
+    params, layout, records, _ = trained
+    for cell in params.cells:
+        model, record = load_model(layout, cell, SEED)
+        assert record == read_record(layout.model_dir(cell, SEED)) == records[cell]
+        assert sum(p.numel() for p in model.parameters()) == record.num_parameters
+        written = json.loads(layout.test_metrics(cell, SEED).read_text())
+        again = evaluate_cell(params, cell, layout, SEED)
+        assert {k: v for k, v in again.items() if k not in TIMINGS} == {
+            k: v for k, v in written.items() if k not in TIMINGS}
+
+
+def test_evaluating_an_untrained_cell_names_the_train_stage(prepared, tmp_path, monkeypatch):
+    shutil.copytree(prepared / "data" / TASK / "prepared", tmp_path / "data" / TASK / "prepared")
+    shutil.copy(prepared / "params.yaml", tmp_path / "params.yaml")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["evaluate", "lstm"])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip() == (f"error: models/{TASK}/lstm/seed{SEED}: no trained model; "
+                                     f"run train@{TASK}-lstm-{SEED}")
+    assert not (tmp_path / "metrics").exists()

@@ -1,0 +1,135 @@
+"""MLflow tracking with a real sqlite store and real HTTP servers: runs nested per
+comparison, per-epoch metrics, and unreachable, failing, read-only or unusable stores as one
+line before any training."""
+
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from pipeline.cli import app
+from pipeline.tracking.store import SERVER_RETRIES
+from tests.conftest import (
+    SEED,
+    TASK,
+    write_params,
+)
+
+
+def test_one_run_per_cell_nested_under_one_comparison(trained):
+    params, _, summaries, client = trained
+    exp = client.get_experiment_by_name(TASK)  # one experiment per task
+    runs = client.search_runs([exp.experiment_id], "tags.`rnnbench.kind` = 'cell'")
+    assert sorted(r.data.tags["rnnbench.cell"] for r in runs) == sorted(params.cells)
+    parents = {r.data.tags["mlflow.parentRunId"] for r in runs}
+    assert len(parents) == 1
+    parent = client.get_run(parents.pop())
+    assert parent.data.tags["rnnbench.kind"] == "comparison"
+    assert "report/comparison.md" in {a.path for a in client.list_artifacts(
+        parent.info.run_id, "report")}
+    for run in runs:
+        assert run.info.status == "FINISHED"
+        assert {"test_accuracy", "test_macro_f1", "train_loss", "val_acc"} <= set(run.data.metrics)
+        assert run.data.params["model.hidden_size"] == "16"
+        assert run.data.tags["mlflow.source.git.commit"]
+        assert run.data.tags["rnnbench.task"] == TASK
+        assert run.data.tags["rnnbench.data_hash"] == summaries["gru"].data_hash
+        assert run.inputs.dataset_inputs[0].dataset.name == "rotten_tomatoes"
+        assert {a.path for a in client.list_artifacts(run.info.run_id, "model")} >= {
+            "model/model.pt", "model/vocab.json"}
+
+
+def test_per_epoch_metrics_are_logged_with_epoch_steps(trained):
+    _, layout, summaries, client = trained
+    history = client.get_metric_history(summaries["lstm"].run_id, "val_acc")
+    assert [m.step for m in history] == [1]
+    assert layout.history("lstm", SEED).read_text().splitlines()[0].startswith("epoch,train_loss")
+
+
+def test_unreachable_tracking_server_is_one_line(prepared, monkeypatch):
+    monkeypatch.chdir(prepared)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # discard port: refused
+    result = CliRunner().invoke(app, ["compare"])  # MLflow's own retries would take 252 s
+    assert result.exit_code == 2
+    assert "MLflow store http://127.0.0.1:9: cannot connect (Connection refused)" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_failing_tracking_server_is_retried_within_bounds_then_one_line(prepared,
+                                                                          monkeypatch):
+    from tests.httpserver import FileServer
+
+    monkeypatch.chdir(prepared)
+    for name in SERVER_RETRIES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_JITTER", "0")
+    with FileServer() as server:  # answers 500 to everything MLflow asks
+        lookup = f"/api/2.0/mlflow/experiments/get-by-name?experiment_name={TASK}"
+        server.fail_first[lookup] = 100
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
+        result = CliRunner().invoke(app, ["compare"])
+    assert result.exit_code == 2, result.output
+    assert f"MLflow store {server.url}: looking up the experiment failed" in result.output
+    assert "Traceback" not in result.output
+    assert len(server.requests) == 1 + int(SERVER_RETRIES["MLFLOW_HTTP_REQUEST_MAX_RETRIES"])
+
+
+def make_read_only(paths: list) -> list:
+    """Make files and folders unwritable, even for root (whom file modes do not bind): chmod,
+    and as root the immutable attribute. Returns the undo commands."""
+    undo = []
+    for path in paths:
+        if os.geteuid() == 0:
+            if shutil.which("chattr") is None or subprocess.run(
+                    ["chattr", "+i", str(path)], capture_output=True).returncode != 0:
+                pytest.skip("running as root without chattr +i: cannot make a store read-only")
+            undo.append(["chattr", "-i", str(path)])
+        else:
+            mode = path.stat().st_mode
+            path.chmod(mode & 0o555)
+            undo.append((path, mode))
+    return undo
+
+
+def test_a_read_only_store_fails_in_one_line_before_training(trained, prepared, monkeypatch):
+    store = prepared / "mlruns"
+    undo = make_read_only([store / "mlflow.db", store])
+    try:
+        monkeypatch.chdir(prepared)
+        result = CliRunner().invoke(app, ["train", "lstm"])
+    finally:
+        for step in undo:
+            if isinstance(step, tuple):
+                step[0].chmod(step[1])
+            else:
+                subprocess.run(step, check=True)
+    assert result.exit_code == 2, result.output
+    assert re.search(r"MLflow store sqlite:///\S+mlflow.db: (opening the store|starting the run) "
+                     r"failed: .*(readonly|read-only|unable to open)", result.output), result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(("setting", "value", "message"), [
+    ("params", "nosuch://x", "MLflow store nosuch://x: opening the store failed"),
+    ("env", "sqlite:////dev/null/mlflow.db",
+     "MLflow store sqlite:////dev/null/mlflow.db: opening the store failed"),
+])
+def test_an_unusable_store_fails_in_one_line_before_training(prepared, tmp_path, monkeypatch,
+                                                             setting, value, message):
+    shutil.copytree(prepared / "data" / TASK / "prepared", tmp_path / "data" / TASK / "prepared")
+    raw = yaml.safe_load((prepared / "params.yaml").read_text())
+    if setting == "params":
+        raw["tracking"]["uri"] = value
+    else:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", value)
+    write_params(tmp_path, raw)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["train", "rnn"])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "models").exists()
