@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -135,26 +133,8 @@ def ui(params: ParamsOpt = Path("params.yaml"),
     """Serve the MLflow UI for the project's runs on http://127.0.0.1:PORT."""
     from pipeline import tracking
 
-    def go() -> None:
-        uri = tracking.tracking_uri(load_params(params))
-        if not uri.startswith("sqlite:///"):
-            typer.echo(f"runs are on a tracking server: open {uri}")
-            return
-        db = Path(uri.removeprefix("sqlite:///"))
-        if not db.exists():
-            fail(f"{db}: no MLflow store yet; run `dvc repro` first")
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                fail(f"--port {port}: already in use on 127.0.0.1; choose another port")
-        typer.echo(f"MLflow UI on http://127.0.0.1:{port} (store {db}); Ctrl-C stops it",
-                   err=True)
-        cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri,
-               "--artifacts-destination", str(db.parent / "artifacts"),
-               "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
-        sys.stdout.flush()
-        os.execv(sys.executable, cmd)  # the server takes this PID: stopping it is one signal
-
-    run_guarded(go)
+    run_guarded(lambda: tracking.serve_ui(tracking.tracking_uri(load_params(params)), port,
+                                          workers))
 
 
 @app.command()

@@ -19,6 +19,7 @@ from pipeline.tracking.store import (
     experiment_id,
     project_root,
     require_server,
+    serve_ui,
     shown_uri,
     store_errors,
     tracking_uri,
@@ -27,5 +28,6 @@ from pipeline.tracking.store import (
 __all__ = [
     "COMPARISON_TAG", "PARENT_TAG", "TAG", "client_for", "comparison_rows", "end_run",
     "ensure_run", "experiment_id", "git_info", "log_files", "log_metrics", "project_root",
-    "require_server", "set_tags", "shown_uri", "start_cell_run", "store_errors", "tracking_uri",
+    "require_server", "serve_ui", "set_tags", "shown_uri", "start_cell_run", "store_errors",
+    "tracking_uri",
 ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -131,3 +132,23 @@ def experiment_id(client: MlflowClient, name: str, root: Path | None = None) -> 
     except MlflowException:  # created meanwhile by a concurrent stage
         return call("creating the experiment", uri, client.get_experiment_by_name,
                      name).experiment_id
+
+
+def serve_ui(uri: str, port: int, workers: int) -> None:
+    """Replace this process by an MLflow server for the local store `uri` on 127.0.0.1:`port`
+    (the server takes this PID: stopping it is one signal). A remote store is its own UI."""
+    if not uri.startswith("sqlite:///"):
+        print(f"runs are on a tracking server: open {uri}")
+        return
+    db = Path(uri.removeprefix("sqlite:///"))
+    if not db.exists():
+        fail(f"{db}: no MLflow store yet; run `dvc repro` first")
+    with socket.socket() as probe:
+        if probe.connect_ex(("127.0.0.1", port)) == 0:
+            fail(f"--port {port}: already in use on 127.0.0.1; choose another port")
+    print(f"MLflow UI on http://127.0.0.1:{port} (store {db}); Ctrl-C stops it", file=sys.stderr)
+    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri,
+           "--artifacts-destination", str(db.parent / "artifacts"),
+           "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+    sys.stdout.flush()
+    os.execv(sys.executable, cmd)
