@@ -152,7 +152,7 @@ def compare(params: ParamsOpt = Path("params.yaml"), task: TaskOpt = None,
     from rich.table import Table
 
     from pipeline import tracking
-    from pipeline.model.record import read_record
+    from pipeline.model.record import RECORD_FILE, read_record
 
     def go() -> None:
         console = Console(width=None if sys.stdout.isatty() else 120)
@@ -163,7 +163,8 @@ def compare(params: ParamsOpt = Path("params.yaml"), task: TaskOpt = None,
             run_ids = []
             if not (comparison or latest):
                 trained = [layout.model_dir(c, s) for c in tp.cells for s in tp.seeds]
-                run_ids = [read_record(f).run_id for f in trained if f.is_dir()]
+                run_ids = [read_record(f).run_id for f in trained
+                           if (f / RECORD_FILE).exists()]
             rows, parent = tracking.comparison_rows(tp, comparison, run_ids)
             table = Table(title=f"{parent.data.tags.get('mlflow.runName', '')} "
                                 f"(comparison run {parent.info.run_id})")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bz2
 import copy
+import shutil
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,14 @@ def write_params(folder: Path, params: dict[str, Any]) -> Path:
     return path
 
 
+def copy_prepared(prepared: Path, dest: Path) -> Path:
+    """A project of its own in `dest`: params.yaml and the prepared task data, no models or
+    runs, for tests that train or fail where the shared trained models must stay as they are."""
+    shutil.copytree(prepared / "data" / TASK / "prepared", dest / "data" / TASK / "prepared")
+    shutil.copy(prepared / "params.yaml", dest / "params.yaml")
+    return dest
+
+
 @pytest.fixture(scope="session")
 def prepared(tmp_path_factory: pytest.TempPathFactory, sample_wheel: Path) -> Path:
     """A project folder with params.yaml and data/ prepared from the real sample."""
@@ -119,7 +128,7 @@ def trained(prepared: Path) -> tuple:
     from pipeline.training.longrange import run_task
 
     params, layout = load_task(prepared)
-    summaries = {cell: train_cell(params, cell, layout) for cell in params.cells}
+    records = {cell: train_cell(params, cell, layout) for cell in params.cells}
     for cell in params.cells:
         evaluate_cell(params, cell, layout)
     everything = load_params(prepared / "params.yaml")
@@ -130,4 +139,4 @@ def trained(prepared: Path) -> tuple:
                 run_task(everything, problem, length, prepared, cell, SEED)
     write_report(everything, prepared)
     client = MlflowClient(f"sqlite:///{prepared / 'mlruns' / 'mlflow.db'}")
-    return params, layout, summaries, client
+    return params, layout, records, client

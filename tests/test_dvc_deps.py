@@ -34,7 +34,9 @@ def imported_modules(path: Path) -> set[str]:
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             names |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+        elif isinstance(node, ast.ImportFrom):
+            # relative imports would need resolving; the project writes none (checked here)
+            assert not node.level, f"{path}:{node.lineno}: relative import; write it absolute"
             names.add(node.module)
             names |= {f"{node.module}.{alias.name}" for alias in node.names}
     return names

@@ -3,7 +3,6 @@ weights-only load, each network rebuilt from its record to the same scores, and 
 error of evaluating a cell that was never trained."""
 
 import json
-import shutil
 
 import torch
 from typer.testing import CliRunner
@@ -11,7 +10,7 @@ from typer.testing import CliRunner
 from pipeline.cli import app
 from pipeline.evaluation.evaluate import evaluate_cell, load_model
 from pipeline.model.record import read_record
-from tests.conftest import SEED, TASK
+from tests.conftest import SEED, TASK, copy_prepared
 
 TIMINGS = {"inference_examples_per_s"}
 
@@ -35,9 +34,7 @@ def test_each_network_is_rebuilt_from_its_record_to_the_same_scores(trained):
 
 
 def test_evaluating_an_untrained_cell_names_the_train_stage(prepared, tmp_path, monkeypatch):
-    shutil.copytree(prepared / "data" / TASK / "prepared", tmp_path / "data" / TASK / "prepared")
-    shutil.copy(prepared / "params.yaml", tmp_path / "params.yaml")
-    monkeypatch.chdir(tmp_path)
+    monkeypatch.chdir(copy_prepared(prepared, tmp_path))
     result = CliRunner().invoke(app, ["evaluate", "lstm"])
     assert result.exit_code == 2, result.output
     assert result.output.strip() == (f"error: models/{TASK}/lstm/seed{SEED}: no trained model; "

@@ -11,7 +11,6 @@ import torch
 
 from pipeline.config import Family, parse_params
 from pipeline.errors import RnnbenchError
-from pipeline.model.networks import build_network
 from pipeline.model.record import RECORD_FILE, TrainRecord, read_record, write_record
 from tests.conftest import repo_params
 
@@ -38,25 +37,30 @@ def test_a_record_reads_back_as_it_was_written(tmp_path):
 
 @pytest.mark.parametrize(("cell", "family"), [("gru", Family.TAGGING),
                                               ("lstm", Family.CLASSIFICATION)])
-def test_the_record_rebuilds_the_network_its_weights_belong_to(cell, family):
+def test_the_record_rebuilds_the_network_as_recorded(cell, family):
+    """The width as built (equal_params changes it), the cell, the classes and the char CNN
+    come from the record, not from today's params.yaml."""
     tagging = family == Family.TAGGING
     rec = record(cell, family) if tagging else record(cell, family, num_chars=0,
                                                       labels=["neg", "pos"])
-    trained = build_network(family, cell, rec.vocab_size, len(rec.labels), rec.params.model,
-                            num_chars=rec.num_chars)
-    rebuilt = rec.build_network()
-    rebuilt.load_state_dict(trained.state_dict())  # strict: same layers, same shapes
+    width = rec.params.model.hidden_size + 7
+    rec = rec.model_copy(update={"params": rec.params.model_copy(update={
+        "model": rec.params.model.model_copy(update={"hidden_size": width})})})
+    net = rec.build_network()
+    first = net.encoder.layers[0][0]
+    assert isinstance(first, {"gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[cell])
+    assert first.hidden_size == width and net.embedding.num_embeddings == rec.vocab_size
     ids, lengths = torch.randint(1, 50, (2, 7)), torch.tensor([7, 4])
     chars = torch.randint(1, 20, (2, 7, 5)) if tagging else None
     with torch.no_grad():
-        out = trained.eval()(ids, lengths, chars)
-        assert torch.equal(out, rebuilt.eval()(ids, lengths, chars))
+        out = net.eval()(ids, lengths, chars)
+    assert out.shape == ((2, 7, 3) if tagging else (2, 2))
 
 
 @pytest.mark.parametrize(("content", "says"), [
     (None, "No such file"),
     ("{not json", "Expecting property name"),
-    (json.dumps({"task": "ner"}), "('cell',): Field required"),
+    (json.dumps({"task": "ner"}), "cell: missing key"),
 ])
 def test_a_missing_or_foreign_record_is_one_line_naming_the_file(tmp_path, content, says):
     if content is not None:

@@ -12,12 +12,7 @@ from pipeline.config import load_params
 from pipeline.evaluation.evaluate import evaluate_cell
 from pipeline.report.assemble import write_report
 from pipeline.training.fit import train_cell
-from tests.conftest import (
-    SEED,
-    TASK,
-    load_task,
-    write_params,
-)
+from tests.conftest import SEED, TASK, load_task, write_params
 
 
 def test_report_and_metrics_cover_every_cell(trained):

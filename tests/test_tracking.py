@@ -13,15 +13,11 @@ from typer.testing import CliRunner
 
 from pipeline.cli import app
 from pipeline.tracking.store import SERVER_RETRIES
-from tests.conftest import (
-    SEED,
-    TASK,
-    write_params,
-)
+from tests.conftest import SEED, TASK, write_params
 
 
 def test_one_run_per_cell_nested_under_one_comparison(trained):
-    params, _, summaries, client = trained
+    params, _, records, client = trained
     exp = client.get_experiment_by_name(TASK)  # one experiment per task
     runs = client.search_runs([exp.experiment_id], "tags.`rnnbench.kind` = 'cell'")
     assert sorted(r.data.tags["rnnbench.cell"] for r in runs) == sorted(params.cells)
@@ -37,15 +33,15 @@ def test_one_run_per_cell_nested_under_one_comparison(trained):
         assert run.data.params["model.hidden_size"] == "16"
         assert run.data.tags["mlflow.source.git.commit"]
         assert run.data.tags["rnnbench.task"] == TASK
-        assert run.data.tags["rnnbench.data_hash"] == summaries["gru"].data_hash
+        assert run.data.tags["rnnbench.data_hash"] == records["gru"].data_hash
         assert run.inputs.dataset_inputs[0].dataset.name == "rotten_tomatoes"
         assert {a.path for a in client.list_artifacts(run.info.run_id, "model")} >= {
             "model/model.pt", "model/vocab.json"}
 
 
 def test_per_epoch_metrics_are_logged_with_epoch_steps(trained):
-    _, layout, summaries, client = trained
-    history = client.get_metric_history(summaries["lstm"].run_id, "val_acc")
+    _, layout, records, client = trained
+    history = client.get_metric_history(records["lstm"].run_id, "val_acc")
     assert [m.step for m in history] == [1]
     assert layout.history("lstm", SEED).read_text().splitlines()[0].startswith("epoch,train_loss")
 

@@ -22,6 +22,7 @@ from tests.conftest import (
     ROOT,
     SEED,
     TASK,
+    copy_prepared,
     load_task,
     requires_gpu,
     tiny_params,
@@ -30,9 +31,7 @@ from tests.conftest import (
 
 
 def test_training_is_deterministic_on_cpu(prepared, tmp_path):
-    shutil.copytree(prepared / "data" / TASK / "prepared", tmp_path / "data" / TASK / "prepared")
-    shutil.copy(prepared / "params.yaml", tmp_path / "params.yaml")
-    params, layout = load_task(tmp_path)  # a copy: the shared trained models stay as they are
+    params, layout = load_task(copy_prepared(prepared, tmp_path))  # the shared models stay
     weights = []
     for _ in range(2):
         train_cell(params, "rnn", layout)
@@ -85,10 +84,10 @@ def test_training_stops_at_the_epoch_validation_reaches_stop_at(sample_wheel, tm
         "max_epochs": 30, "patience": 30, "stop_at": 0.2, "lr": 0.01, "limit_train_batches": None})
     params = parse_params(raw)
     generate_task(params, "adding", 6, tmp_path)
-    summary = train_cell(params.for_longrange("adding", 6), "lstm", Layout(tmp_path, "adding_6"))
+    record = train_cell(params.for_longrange("adding", 6), "lstm", Layout(tmp_path, "adding_6"))
     history = [float(row.split(",")[4]) for row in Layout(tmp_path, "adding_6").history(
         "lstm", SEED).read_text().splitlines()[1:]]
-    assert summary.epochs == len(history) < 30
+    assert record.epochs == len(history) < 30
     assert history[-1] >= 0.2 and all(acc < 0.2 for acc in history[:-1]), str(history)
 
 

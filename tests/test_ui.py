@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from pipeline.cli import app
 from pipeline.training.fit import train_cell
-from tests.conftest import TASK, load_task
+from tests.conftest import TASK, copy_prepared, load_task
 
 pytestmark = pytest.mark.slow
 
@@ -44,13 +44,19 @@ def cell_runs(base: str) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def server(prepared):
-    params, layout = load_task(prepared)
+def project(prepared, tmp_path_factory):
+    """The UI's own project: these tests train into it, the shared trained models stay."""
+    return copy_prepared(prepared, tmp_path_factory.mktemp("ui"))
+
+
+@pytest.fixture(scope="module")
+def server(project):
+    params, layout = load_task(project)
     train_cell(params, "gru", layout)
     port = free_port()
     proc = subprocess.Popen(
         [str(Path(sys.executable).parent / "rnnbench"), "ui", "--port", str(port)],
-        cwd=prepared, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        cwd=project, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
@@ -76,21 +82,21 @@ def test_ui_serves_the_project_runs(server):
     assert "gru" in cells
 
 
-def test_remote_tracking_server_receives_runs(server, prepared, monkeypatch):
+def test_remote_tracking_server_receives_runs(server, project, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", server)
     before = len(cell_runs(server))
-    params, layout = load_task(prepared)
-    summary = train_cell(params, "lstm", layout)
-    assert summary.tracking_uri == server
+    params, layout = load_task(project)
+    record = train_cell(params, "lstm", layout)
+    assert record.tracking_uri == server
     assert len(cell_runs(server)) == before + 1
-    monkeypatch.chdir(prepared)
+    monkeypatch.chdir(project)
     result = CliRunner().invoke(app, ["compare"])
     assert result.exit_code == 0, result.output
     assert "lstm" in result.output
 
 
-def test_ui_refuses_a_busy_port(server, prepared, monkeypatch):
-    monkeypatch.chdir(prepared)
+def test_ui_refuses_a_busy_port(server, project, monkeypatch):
+    monkeypatch.chdir(project)
     port = server.rsplit(":", 1)[1]
     result = CliRunner().invoke(app, ["ui", "--port", port])
     assert result.exit_code == 2

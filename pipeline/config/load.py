@@ -6,9 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import (
-    ValidationError,
-)
+from pydantic import ValidationError
 
 from pipeline.config.params import Params
 from pipeline.config.sections import describe

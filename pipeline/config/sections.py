@@ -1,4 +1,5 @@
-"""params.yaml's sections, one typed model each: unknown keys are errors, and an error names
+"""params.yaml's sections, one typed model each (unknown keys are errors), the cells and task
+families they speak of, and `describe`, which turns a validation error into one line naming
 the key and what was expected."""
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from pydantic import (
     model_validator,
 )
 
+from pipeline.errors import fail
+
 Cell = Literal["rnn", "lstm", "gru"]
 CELLS: tuple[str, ...] = ("rnn", "lstm", "gru")
 
@@ -27,6 +30,14 @@ class Family(StrEnum):
     CLASSIFICATION = "classification"
     TAGGING = "tagging"
 
+    @classmethod
+    def read(cls, value: Any, where: str) -> Family:
+        """The family a stage's output file (`where`) records, or one line if it is none."""
+        try:
+            return cls(value)
+        except ValueError:
+            fail(f"{where}: family {value!r} is not one of {', '.join(cls)}; rerun the stage "
+                 "that wrote it")
 
 
 def each_once(cls: type, values: list[Any]) -> list[Any]:

@@ -20,7 +20,7 @@ def _session(retries: int):  # -> requests.Session
     from urllib3.util.retry import Retry
 
     # 429/5xx answers and broken reads are retried by urllib3 with exponential backoff;
-    # connection failures by download(), which tells a refused connection from a slow one.
+    # connection failures by download_url(), which tells a refused connection from a slow one.
     retry = Retry(total=retries, connect=0, read=retries, status=retries,
                   backoff_factor=float(os.environ.get("RNNBENCH_BACKOFF", "0.5")),
                   status_forcelist=(429, 500, 502, 503, 504), allowed_methods=("GET",),
@@ -42,7 +42,7 @@ def permanent_failure(err: BaseException) -> str | None:
     return None
 
 
-def download(url: str, partial: Path, retries: int) -> None:
+def download_url(url: str, partial: Path, retries: int) -> None:
     """Download `url` into `partial`, resuming from its current size when the server allows."""
     import requests
     from tqdm import tqdm

@@ -118,7 +118,7 @@ def prepare(data: DataParams, prep: PrepareParams, layout: Layout) -> Path:
     if not raw_file.exists():
         fail(f"{raw_file}: not found; run the download stage first")
     source = read_json(layout.raw / "source.json")
-    family = Family(source["family"])
+    family = Family.read(source.get("family"), str(layout.raw / "source.json"))
     examples = read_examples(raw_file, family)
     if data.max_examples is not None and data.max_examples < len(examples):
         keep = sorted(random.Random(data.split_seed).sample(range(len(examples)),

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Protocol
 
 from pipeline.config import SourceParams
-from pipeline.data.http import download
+from pipeline.data.http import download_url
 from pipeline.errors import fail
 from pipeline.files import file_digest, tree_digest
 
@@ -106,7 +106,7 @@ class UrlSource:
         name = self.filename or self.url.rstrip("/").rsplit("/", 1)[-1] or "download"
         partial = cache / "partial" / f"{self.pin.algo}-{self.pin.value}"
         partial.parent.mkdir(parents=True, exist_ok=True)
-        download(self.url, partial, self.retries)
+        download_url(self.url, partial, self.retries)
         return _store(cache, self.pin, partial, name, self.url)
 
 

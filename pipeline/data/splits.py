@@ -1,4 +1,5 @@
-"""Reproducible train/validation/test splits that never cut a group (e.g. a movie) in two."""
+"""Reproducible train/validation/test splits that never cut a group (e.g. a movie) in two, and
+what stats.json says of each split."""
 
 from __future__ import annotations
 

@@ -36,11 +36,12 @@ def load_model(layout: Layout, cell: str, seed: int) -> tuple[torch.nn.Module, T
     folder = layout.model_dir(cell, seed)
     if not folder.is_dir():
         fail(f"{folder}: no trained model; run train@{layout.task}-{cell}-{seed}")
-    record = read_record(folder)
+    retrain = f"run train@{layout.task}-{cell}-{seed}"
+    record = read_record(folder, hint=retrain)
     try:
         state = torch.load(folder / "model.pt", weights_only=True, map_location="cpu")
-    except (OSError, RuntimeError) as err:
-        fail(f"{folder / 'model.pt'}: unreadable ({err}); run train@{layout.task}-{cell}-{seed}")
+    except (OSError, ValueError, RuntimeError) as err:
+        fail(f"{folder / 'model.pt'}: unreadable ({err}); {retrain}")
     model = record.build_network()
     model.load_state_dict(state)
     return model.eval(), record

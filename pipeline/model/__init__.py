@@ -1,2 +1,2 @@
-"""Models: the exact recurrent encoder, the networks built on it, the CRF, and the
-LightningModule that trains a built network."""
+"""Models: the exact recurrent encoder, the networks built on it, the CRF, the LightningModule
+that trains a built network, and the record (train.json) that rebuilds a trained one."""

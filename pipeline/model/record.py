@@ -10,6 +10,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from pipeline.config import Cell, CellParams, Family
+from pipeline.config.sections import describe
 from pipeline.errors import fail
 from pipeline.files import read_json, write_json
 from pipeline.model.networks import RecurrentNet, build_network
@@ -51,13 +52,12 @@ def write_record(folder: Path, record: TrainRecord) -> None:
     write_json(folder / RECORD_FILE, record.model_dump(mode="json"))
 
 
-def read_record(folder: Path) -> TrainRecord:
-    """The record of the model in `folder`; one line naming the file where it is missing or is
-    not a record of this version of rnnbench."""
+def read_record(folder: Path, hint: str = "retrain this cell") -> TrainRecord:
+    """The record of the model in `folder`; one line naming the file, and ending in `hint`,
+    where it is missing or is not a record of this version of rnnbench."""
     path = folder / RECORD_FILE
     try:
         return TrainRecord.model_validate(read_json(path))
     except (OSError, ValueError) as err:  # ValidationError is a ValueError
-        reason = (f"{err.errors()[0]['loc']}: {err.errors()[0]['msg']}"
-                  if isinstance(err, ValidationError) else str(err))
-        fail(f"{path}: no readable model record ({reason}); retrain this cell")
+        reason = describe(err) if isinstance(err, ValidationError) else str(err)
+        fail(f"{path}: no readable model record ({reason}); {hint}")

@@ -42,7 +42,8 @@ def write_report(params: Params, root: Path) -> Path:
             source = read_json(layout.raw / "source.json")
             plot_learning_curves(results, figures / f"{name}_learning_curves.png")
             plot_confusions(results, figures / f"{name}_confusion_matrices.png")
-            metric, label = headline(Family(stats["family"]), stats["labels"])
+            family = Family.read(stats.get("family"), str(layout.prepared / "stats.json"))
+            metric, label = headline(family, stats["labels"])
             lengths = by_length(results, EncodedSplit(layout.split("test")).lengths.numpy())
             plot_by_length(lengths, label, figures / f"{name}_by_length.png")
             write_series(plots / f"{name}_by_length.csv", "tokens",

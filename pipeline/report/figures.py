@@ -1,5 +1,6 @@
-"""What every report figure shares: the file-only backend, the cells' names and colours, and
-one way to save."""
+"""The report's figures: the file-only backend, the cells' names and colours, one way to save;
+the learning curves, accuracy by length and confusion matrices; and the CSV series behind
+them for `dvc plots show`."""
 
 from __future__ import annotations
 
@@ -8,16 +9,19 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+
+matplotlib.use("Agg")  # files only, no display: chosen before pyplot loads
+
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import LogFormatter, MaxNLocator
 
 from pipeline.files import atomic_file
 
-matplotlib.use("Agg")  # files only, no display
 plt.rcParams["text.parse_math"] = False  # labels such as Brown's `nn$` are text, not math
 CELL_NAMES = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
 CELL_COLORS = {"rnn": "C0", "lstm": "C1", "gru": "C2"}  # the same cell, the same colour
+MAX_CONFUSION_LABELS = 25  # larger tag sets: plot the most frequent gold labels
 
 
 def log_y(ax: plt.Axes) -> None:
@@ -32,9 +36,6 @@ def save(fig: plt.Figure, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-
-
-MAX_CONFUSION_LABELS = 25  # larger tag sets: plot the most frequent gold labels
 
 
 def plot_by_length(lengths: dict[str, Any], label: str, path: Path) -> None:

@@ -10,15 +10,12 @@ from typing import Any
 import numpy as np
 
 from pipeline.config import Family, TaskParams
-from pipeline.errors import fail
+from pipeline.errors import RnnbenchError, fail
 from pipeline.files import read_json
 from pipeline.metrics import bio_spans, confusion_matrix, is_bio
 from pipeline.model.record import read_record
 from pipeline.paths import Layout
-from pipeline.report.stats import (
-    bootstrap_interval,
-    summarize,
-)
+from pipeline.report.stats import bootstrap_interval, summarize
 
 
 def read_history(path: Path) -> list[dict[str, float]]:
@@ -88,7 +85,7 @@ def collect(params: TaskParams, layout: Layout) -> list[dict[str, Any]]:
                              "test": read_json(layout.test_metrics(cell, seed)),
                              "history": read_history(layout.history(cell, seed)),
                              "rows": rows, "per_label": read_json(layout.per_label(cell, seed))})
-            except (OSError, ValueError, KeyError) as err:
+            except (OSError, ValueError, KeyError, RnnbenchError) as err:
                 fail(f"report: results for {params.name}/{cell}/seed{seed} are missing or "
                      f"unreadable ({err}); run `dvc repro`")
         train = runs[0]["train"]

@@ -14,10 +14,7 @@ from pipeline.report.comparison import (
     ranked,
     significance_table,
 )
-from pipeline.report.figures import (
-    CELL_NAMES,
-    MAX_CONFUSION_LABELS,
-)
+from pipeline.report.figures import CELL_NAMES, MAX_CONFUSION_LABELS
 from pipeline.report.results import headline
 
 

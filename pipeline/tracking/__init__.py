@@ -1,5 +1,5 @@
-"""Tracking: every MLflow call of rnnbench goes through this package (the store and its
-guard in `store`, the runs in `runs`); callers use `tracking.<name>`."""
+"""Tracking: every MLflow call of rnnbench goes through this package (the store, its guard and
+the UI server in `store`, the runs in `runs`); callers use `tracking.<name>`."""
 
 from pipeline.tracking.runs import (
     COMPARISON_TAG,

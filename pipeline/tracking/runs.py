@@ -64,7 +64,7 @@ def comparison_run(client: MlflowClient, exp_id: str, params: TaskParams, data_h
     key = comparison_key(params, data_hash, git["commit"])
     uri = client.tracking_uri
     found = call("searching runs", uri, client.search_runs, [exp_id],
-                  filter_string=f"tags.`{COMPARISON_TAG}` = '{key}'", max_results=1)
+                 filter_string=f"tags.`{COMPARISON_TAG}` = '{key}'", max_results=1)
     if found:
         return found[0].info.run_id
     tags = {COMPARISON_TAG: key, f"{TAG}.kind": "comparison", f"{TAG}.task": params.name,
@@ -72,7 +72,7 @@ def comparison_run(client: MlflowClient, exp_id: str, params: TaskParams, data_h
             "mlflow.source.git.commit": git["commit"], f"{TAG}.git_dirty": git["dirty"],
             f"{TAG}.data_hash": data_hash}
     run = call("creating the comparison run", uri, client.create_run, exp_id,
-                run_name=f"{params.name} {git['commit'][:8]} {key[:6]}", tags=tags)
+               run_name=f"{params.name} {git['commit'][:8]} {key[:6]}", tags=tags)
     shared = {**flatten("data", params.data.model_dump()),
               **flatten("prepare", params.prepare.model_dump()),
               **flatten("model", params.model.model_dump()),
@@ -202,16 +202,16 @@ def comparison_rows(params: TaskParams, comparison: str | None = None,
         parent = call(f"reading run {comparison}", uri, client.get_run, comparison)
     else:
         found = call("searching runs", uri, client.search_runs, [exp.experiment_id],
-                      filter_string=f"tags.`{TAG}.kind` = 'comparison' and "
-                                    f"tags.`{TAG}.task` = '{params.name}'",
-                      order_by=["attributes.start_time DESC"], max_results=1)
+                     filter_string=f"tags.`{TAG}.kind` = 'comparison' and "
+                                   f"tags.`{TAG}.task` = '{params.name}'",
+                     order_by=["attributes.start_time DESC"], max_results=1)
         if not found:
             fail(f"MLflow store {uri}: no comparison runs in {name!r} yet; run `dvc repro`")
         parent = found[0]
     if not run_ids:
         children = call("searching runs", uri, client.search_runs, [exp.experiment_id],
-                         filter_string=f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'",
-                         order_by=["attributes.start_time DESC"])
+                        filter_string=f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'",
+                        order_by=["attributes.start_time DESC"])
     rows: dict[tuple[str, str], dict] = {}
     for run in children:
         cell = run.data.tags.get(f"{TAG}.cell", "?")

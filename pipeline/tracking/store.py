@@ -1,5 +1,5 @@
-"""The MLflow store: where it is, a client for it, and one guard that turns its failures into
-one line.
+"""The MLflow store: where it is, a client for it, its experiments, one guard that turns its
+failures into one line, and the UI server over a local store.
 
 Every run lands in one store whatever DVC does: `dvc exp run --temp` and the experiment queue
 run stages inside `.dvc/tmp/exps/...`, so the default sqlite store is resolved against the

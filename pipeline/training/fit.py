@@ -100,7 +100,8 @@ def train_cell(params: TaskParams, cell: str, layout: Layout, seed: int | None =
     nothing)."""
     cp = params.for_cell(cell, seed)
     seed = cp.seed
-    family = Family(read_json(layout.require_prepared() / "stats.json")["family"])
+    stats_file = layout.require_prepared() / "stats.json"
+    family = Family.read(read_json(stats_file).get("family"), str(stats_file))
     pl.seed_everything(seed, workers=True, verbose=False)
     vocab_size = len(read_json(layout.prepared / "vocab.json"))
     labels = read_json(layout.prepared / "labels.json")
