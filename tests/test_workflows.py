@@ -1,0 +1,78 @@
+"""The GitHub workflows, checked offline: valid against the workflow JSON schema bundled with
+check-jsonschema, and free of findings of the security linter zizmor (its pedantic persona,
+no network): actions pinned by commit SHA, no persisted credentials, no template injection,
+least-privilege permissions. Bad workflows prove that both checks fail."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
+TOOLS = Path(sys.executable).parent
+
+
+def tool(name: str) -> str:
+    path = TOOLS / name
+    if not path.exists():
+        found = shutil.which(name)
+        if found is None:
+            pytest.fail(f"{name} is not installed: it is a dev dependency (make env)")
+        return found
+    return str(path)
+
+
+def schema_check(path: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows",
+                           str(path)], capture_output=True, text=True, timeout=120)
+
+
+def security_check(path: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([tool("zizmor"), "--offline", "--persona=pedantic", "--no-progress",
+                           str(path)], capture_output=True, text=True, timeout=120)
+
+
+def test_the_test_workflow_runs_the_readme_command():
+    text = (ROOT / ".github" / "workflows" / "test.yml").read_text()
+    assert "run: bash .ci/run" in text and 'CI: "true"' in text
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=[p.name for p in WORKFLOWS])
+def test_workflow_is_valid_and_has_no_security_findings(path):
+    schema = schema_check(path)
+    assert schema.returncode == 0, schema.stdout + schema.stderr
+    security = security_check(path)
+    assert security.returncode == 0, security.stdout + security.stderr
+
+
+BAD = """name: bad
+on:
+  pull_request_target:
+jobs:
+  build:
+    runs-on: ubuntu-24.04
+    steps:
+      - uses: actions/checkout@v4
+      - run: echo "${{ github.event.pull_request.title }}"
+"""
+
+
+def test_the_checks_fail_on_a_bad_workflow(tmp_path):
+    bad = tmp_path / "bad.yml"
+    bad.write_text(BAD)
+    security = security_check(bad)
+    assert security.returncode != 0
+    for audit in ("unpinned-uses", "template-injection", "artipacked"):
+        assert audit in security.stdout, security.stdout
+    broken = tmp_path / "broken.yml"
+    broken.write_text(BAD.replace("runs-on: ubuntu-24.04", "runs-on: [1, 2]:"))
+    assert schema_check(broken).returncode != 0
+    invalid = tmp_path / "invalid.yml"
+    invalid.write_text(BAD.replace("    steps:", "    stepz:"))
+    assert schema_check(invalid).returncode != 0
