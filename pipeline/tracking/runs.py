@@ -155,25 +155,29 @@ def log_metrics(client: MlflowClient, run_id: str, values: dict[str, float],
                 step: int = 0) -> None:
     now = int(time.time() * 1000)
     metrics = [Metric(k, float(v), now, step) for k, v in values.items()]
-    client.log_batch(run_id, metrics=metrics)
+    with store_errors(client.tracking_uri, "logging metrics"):
+        client.log_batch(run_id, metrics=metrics)
 
 
 def log_files(client: MlflowClient, run_id: str, files: list[tuple[Path, str]]) -> None:
     """Attach (file or folder, artifact folder) pairs to a run."""
-    for path, folder in files:
-        if path.is_dir():
-            client.log_artifacts(run_id, str(path), folder)
-        else:
-            client.log_artifact(run_id, str(path), folder)
+    with store_errors(client.tracking_uri, "storing artifacts"):
+        for path, folder in files:
+            if path.is_dir():
+                client.log_artifacts(run_id, str(path), folder)
+            else:
+                client.log_artifact(run_id, str(path), folder)
 
 
 def end_run(client: MlflowClient, run_id: str, status: str) -> None:
     """FINISHED, FAILED or KILLED (a Ctrl-C, a killed process found later)."""
-    client.set_terminated(run_id, status)
+    with store_errors(client.tracking_uri, f"marking the run {status}"):
+        client.set_terminated(run_id, status)
 
 
 def set_tags(client: MlflowClient, run_id: str, tags: dict[str, str]) -> None:
-    client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+    with store_errors(client.tracking_uri, "tagging the run"):
+        client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
 
 
 def ensure_run(client: MlflowClient, run_id: str) -> None:

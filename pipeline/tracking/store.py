@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import sys
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -68,12 +70,34 @@ def shown_uri(uri: str, root: Path) -> str:
 
 
 @contextmanager
+def uninterrupted() -> Iterator[None]:
+    """Hold Ctrl-C (SIGINT) back until the MLflow call inside has finished. Interrupted inside
+    a sqlite transaction, MLflow leaves the database locked, and marking the run KILLED then
+    failed with a traceback; held back, the interrupt is raised again right after the call,
+    to whatever handler was there. (Blocking the signal per thread is not enough: PyTorch's
+    threads would take it.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set handlers; signals are handled there
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, _frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if caught:
+            signal.raise_signal(signal.SIGINT)
+
+
+@contextmanager
 def store_errors(uri: str, what: str) -> Iterator[None]:
     """Whatever makes the store unusable (a bad URI, a folder that cannot exist, a read-only
     database, a server that refuses) is one line naming the store, not the traceback of
-    whichever MLflow, SQLAlchemy or OS call met it first."""
+    whichever MLflow, SQLAlchemy or OS call met it first. On a local (sqlite) store, Ctrl-C
+    waits for the call; a server's calls stay interruptible (a cut request locks nothing)."""
     try:
-        yield
+        with uninterrupted() if uri.startswith("sqlite:") else nullcontext():
+            yield
     except RnnbenchError:
         raise
     except Exception as err:  # every failure of the store is the same to its user
