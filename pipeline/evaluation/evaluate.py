@@ -55,6 +55,7 @@ def predict(model: torch.nn.Module, split: EncodedSplit, batch_size: int
     batches = list(BucketBatchSampler(split.lengths, batch_size, shuffle=False))
     preds: list[Prediction] = [0] * len(split)
     loss_sum, counted = 0.0, 0
+    tagging = split.family == Family.TAGGING
     warm = collate([split[i] for i in batches[0]])
     model(warm.ids, warm.lengths, warm.chars)  # warm-up: the first call allocates
     start = time.perf_counter()
@@ -64,7 +65,6 @@ def predict(model: torch.nn.Module, split: EncodedSplit, batch_size: int
         loss, _, n = loss_and_hits(model, logits, lengths, targets)
         loss_sum, counted = loss_sum + float(loss) * n, counted + n
         best = model.predict(logits, lengths).tolist()
-        tagging = split.family == Family.TAGGING
         for row, i in enumerate(idx):
             preds[i] = best[row][: int(lengths[row])] if tagging else best[row]
     seconds = time.perf_counter() - start

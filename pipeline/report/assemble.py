@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from pipeline import tracking
-from pipeline.config import Family, Params
+from pipeline.config import Params
 from pipeline.data.loading import EncodedSplit
 from pipeline.files import atomic_dir, read_json, write_json
 from pipeline.paths import Layout, reports_dir
@@ -42,8 +42,8 @@ def write_report(params: Params, root: Path) -> Path:
             source = read_json(layout.raw / "source.json")
             plot_learning_curves(results, figures / f"{name}_learning_curves.png")
             plot_confusions(results, figures / f"{name}_confusion_matrices.png")
-            family = Family.read(stats.get("family"), str(layout.prepared / "stats.json"))
-            metric, label = headline(family, stats["labels"])
+            first = results[0]["train"]  # the model records its family and labels
+            metric, label = headline(first.family, first.labels)
             lengths = by_length(results, EncodedSplit(layout.split("test")).lengths.numpy())
             plot_by_length(lengths, label, figures / f"{name}_by_length.png")
             write_series(plots / f"{name}_by_length.csv", "tokens",
