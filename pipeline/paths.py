@@ -8,6 +8,9 @@ from pathlib import Path
 from pipeline.errors import fail
 
 SPLITS = ("train", "val", "test")
+TEST_EXAMPLES = "test.jsonl"  # prepared/: the test split's examples as read, in order
+# prepared/, and copied into each model folder so that a model predicts on its own
+VOCAB_FILE, CHARS_FILE = "vocab.json", "chars.json"
 
 
 def reports_dir(root: Path) -> Path:

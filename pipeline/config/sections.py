@@ -70,12 +70,18 @@ class SourceParams(Section):
     md5: str | None = Field(None, pattern=r"^[0-9a-f]{32}$")
     member: str | None = None  # a file inside a zip/tar (e.g. glove.6B.100d.txt)
 
+    @property
+    def pinned(self) -> bool:
+        """A pinned source is verified against its hash; one without (a local file, a URL that
+        is updated in place) is read again on every scheduled retraining round."""
+        return bool(self.sha256 or self.md5)
+
     @model_validator(mode="after")
     def _complete(self) -> SourceParams:
         needs = {"pypi": "requirement", "npm": "spec", "url": "url", "local": "path"}[self.kind]
         if not getattr(self, needs):
             raise ValueError(f"a {self.kind} source needs `{needs}`")
-        if self.kind != "local" and not (self.sha256 or self.md5):
+        if self.kind in ("pypi", "npm") and not self.pinned:
             raise ValueError(f"a {self.kind} source needs `sha256` (or `md5`) to verify it")
         if self.url and not self.url.startswith(("http://", "https://")):
             raise ValueError(f"url must start with http:// or https:// (got {self.url!r})")

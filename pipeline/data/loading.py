@@ -43,9 +43,10 @@ class EncodedSplit(Dataset):
     """One split written by prepare: flat ids with offsets, per-sequence labels or per-token
     tags (flat like the ids), and for tagging each token's characters."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path | dict[str, torch.Tensor]):
+        """`path`: a split file; or the `encode_split` blob itself (texts to predict)."""
         try:
-            blob = torch.load(path, weights_only=True)
+            blob = path if isinstance(path, dict) else torch.load(path, weights_only=True)
             self.ids, self.offsets = blob["ids"].long(), blob["offsets"]
             self.labels, self.tags = blob.get("labels"), blob.get("tags")
             self.chars = (char_table(blob["chars"], blob["char_offsets"])

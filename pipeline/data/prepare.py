@@ -14,25 +14,31 @@ from tqdm import tqdm
 
 from pipeline.config import DataParams, Family, PrepareParams
 from pipeline.data.catalog import get_dataset
-from pipeline.data.sources import cache_dir, digest_of, source_from_params
+from pipeline.data.sources import Source, cache_dir, digest_of, source_from_params
 from pipeline.data.splits import grouped_split, split_stats
-from pipeline.data.text import Vocab, encode_split, spelling, tokenize
+from pipeline.data.text import Vocab, encode_split, spelling, text_tokens, word_tokens
 from pipeline.data.vectors import load_vectors
 from pipeline.errors import fail
 from pipeline.files import atomic_dir, file_digest, read_json, write_json
-from pipeline.paths import SPLITS, Layout
+from pipeline.paths import SPLITS, TEST_EXAMPLES, Layout
+
+
+def task_source(data: DataParams) -> Source:
+    """Where a task's data comes from: its `data.source`, else the catalog's pinned one."""
+    dataset = get_dataset(data.dataset)
+    if data.source is not None:
+        return source_from_params(data.source)
+    if dataset.source is None:
+        fail(f"data.source: dataset {dataset.name!r} reads your own file; set data.source to "
+             "{kind: local, path: FILE} or {kind: url, url: URL, sha256: HASH}")
+    return dataset.source
 
 
 def download(data: DataParams, layout: Layout) -> Path:
-    """Fetch the dataset's pinned artifact (cached) and write its examples as JSON lines."""
+    """Fetch the dataset's artifact (pinned ones verified and cached) and write its examples as
+    JSON lines."""
     dataset = get_dataset(data.dataset)
-    if data.source is not None:
-        source = source_from_params(data.source)
-    elif dataset.source is not None:
-        source = dataset.source
-    else:
-        fail(f"data.source: dataset {dataset.name!r} reads your own file; set data.source to "
-             "{kind: local, path: FILE} or {kind: url, url: URL, sha256: HASH}")
+    source = task_source(data)
     artifact = source.fetch(cache_dir())
     with atomic_dir(layout.raw) as out:
         n = 0
@@ -72,6 +78,16 @@ def read_examples(path: Path, family: Family) -> list[dict[str, Any]]:
     if not examples:
         fail(f"{path}: empty; run the download stage first")
     return examples
+
+
+def read_test_examples(prepared: Path, limit: int | None = None) -> list[dict[str, Any]]:
+    """The test split's examples as prepare read them (the first `limit`), in split order."""
+    family = Family.read(read_json(prepared / "stats.json").get("family"),
+                         str(prepared / "stats.json"))
+    path = prepared / TEST_EXAMPLES
+    if not path.is_file():
+        fail(f"{path}: not found; run the prepare stage again (`dvc repro`)")
+    return read_examples(path, family)[:limit]
 
 
 def split_examples(examples: list[dict[str, Any]], data: DataParams) -> dict[str, list[int]]:
@@ -129,13 +145,14 @@ def prepare(data: DataParams, prep: PrepareParams, layout: Layout) -> Path:
         fail(f"data: too few examples/groups ({len(examples)}) for a train/val/test split")
 
     if family == Family.CLASSIFICATION:
-        tokens = [tokenize(ex["text"], prep.lowercase)[: prep.max_length]
+        tokens = [text_tokens(ex["text"], prep.lowercase, prep.max_length)
                   for ex in tqdm(examples, desc="tokenize", unit="ex", mininterval=1)]
         targets = [[str(ex["label"])] for ex in examples]
         char_vocab = None
     else:  # tagging: the data's own tokens, one tag each
-        words = [ex["tokens"][: prep.max_length] for ex in examples]
-        tokens = [[t.lower() if prep.lowercase else t for t in ws] for ws in words]
+        words, tokens = map(list, zip(*(word_tokens(ex["tokens"], prep.lowercase,
+                                                    prep.max_length) for ex in examples),
+                                      strict=True))
         targets = [[str(t) for t in ex["tags"]][: prep.max_length] for ex in examples]
         # Characters keep their case: capitals are what marks names and sentence starts.
         char_vocab = Vocab.build(spelling(w) for i in index["train"] for w in words[i])
@@ -163,6 +180,11 @@ def prepare(data: DataParams, prep: PrepareParams, layout: Layout) -> Path:
             blob, stats["vectors"] = load_vectors(prep.vectors, vocab,
                                                   [tokens[i] for i in index["train"]])
             torch.save(blob, out / "vectors.pt")
+        # The test examples as they were read: what a model from another round of data is
+        # re-scored on (it has a vocabulary of its own), and what `predict` is checked against.
+        with open(out / TEST_EXAMPLES, "w", encoding="utf-8") as fh:
+            fh.writelines(json.dumps(examples[i], ensure_ascii=False) + "\n"
+                          for i in index["test"])
         vocab.save(out / "vocab.json")
         if char_vocab is not None:
             char_vocab.save(out / "chars.json")

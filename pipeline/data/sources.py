@@ -7,6 +7,7 @@ interrupted transfer can resume), are hashed, and only then move into place.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -53,6 +54,8 @@ class Pin:
 
 
 class Source(Protocol):
+    pin: Pin  # empty: not pinned, read again each time (a local file, a URL updated in place)
+
     def describe(self) -> str: ...
 
     def fetch(self, cache: Path) -> Path:
@@ -100,14 +103,28 @@ class UrlSource:
         return self.url
 
     def fetch(self, cache: Path) -> Path:
-        _require_pin(self.pin, self.url)
+        name = self.filename or self.url.rstrip("/").rsplit("/", 1)[-1] or "download"
+        if not self.pin.value:
+            return self._fetch_unpinned(cache, name)
         if hit := _cached(cache, self.pin):
             return hit
-        name = self.filename or self.url.rstrip("/").rsplit("/", 1)[-1] or "download"
         partial = cache / "partial" / f"{self.pin.algo}-{self.pin.value}"
         partial.parent.mkdir(parents=True, exist_ok=True)
         download_url(self.url, partial, self.retries)
         return _store(cache, self.pin, partial, name, self.url)
+
+    def _fetch_unpinned(self, cache: Path, name: str) -> Path:
+        """A URL without a hash names data that changes in place: downloaded anew on every
+        call, into a folder of its own per URL (replaced only once the transfer is whole), and
+        identified by the sha256 the download stage records."""
+        folder = cache / "unpinned" / hashlib.sha256(self.url.encode()).hexdigest()[:16]
+        partial = folder / f"{name}.partial"
+        folder.mkdir(parents=True, exist_ok=True)
+        partial.unlink(missing_ok=True)  # no resuming: the content may have changed since
+        print(f"{self.url}: no pinned hash, downloading it again", file=sys.stderr)
+        download_url(self.url, partial, self.retries)
+        os.replace(partial, folder / name)
+        return folder / name
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,20 @@ def tokenize(text: str, lowercase: bool = True) -> list[str]:
     return _TOKEN.findall(text.lower() if lowercase else text)
 
 
+def text_tokens(text: str, lowercase: bool, max_length: int | None) -> list[str]:
+    """A classification example's tokens, as prepare encodes them (and a trained model's
+    predictions must)."""
+    return tokenize(text, lowercase)[:max_length]
+
+
+def word_tokens(words: list[str], lowercase: bool, max_length: int | None
+                ) -> tuple[list[str], list[str]]:
+    """A tagging example's words as kept (their characters keep their case) and the tokens
+    the vocabulary looks up."""
+    kept = words[:max_length]
+    return kept, [w.lower() for w in kept] if lowercase else list(kept)
+
+
 class Vocab:
     """Token <-> id mapping; id 0 is padding, id 1 stands for every unknown token."""
 

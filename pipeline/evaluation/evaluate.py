@@ -11,9 +11,8 @@ import torch
 
 from pipeline import tracking
 from pipeline.config import Family, TaskParams
-from pipeline.data.loading import BucketBatchSampler, EncodedSplit, collate
+from pipeline.data.loading import EncodedSplit, collate
 from pipeline.data.text import UNK_ID
-from pipeline.errors import fail
 from pipeline.evaluation.diagnostics import diagnose
 from pipeline.files import atomic_file, write_json
 from pipeline.metrics import (
@@ -24,44 +23,32 @@ from pipeline.metrics import (
     macro_f1,
     per_class_prf,
 )
-from pipeline.model.networks import loss_and_hits
-from pipeline.model.record import TrainRecord, read_record
+from pipeline.model.inference import forward_batches, load_trained
+from pipeline.model.networks import RecurrentNet, loss_and_hits
+from pipeline.model.record import TrainRecord
 from pipeline.paths import Layout
 
 Prediction = int | list[int]
 
 
-def load_model(layout: Layout, cell: str, seed: int) -> tuple[torch.nn.Module, TrainRecord]:
+def load_model(layout: Layout, cell: str, seed: int) -> tuple[RecurrentNet, TrainRecord]:
     """A trained cell's network, rebuilt from its record and loaded with its weights."""
-    folder = layout.model_dir(cell, seed)
-    if not folder.is_dir():
-        fail(f"{folder}: no trained model; run train@{layout.task}-{cell}-{seed}")
-    retrain = f"run train@{layout.task}-{cell}-{seed}"
-    record = read_record(folder, hint=retrain)
-    try:
-        state = torch.load(folder / "model.pt", weights_only=True, map_location="cpu")
-    except (OSError, ValueError, RuntimeError) as err:
-        fail(f"{folder / 'model.pt'}: unreadable ({err}); {retrain}")
-    model = record.build_network()
-    model.load_state_dict(state)
-    return model.eval(), record
+    return load_trained(layout.model_dir(cell, seed),
+                        hint=f"run train@{layout.task}-{cell}-{seed}")
 
 
 @torch.inference_mode()
-def predict(model: torch.nn.Module, split: EncodedSplit, batch_size: int
+def predict(model: RecurrentNet, split: EncodedSplit, batch_size: int
             ) -> tuple[list[Prediction], float, float]:
     """Predictions in example order (a label, or a tag list), mean loss over counted targets,
     and examples per second (after one warm-up batch)."""
-    batches = list(BucketBatchSampler(split.lengths, batch_size, shuffle=False))
     preds: list[Prediction] = [0] * len(split)
     loss_sum, counted = 0.0, 0
     tagging = split.family == Family.TAGGING
-    warm = collate([split[i] for i in batches[0]])
+    warm = collate([split[i] for i in range(min(batch_size, len(split)))])
     model(warm.ids, warm.lengths, warm.chars)  # warm-up: the first call allocates
     start = time.perf_counter()
-    for idx in batches:
-        ids, lengths, targets, chars = collate([split[i] for i in idx])
-        logits = model(ids, lengths, chars)
+    for idx, (_, lengths, targets, _), logits in forward_batches(model, split, batch_size):
         loss, _, n = loss_and_hits(model, logits, lengths, targets)
         loss_sum, counted = loss_sum + float(loss) * n, counted + n
         best = model.predict(logits, lengths).tolist()

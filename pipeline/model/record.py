@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from pipeline.config import Cell, CellParams, Family
+from pipeline.config import Cell, CellParams, Family, PrepareParams
 from pipeline.config.sections import describe
 from pipeline.errors import fail
 from pipeline.files import read_json, write_json
@@ -41,6 +41,7 @@ class TrainRecord(BaseModel):
     num_chars: int  # the char CNN's alphabet (0: none)
     labels: list[str]
     params: CellParams  # the settings after the cell's overrides (hidden_size as built)
+    prepare: PrepareParams  # how texts become tokens (lowercase, max_length) for predictions
 
     def build_network(self, vectors: dict[str, torch.Tensor] | None = None) -> RecurrentNet:
         """The untrained network these weights belong to."""

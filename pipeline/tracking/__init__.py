@@ -1,6 +1,20 @@
 """Tracking: every MLflow call of rnnbench goes through this package (the store, its guard and
 the UI server in `store`, the runs in `runs`); callers use `tracking.<name>`."""
 
+from pipeline.tracking.models import (
+    CHALLENGER,
+    CHAMPION,
+    download_model_folder,
+    frame,
+    load_pyfunc,
+    log_model,
+    model_uri,
+    register_version,
+    registered_name,
+    set_alias,
+    tag_version,
+    version_by_alias,
+)
 from pipeline.tracking.runs import (
     COMPARISON_TAG,
     PARENT_TAG,
@@ -26,8 +40,10 @@ from pipeline.tracking.store import (
 )
 
 __all__ = [
-    "COMPARISON_TAG", "PARENT_TAG", "TAG", "client_for", "comparison_rows", "end_run",
-    "ensure_run", "experiment_id", "git_info", "log_files", "log_metrics", "project_root",
-    "require_server", "serve_ui", "set_tags", "shown_uri", "start_cell_run", "store_errors",
-    "tracking_uri",
+    "CHALLENGER", "CHAMPION", "COMPARISON_TAG", "PARENT_TAG", "TAG", "client_for",
+    "comparison_rows", "download_model_folder", "end_run", "ensure_run", "experiment_id", "frame",
+    "git_info", "load_pyfunc", "log_files", "log_metrics", "log_model", "model_uri",
+    "project_root", "register_version", "registered_name", "require_server", "serve_ui",
+    "set_alias", "set_tags", "shown_uri", "start_cell_run", "store_errors", "tag_version",
+    "tracking_uri", "version_by_alias",
 ]

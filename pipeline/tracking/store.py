@@ -127,6 +127,9 @@ SERVER_RETRIES = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "4",
 
 def client_for(params: SharedParams, root: Path | None = None) -> MlflowClient:
     uri = tracking_uri(params, root)
+    # A progress bar per artifact download (a model loaded to check its example) is noise in
+    # a stage's log.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     with store_errors(uri, "opening the store"):
         if uri.startswith(("http://", "https://")):
             require_server(uri)

@@ -20,11 +20,13 @@ from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 from pipeline import tracking
 from pipeline.config import CellParams, Family, TaskParams, TrainParams
 from pipeline.data.datamodule import TextDataModule
+from pipeline.data.prepare import read_test_examples
 from pipeline.files import atomic_dir, read_json, tree_digest
+from pipeline.model.inference import WEIGHTS_FILE
 from pipeline.model.lightning_module import CellClassifier
 from pipeline.model.networks import build_network, count_parameters, equal_params_width
-from pipeline.model.record import RECORD_FILE, TrainRecord, write_record
-from pipeline.paths import Layout
+from pipeline.model.record import TrainRecord, write_record
+from pipeline.paths import CHARS_FILE, VOCAB_FILE, Layout
 from pipeline.training.callbacks import EpochHistory, ResumeState, write_history
 
 # Known noise: batches load in the main process on purpose (tiny tensors already in memory),
@@ -103,9 +105,9 @@ def train_cell(params: TaskParams, cell: str, layout: Layout, seed: int | None =
     stats_file = layout.require_prepared() / "stats.json"
     family = Family.read(read_json(stats_file).get("family"), str(stats_file))
     pl.seed_everything(seed, workers=True, verbose=False)
-    vocab_size = len(read_json(layout.prepared / "vocab.json"))
+    vocab_size = len(read_json(layout.prepared / VOCAB_FILE))
     labels = read_json(layout.prepared / "labels.json")
-    chars_file = layout.prepared / "chars.json"
+    chars_file = layout.prepared / CHARS_FILE
     num_chars = len(read_json(chars_file)) if chars_file.exists() else 0
     if cp.model.sizing == "equal_params":  # the width is what equal budgets change
         width = equal_params_width(family, cell, vocab_size, len(labels), cp.model, num_chars)
@@ -173,16 +175,19 @@ def train_cell(params: TaskParams, cell: str, layout: Layout, seed: int | None =
         best_epoch=best_row["epoch"] if best_row else 0, monitor=module.monitor,
         best_val=round(float(best.best_model_score or 0), 6), accelerator=accelerator,
         precision=precision, data_hash=data_hash, family=family, vocab_size=vocab_size,
-        num_chars=num_chars, labels=labels, params=cp)
-    with atomic_dir(layout.model_dir(cell, seed)) as out:
-        torch.save({k: v.cpu() for k, v in module.net.state_dict().items()}, out / "model.pt")
+        num_chars=num_chars, labels=labels, params=cp, prepare=params.prepare)
+    # The folder is the whole model: weights, record and vocabularies, so that it predicts on
+    # texts without the data it was trained on (and is logged as one MLflow Model).
+    model_dir = layout.model_dir(cell, seed)
+    with atomic_dir(model_dir) as out:
+        torch.save({k: v.cpu() for k, v in module.net.state_dict().items()}, out / WEIGHTS_FILE)
         write_record(out, record)
+        for name in (VOCAB_FILE, CHARS_FILE) if num_chars else (VOCAB_FILE,):
+            shutil.copyfile(layout.prepared / name, out / name)
     write_history(layout.history(cell, seed), history.rows)
 
-    tracking.log_files(client, run_id, [(layout.model_dir(cell, seed) / "model.pt", "model"),
-                                        (layout.model_dir(cell, seed) / RECORD_FILE, "model"),
-                                        (layout.prepared / "vocab.json", "model"),
-                                        (layout.prepared / "stats.json", "data"),
+    tracking.log_model(client, run_id, model_dir, read_test_examples(layout.prepared, 2))
+    tracking.log_files(client, run_id, [(layout.prepared / "stats.json", "data"),
                                         (layout.history(cell, seed), "history")])
     tracking.log_metrics(client, run_id, {"train_seconds": seconds,
                                           f"best_{module.monitor}": record.best_val,

@@ -1,0 +1,158 @@
+"""Trained cells as MLflow Models, and the model registry: one registered model per task
+(`rnnbench-<task>`), whose aliases `champion` and `challenger` say which version is in use
+and which is waiting for its proof.
+
+The MLflow Model is a pyfunc wrapping the whole model folder (weights, record, vocabularies):
+it takes texts, not tensors. MLflow's `pytorch` flavor would log the network alone, without
+the tokenizer and vocabulary that turn a text into its input.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import mlflow.pyfunc
+import pandas as pd
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
+from mlflow.tracking import MlflowClient
+
+from pipeline.tracking.store import call, store_errors
+
+MODEL_ARTIFACT = "model"  # the run's artifact folder holding its MLflow Model
+FOLDER_KEY = "model"  # the MLflow Model's artifact: the rnnbench model folder
+CHAMPION, CHALLENGER = "champion", "challenger"
+
+
+def registered_name(task: str) -> str:
+    return f"rnnbench-{task}"
+
+
+def frame(examples: list[dict[str, Any]]) -> pd.DataFrame:
+    """Examples as the MLflow Model takes them: a `text` column to classify, `tokens` (a list
+    of words per row) to tag."""
+    keep = "tokens" if examples and "tokens" in examples[0] else "text"
+    return pd.DataFrame({keep: [ex[keep] for ex in examples]})
+
+
+class CellModel(mlflow.pyfunc.PythonModel):
+    """The pyfunc: rows of texts (or token lists) in, one prediction per row out."""
+
+    def load_context(self, context: Any) -> None:
+        from pipeline.serving.predictor import Predictor
+
+        self.predictor = Predictor(Path(context.artifacts[FOLDER_KEY]))
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None
+                ) -> pd.DataFrame:
+        return pd.DataFrame(self.predictor.predict(model_input.to_dict(orient="records")))
+
+
+def requirements() -> list[str]:
+    """rnnbench's own dependencies at their installed versions (rnnbench itself must be
+    installed where the model loads: the pyfunc is its code)."""
+    names = [req.split(";")[0].split("[")[0].split("=")[0].split("<")[0].split(">")[0].strip()
+             for req in metadata.requires("rnnbench") or [] if "extra ==" not in req]
+    return [f"{name}=={metadata.version(name)}" for name in names]
+
+
+def log_model(client: MlflowClient, run_id: str, folder: Path,
+              examples: list[dict[str, Any]]) -> None:
+    """Log the model folder as the run's MLflow Model (artifact `model`), with a signature
+    and an input example taken from real test examples."""
+    from pipeline.serving.predictor import Predictor
+
+    example = frame(examples)
+    output = pd.DataFrame(Predictor(folder).predict(example.to_dict(orient="records")))
+    with tempfile.TemporaryDirectory(prefix="rnnbench-mlflow-model-") as tmp:
+        path = Path(tmp) / MODEL_ARTIFACT
+        with quiet_mlflow():
+            mlflow.pyfunc.save_model(
+                path, python_model=Path(__file__).with_name("model_code.py"),
+                artifacts={FOLDER_KEY: str(folder)}, signature=infer_signature(example, output),
+                input_example=example, pip_requirements=requirements())
+        call("logging the MLflow Model", client.tracking_uri, client.log_artifacts, run_id,
+             str(path), MODEL_ARTIFACT)
+
+
+@contextmanager
+def quiet_mlflow() -> Iterator[None]:
+    """Without MLflow's notes on every save (validating the example, code-based models)."""
+    logger = logging.getLogger("mlflow")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def model_uri(run_id: str) -> str:
+    return f"runs:/{run_id}/{MODEL_ARTIFACT}"
+
+
+def register_version(client: MlflowClient, task: str, run_id: str, tags: dict[str, str]
+                     ) -> ModelVersion:
+    """A new version of the task's registered model from the run's MLflow Model."""
+    uri, name = client.tracking_uri, registered_name(task)
+    if _missing(client, "looking up the registered model", client.get_registered_model, name):
+        call("creating the registered model", uri, client.create_registered_model, name,
+             description=f"rnnbench's best cell on {task}; alias {CHAMPION}: the one in use")
+    source = f"{call('looking up the run', uri, client.get_run, run_id).info.artifact_uri}/" \
+             f"{MODEL_ARTIFACT}"
+    return call("registering a model version", uri, client.create_model_version, name,
+                source, run_id=run_id, tags=tags)
+
+
+def version_by_alias(client: MlflowClient, task: str, alias: str) -> ModelVersion | None:
+    """The version an alias points at; None where the model or the alias does not exist
+    (searches return empty aliases on SQL stores, so aliases are read one by one)."""
+    found: list[ModelVersion] = []
+    _missing(client, f"reading the alias {alias}",
+             lambda: found.append(client.get_model_version_by_alias(registered_name(task),
+                                                                    alias)))
+    return found[0] if found else None
+
+
+def _missing(client: MlflowClient, what: str, fn: Any, *args: Any) -> bool:
+    """Whether `fn(*args)` says that what it looks up does not exist; any other failure of
+    the store is one line, as for every call."""
+    with store_errors(client.tracking_uri, what):
+        try:
+            fn(*args)
+        except MlflowException as err:
+            if err.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                return True
+            raise
+    return False
+
+
+def set_alias(client: MlflowClient, task: str, alias: str, version: str) -> None:
+    call(f"setting the alias {alias}", client.tracking_uri, client.set_registered_model_alias,
+         registered_name(task), alias, version)
+
+
+def tag_version(client: MlflowClient, task: str, version: str, tags: dict[str, str]) -> None:
+    for key, value in tags.items():
+        call("tagging the model version", client.tracking_uri, client.set_model_version_tag,
+             registered_name(task), version, key, value)
+
+
+def download_model_folder(client: MlflowClient, uri: str, dest: Path) -> Path:
+    """The rnnbench model folder inside an MLflow Model (`models:/...`, `runs:/...`)."""
+    from mlflow.artifacts import download_artifacts
+
+    path = call("downloading the model", client.tracking_uri, download_artifacts,
+                artifact_uri=uri, dst_path=str(dest), tracking_uri=client.tracking_uri)
+    return Path(path) / "artifacts" / Path(FOLDER_KEY)
+
+
+def load_pyfunc(uri: str) -> Any:
+    return mlflow.pyfunc.load_model(uri)
