@@ -10,7 +10,7 @@ export DVC_NO_ANALYTICS := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 
-.PHONY: run test lint bench ui env
+.PHONY: run test lint bench ui env retrain
 
 run: $(VENV)/.installed
 	dvc repro
@@ -28,6 +28,9 @@ bench: $(VENV)/.installed
 
 ui: $(VENV)/.installed
 	rnnbench ui
+
+retrain: $(VENV)/.installed
+	rnnbench retrain
 
 env: $(VENV)/.installed
 

@@ -178,6 +178,65 @@ def compare(params: ParamsOpt = Path("params.yaml"), task: TaskOpt = None,
     run_guarded(go)
 
 
+@app.command()
+def retrain(params: ParamsOpt = Path("params.yaml")) -> None:
+    """One scheduled retraining round: dvc pull, re-read unpinned data, dvc repro, dvc push,
+    promote each retrained task's winner only if it beats the champion; reports/retrain.md."""
+    from pipeline.retrain.round import REPORT, run_round
+
+    def go() -> None:
+        result = run_round(params, ROOT)
+        for decision in result.decisions:
+            typer.echo(f"{decision.task}: {decision.words()}")
+        if not result.changed:
+            typer.echo("nothing changed: no stage ran, nothing registered")
+        typer.echo(f"{result.seconds:.0f} s; summary in reports/{REPORT}")
+
+    run_guarded(go)
+
+
+@app.command()
+def predict(
+    texts: Annotated[list[str] | None, typer.Argument(help="Texts to classify or tag.")] = None,
+    task: Annotated[str, typer.Option("--task", "-t", help="A task from params.yaml.")] = "",
+    model: Annotated[str, typer.Option(
+        help="champion or challenger (the task's registered model), an MLflow run id, or a "
+             "model folder (models/TASK/CELL/seedN).")] = "champion",
+    input_file: Annotated[Path | None, typer.Option(
+        "--input", help="One text per line; or .jsonl, .csv (data.reader.text_column), "
+                        ".conll, .conllu.")] = None,
+    output: Annotated[Path | None, typer.Option(
+        help="Write predictions here: .csv, else JSON lines (default: standard output).")
+    ] = None,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Label texts (with each class's probability) or tag their tokens with a trained model,
+    using the tokenizer and vocabulary it was trained with."""
+    from tqdm import tqdm
+
+    from pipeline.serving.files import read_inputs, write_predictions
+    from pipeline.serving.models import load_predictor
+
+    def go() -> None:
+        if not task:
+            fail("--task: which task's model to use (one of params.yaml's tasks)")
+        ((tp, layout),) = each_task(params, [task])
+        if bool(texts) == (input_file is not None):
+            fail("predict: give texts on the command line or --input FILE (one of the two)")
+        inputs = ([{"text": t} for t in texts] if texts
+                  else read_inputs(input_file, tp.data.reader))
+        predictor = load_predictor(model, tp, layout)
+        chunk = 2048
+        preds = [p for start in tqdm(range(0, len(inputs), chunk), unit="chunk",
+                                     disable=len(inputs) <= chunk, desc="predict")
+                 for p in predictor.predict(inputs[start:start + chunk])]
+        write_predictions(inputs, preds, output)
+        if output is not None:
+            print(f"{len(preds):,} predictions -> {output}", file=sys.stderr)
+
+    run_guarded(go)
+
+
 # MLflow metric -> column header of `rnnbench compare`
 COMPARE_COLUMNS = {
     "cell": "cell", "seed": "seed", "test_accuracy": "test acc", "test_macro_f1": "macro-F1",

@@ -17,13 +17,15 @@ from tests.conftest import repo_params
 
 def record(cell: str = "gru", family: Family = Family.TAGGING, **changes) -> TrainRecord:
     task = "ner" if family == Family.TAGGING else "sentiment"
-    params = parse_params(repo_params()).for_task(task).for_cell(cell, 42)
+    task_params = parse_params(repo_params()).for_task(task)
+    params = task_params.for_cell(cell, 42)
     fields = dict(task=task, cell=cell, seed=42, run_id="r1", parent_run_id="p1",
                   tracking_uri="sqlite:///mlruns/mlflow.db", num_parameters=1234,
                   train_seconds=1.5, epochs=3, best_epoch=2, monitor="val_entity_f1",
                   best_val=0.25, accelerator="cpu", precision="32-true", data_hash="abc",
                   family=family, vocab_size=50, num_chars=20,
-                  labels=["O", "B-person", "I-person"], params=params)
+                  labels=["O", "B-person", "I-person"], params=params,
+                  prepare=task_params.prepare)
     return TrainRecord(**{**fields, **changes})
 
 

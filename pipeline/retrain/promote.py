@@ -1,0 +1,123 @@
+"""Champion and challenger. Each round that retrains a task registers its winning cell as a
+new version of `rnnbench-<task>`, aliased `challenger`; the alias `champion` moves to it only
+if it beats the champion on the current test split by a paired test at p < 0.05. Both are
+scored anew on the same examples: the champion may have been trained on older data, with a
+vocabulary of its own, so it predicts from the texts as they were read."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from mlflow.tracking import MlflowClient
+
+from pipeline import tracking
+from pipeline.config import TaskParams
+from pipeline.data.prepare import read_test_examples
+from pipeline.errors import fail
+from pipeline.files import read_json
+from pipeline.model.record import TrainRecord, read_record
+from pipeline.paths import Layout
+from pipeline.report.results import headline, per_example
+from pipeline.report.stats import p_value, paired_bootstrap, ratio
+from pipeline.serving.predictor import Predictor
+
+ALPHA = 0.05
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What a round decided for one task, and on what evidence."""
+
+    task: str
+    version: str  # the challenger's registered version
+    cell: str
+    seed: int
+    metric: str
+    challenger: float  # its score on the current test split
+    champion_version: str | None  # None: there was no champion
+    champion: float | None
+    p: float | None
+    method: str
+    promoted: bool
+
+    def words(self) -> str:
+        """`promoted: GRU seed 42 (v3), accuracy 78.1% vs 76.0% (v2), p = 0.012`."""
+        if self.champion_version is None:
+            return (f"first champion: {self.cell} seed {self.seed} (v{self.version}), "
+                    f"{self.metric} {self.challenger:.2%}")
+        outcome = "promoted" if self.promoted else "kept the champion"
+        return (f"{outcome}: challenger {self.cell} seed {self.seed} (v{self.version}) "
+                f"{self.metric} {self.challenger:.2%} vs champion (v{self.champion_version}) "
+                f"{self.champion:.2%}, {p_value(self.p or 1.0)} ({self.method})")
+
+    def tags(self) -> dict[str, str]:
+        tags = {"promotion": ("first champion" if self.champion_version is None
+                              else "promoted" if self.promoted else "kept"),
+                "promotion.metric": self.metric,
+                "promotion.challenger_score": f"{self.challenger:.6f}"}
+        if self.champion_version is not None:
+            tags |= {"promotion.champion_version": self.champion_version,
+                     "promotion.champion_score": f"{self.champion:.6f}",
+                     "promotion.p_value": f"{self.p:.6g}", "promotion.method": self.method}
+        return tags
+
+
+def winner(params: TaskParams, layout: Layout) -> TrainRecord:
+    """The report's winning cell on this task, at its seed with the best validation score
+    (the test split is what it is then judged on, not what picks it)."""
+    summary = read_json(layout.reports / "summary.json").get("tasks", {}).get(params.name)
+    if not summary or summary.get("winner") not in params.cells:
+        fail(f"{layout.reports / 'summary.json'}: no winner for {params.name}; run the report "
+             "stage (`dvc repro`)")
+    records = [read_record(layout.model_dir(summary["winner"], seed)) for seed in params.seeds]
+    return max(records, key=lambda r: r.best_val)
+
+
+def scores(predictor: Predictor, examples: list[dict[str, Any]], metric: str
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """Per test example, the metric as num/den (what the paired bootstrap resamples)."""
+    preds = predictor.predict([{k: ex[k] for k in ("text", "tokens") if k in ex}
+                               for ex in examples])
+    rows = []
+    for i, (ex, pred) in enumerate(zip(examples, preds, strict=True)):
+        if "label" in pred:
+            rows.append({"example": i, "actual": str(ex["label"]), "predicted": pred["label"]})
+        else:
+            rows += [{"example": i, "actual": str(gold), "predicted": guess}
+                     for gold, guess in zip(ex["tags"], pred["tags"], strict=False)]
+    return per_example(rows, metric, len(examples))
+
+
+def promote(client: MlflowClient, params: TaskParams, layout: Layout, commit: str) -> Decision:
+    """Register the task's winner as the challenger; make it champion if it is the first, or
+    if it is significantly better than the champion on the current test split."""
+    record = winner(params, layout)
+    metric, _ = headline(record.family, record.labels)
+    examples = read_test_examples(layout.prepared)
+    folder = layout.model_dir(record.cell, record.seed)
+    num, den = scores(Predictor(folder), examples, metric)
+    champion = tracking.version_by_alias(client, params.name, tracking.CHAMPION)
+    version = tracking.register_version(client, params.name, record.run_id, {
+        "cell": record.cell, "seed": str(record.seed), "data_hash": record.data_hash,
+        "git_commit": commit, "run_id": record.run_id, f"test_{metric}": f"{ratio(num, den):.6f}",
+        "test_examples": str(len(examples))})
+    tracking.set_alias(client, params.name, tracking.CHALLENGER, version.version)
+    decision = Decision(params.name, version.version, record.cell, record.seed, metric,
+                        ratio(num, den), None, None, None, "", promoted=True)
+    if champion is not None:
+        with tempfile.TemporaryDirectory(prefix="rnnbench-champion-") as tmp:
+            uri = f"models:/{tracking.registered_name(params.name)}@{tracking.CHAMPION}"
+            held = Predictor(tracking.download_model_folder(client, uri, Path(tmp)))
+        num_b, den_b = scores(held, examples, metric)
+        test = paired_bootstrap(num, den, num_b, den_b)
+        decision = Decision(params.name, version.version, record.cell, record.seed, metric,
+                            ratio(num, den), champion.version, ratio(num_b, den_b), test.p,
+                            test.method, promoted=test.diff > 0 and test.p < ALPHA)
+    tracking.tag_version(client, params.name, version.version, decision.tags())
+    if decision.promoted:
+        tracking.set_alias(client, params.name, tracking.CHAMPION, version.version)
+    return decision

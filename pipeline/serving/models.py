@@ -1,0 +1,43 @@
+"""Which trained model `predict` uses: a registry alias, an MLflow run, or a folder."""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from pathlib import Path
+
+from pipeline import tracking
+from pipeline.config import TaskParams
+from pipeline.errors import fail
+from pipeline.paths import Layout
+from pipeline.serving.predictor import Predictor
+
+RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+def model_folder(path: Path) -> Path:
+    """A model folder as trained (models/TASK/CELL/seedN), or the one inside an MLflow Model."""
+    inner = path / "artifacts" / "model"
+    return inner if (path / "MLmodel").is_file() and inner.is_dir() else path
+
+
+def load_predictor(spec: str, params: TaskParams, layout: Layout) -> Predictor:
+    """`spec`: champion | challenger (the task's registered model), an MLflow run id, or a
+    path to a model folder."""
+    if Path(spec).exists():
+        return Predictor(model_folder(Path(spec)))
+    if spec in (tracking.CHAMPION, tracking.CHALLENGER):
+        uri = f"models:/{tracking.registered_name(params.name)}@{spec}"
+        client = tracking.client_for(params, layout.root)
+        if tracking.version_by_alias(client, params.name, spec) is None:
+            fail(f"--model {spec}: {tracking.registered_name(params.name)} has no {spec} in "
+                 f"{tracking.shown_uri(client.tracking_uri, layout.root)}; run "
+                 "`rnnbench retrain` (or name a run id or a model folder)")
+    elif RUN_ID.match(spec):
+        uri = tracking.model_uri(spec)
+        client = tracking.client_for(params, layout.root)
+    else:
+        fail(f"--model {spec}: expected champion, challenger, an MLflow run id (32 hex digits) "
+             "or a model folder")
+    with tempfile.TemporaryDirectory(prefix="rnnbench-model-") as tmp:
+        return Predictor(tracking.download_model_folder(client, uri, Path(tmp)))
