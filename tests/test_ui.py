@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,14 +17,9 @@ from typer.testing import CliRunner
 from pipeline.cli import app
 from pipeline.training.fit import train_cell
 from tests.conftest import TASK, copy_prepared, load_task
+from tests.servers import free_port
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def api(base: str, path: str, body: dict | None = None) -> dict:

@@ -93,31 +93,39 @@ def scores(predictor: Predictor, examples: list[dict[str, Any]], metric: str
 
 
 def promote(client: MlflowClient, params: TaskParams, layout: Layout, commit: str) -> Decision:
-    """Register the task's winner as the challenger; make it champion if it is the first, or
-    if it is significantly better than the champion on the current test split."""
+    """The task's winner, judged on the task's current test split."""
     record = winner(params, layout)
+    return judge(client, layout.model_dir(record.cell, record.seed),
+                 read_test_examples(layout.prepared), commit)
+
+
+def judge(client: MlflowClient, folder: Path, examples: list[dict[str, Any]], commit: str
+          ) -> Decision:
+    """Register the model in `folder` as its task's challenger; make it champion if it is the
+    first, or if it is significantly better than the champion on `examples` (the current
+    test split)."""
+    record = read_record(folder)
+    task = record.task
     metric, _ = headline(record.family, record.labels)
-    examples = read_test_examples(layout.prepared)
-    folder = layout.model_dir(record.cell, record.seed)
     num, den = scores(Predictor(folder), examples, metric)
-    champion = tracking.version_by_alias(client, params.name, tracking.CHAMPION)
-    version = tracking.register_version(client, params.name, record.run_id, {
+    champion = tracking.version_by_alias(client, task, tracking.CHAMPION)
+    version = tracking.register_version(client, task, record.run_id, {
         "cell": record.cell, "seed": str(record.seed), "data_hash": record.data_hash,
         "git_commit": commit, "run_id": record.run_id, f"test_{metric}": f"{ratio(num, den):.6f}",
         "test_examples": str(len(examples))})
-    tracking.set_alias(client, params.name, tracking.CHALLENGER, version.version)
-    decision = Decision(params.name, version.version, record.cell, record.seed, metric,
+    tracking.set_alias(client, task, tracking.CHALLENGER, version.version)
+    decision = Decision(task, version.version, record.cell, record.seed, metric,
                         ratio(num, den), None, None, None, "", promoted=True)
     if champion is not None:
         with tempfile.TemporaryDirectory(prefix="rnnbench-champion-") as tmp:
-            uri = f"models:/{tracking.registered_name(params.name)}@{tracking.CHAMPION}"
+            uri = f"models:/{tracking.registered_name(task)}@{tracking.CHAMPION}"
             held = Predictor(tracking.download_model_folder(client, uri, Path(tmp)))
         num_b, den_b = scores(held, examples, metric)
         test = paired_bootstrap(num, den, num_b, den_b)
-        decision = Decision(params.name, version.version, record.cell, record.seed, metric,
+        decision = Decision(task, version.version, record.cell, record.seed, metric,
                             ratio(num, den), champion.version, ratio(num_b, den_b), test.p,
                             test.method, promoted=test.diff > 0 and test.p < ALPHA)
-    tracking.tag_version(client, params.name, version.version, decision.tags())
+    tracking.tag_version(client, task, version.version, decision.tags())
     if decision.promoted:
-        tracking.set_alias(client, params.name, tracking.CHAMPION, version.version)
+        tracking.set_alias(client, task, tracking.CHAMPION, version.version)
     return decision

@@ -17,8 +17,7 @@ RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 
 def model_folder(path: Path) -> Path:
     """A model folder as trained (models/TASK/CELL/seedN), or the one inside an MLflow Model."""
-    inner = path / "artifacts" / "model"
-    return inner if (path / "MLmodel").is_file() and inner.is_dir() else path
+    return tracking.inner_folder(path) if (path / "MLmodel").is_file() else path
 
 
 def load_predictor(spec: str, params: TaskParams, layout: Layout) -> Predictor:

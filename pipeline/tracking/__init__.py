@@ -6,6 +6,7 @@ from pipeline.tracking.models import (
     CHAMPION,
     download_model_folder,
     frame,
+    inner_folder,
     load_pyfunc,
     log_model,
     model_uri,
@@ -42,7 +43,7 @@ from pipeline.tracking.store import (
 __all__ = [
     "CHALLENGER", "CHAMPION", "COMPARISON_TAG", "PARENT_TAG", "TAG", "client_for",
     "comparison_rows", "download_model_folder", "end_run", "ensure_run", "experiment_id", "frame",
-    "git_info", "load_pyfunc", "log_files", "log_metrics", "log_model", "model_uri",
+    "git_info", "inner_folder", "load_pyfunc", "log_files", "log_metrics", "log_model", "model_uri",
     "project_root", "register_version", "registered_name", "require_server", "serve_ui",
     "set_alias", "set_tags", "shown_uri", "start_cell_run", "store_errors", "tag_version",
     "tracking_uri", "version_by_alias",

@@ -19,11 +19,13 @@ from typing import Any
 
 import mlflow.pyfunc
 import pandas as pd
+import yaml
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
+from pipeline.errors import fail
 from pipeline.tracking.store import call, store_errors
 
 MODEL_ARTIFACT = "model"  # the run's artifact folder holding its MLflow Model
@@ -149,9 +151,24 @@ def download_model_folder(client: MlflowClient, uri: str, dest: Path) -> Path:
     """The rnnbench model folder inside an MLflow Model (`models:/...`, `runs:/...`)."""
     from mlflow.artifacts import download_artifacts
 
+    if uri.startswith("models:/"):  # the registry of this client's store, not the default one
+        name, _, alias = uri.removeprefix("models:/").partition("@")
+        version = call("reading the alias", client.tracking_uri,
+                       client.get_model_version_by_alias, name, alias)
+        uri = call("locating the model", client.tracking_uri,
+                   client.get_model_version_download_uri, name, version.version)
     path = call("downloading the model", client.tracking_uri, download_artifacts,
                 artifact_uri=uri, dst_path=str(dest), tracking_uri=client.tracking_uri)
-    return Path(path) / "artifacts" / Path(FOLDER_KEY)
+    return inner_folder(Path(path))
+
+
+def inner_folder(mlflow_model: Path) -> Path:
+    """Where an MLflow Model folder keeps the rnnbench model folder (its MLmodel says)."""
+    try:
+        meta = yaml.safe_load((mlflow_model / "MLmodel").read_text())
+        return mlflow_model / meta["flavors"]["python_function"]["artifacts"][FOLDER_KEY]["path"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError) as err:
+        fail(f"{mlflow_model}: not an rnnbench MLflow Model ({type(err).__name__}: {err})")
 
 
 def load_pyfunc(uri: str) -> Any:

@@ -1,0 +1,161 @@
+"""The winner in use: `rnnbench predict` and the served MLflow Model give, on every test
+example, the predictions the evaluate stage scored; a model folder loads anywhere rnnbench is
+installed; the promotion rule moves the champion only for a significantly better model."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+from typer.testing import CliRunner
+
+from pipeline import tracking
+from pipeline.cli import app
+from pipeline.data.prepare import read_test_examples
+from pipeline.evaluation.evaluate import evaluate_cell
+from pipeline.model.record import read_record
+from pipeline.paths import TEST_EXAMPLES, Layout
+from pipeline.retrain.promote import judge
+from pipeline.training.fit import train_cell
+from tests.conftest import SEED, one_task, write_params
+from tests.servers import free_port, serving
+from tests.test_tagging import conllu_params, prepared_conllu
+
+pytestmark = pytest.mark.slow
+BIN = Path(sys.executable).parent
+
+
+def evaluated(layout: Layout, cell: str) -> list[str]:
+    """The evaluate stage's predicted label of every test example (tagging: of every token)."""
+    with open(layout.predictions(cell, SEED), encoding="utf-8") as fh:
+        return [row["predicted"] for row in csv.DictReader(fh)]
+
+
+def predicted(rows: list[dict]) -> list[str]:
+    """The same, from predict's JSON lines or the server's records."""
+    return [tag for row in rows for tag in row["tags"]] if rows and "tags" in rows[0] \
+        else [row["label"] for row in rows]
+
+
+@pytest.fixture(scope="module")
+def tagger(tmp_path_factory) -> tuple:
+    """A POS tagger with character features, trained and evaluated on the CoNLL-U sample."""
+    folder = tmp_path_factory.mktemp("tagger")
+    write_params(folder, conllu_params())  # predict reads the task's reader settings
+    params, layout = prepared_conllu(folder)
+    train_cell(params, "gru", layout)
+    evaluate_cell(params, "gru", layout)
+    return params, layout
+
+
+def run_predict(project: Path, *args: str, monkeypatch) -> str:
+    monkeypatch.chdir(project)
+    result = CliRunner().invoke(app, ["predict", *args])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+@pytest.mark.parametrize("family", ["classification", "tagging"])
+def test_predict_agrees_with_the_evaluate_stage_on_every_test_example(
+        family, trained, tagger, tmp_path, monkeypatch):
+    params, layout = (trained[0], trained[1]) if family == "classification" else tagger
+    cell = "lstm" if family == "classification" else "gru"
+    out = tmp_path / "predictions.jsonl"
+    run_predict(layout.root, "--task", params.name, "--model",
+                str(layout.model_dir(cell, SEED)), "--input",
+                str(layout.prepared / TEST_EXAMPLES), "--output", str(out),
+                monkeypatch=monkeypatch)
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == len(read_test_examples(layout.prepared))
+    assert predicted(rows) == evaluated(layout, cell)
+    if family == "classification":
+        assert all(sum(r["probabilities"].values()) == pytest.approx(1, abs=1e-4) for r in rows)
+
+
+def test_predict_reads_texts_and_writes_csv_from_a_run_id(trained, tmp_path, monkeypatch):
+    params, layout, records, _ = trained
+    out = tmp_path / "p.csv"
+    run_predict(layout.root, "--task", params.name, "--model", records["gru"].run_id,
+                "a gripping, beautifully acted film", "tedious and overlong", "--output",
+                str(out), monkeypatch=monkeypatch)
+    rows = list(csv.DictReader(out.open()))
+    labels = records["gru"].labels
+    assert [r["text"] for r in rows] == ["a gripping, beautifully acted film",
+                                         "tedious and overlong"]
+    assert all(r["label"] in labels and set(r) == {"text", "label", *(f"p_{x}" for x in labels)}
+               for r in rows)
+
+
+@pytest.mark.parametrize("model", ["champion", "0" * 32, "no/such/folder"])
+def test_predict_without_that_model_is_one_line(model, trained, monkeypatch):
+    params, layout, *_ = trained
+    monkeypatch.chdir(layout.root)
+    result = CliRunner().invoke(app, ["predict", "--task", params.name, "--model", model, "hi"])
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+
+
+def test_a_logged_model_loads_in_a_fresh_process(trained):
+    _, layout, records, client = trained
+    code = ("import sys, mlflow, pandas as pd; mlflow.set_tracking_uri(sys.argv[1]); "
+            "m = mlflow.pyfunc.load_model(sys.argv[2]); "
+            "print(m.predict(pd.DataFrame({'text': ['a fine film']}))['label'][0]); "
+            "print(m.metadata.signature.inputs.input_names())")
+    out = subprocess.run([sys.executable, "-c", code, client.tracking_uri,
+                          tracking.model_uri(records["rnn"].run_id)], cwd=layout.root,
+                         capture_output=True, text=True, check=True).stdout.splitlines()
+    assert out[0] in records["rnn"].labels and out[1] == "['text']"
+
+
+def test_the_served_tagger_answers_invocations_like_the_evaluate_stage(tagger):
+    _, layout = tagger
+    record = read_record(layout.model_dir("gru", SEED))
+    port = free_port()
+    uri = f"sqlite:///{layout.root / 'mlruns' / 'mlflow.db'}"
+    with serving([str(BIN / "mlflow"), "models", "serve", "-m",
+                  tracking.model_uri(record.run_id), "--env-manager", "local",
+                  "-h", "127.0.0.1", "-p", str(port)], f"http://127.0.0.1:{port}/ping",
+                 cwd=layout.root, env={"MLFLOW_TRACKING_URI": uri}):
+        rows = invoke(port, read_test_examples(layout.prepared))
+    assert predicted(rows) == evaluated(layout, "gru")
+
+
+def invoke(port: int, examples: list[dict]) -> list[dict]:
+    """POST the examples' inputs to a served model's /invocations."""
+    key = "tokens" if "tokens" in examples[0] else "text"
+    body = json.dumps({"dataframe_records": [{key: ex[key]} for ex in examples]}).encode()
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body,
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=60) as resp:
+        return json.loads(resp.read())["predictions"]
+
+
+def test_only_a_significantly_better_challenger_becomes_champion(tmp_path):
+    """Three versions on the same POS test split: a barely trained first champion, a much
+    better challenger (promoted), then a copy of it (no better: kept as challenger)."""
+    raw = conllu_params()
+    weak_params, layout = prepared_conllu(tmp_path)
+    raw["train"].update(max_epochs=6, limit_train_batches=None)
+    strong_params, _ = one_task(raw, tmp_path)
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    examples = read_test_examples(layout.prepared)
+    decisions = []
+    for params, cell in ((weak_params, "rnn"), (strong_params, "gru"), (strong_params, "gru")):
+        train_cell(params, cell, layout)
+        decisions.append(judge(client, layout.model_dir(cell, SEED), examples, "abc123"))
+    first, better, same = decisions
+    assert first.promoted and first.champion_version is None
+    assert better.promoted and better.p < 0.05 and better.challenger > better.champion
+    assert not same.promoted and same.p >= 0.05 and same.champion_version == better.version
+    name = tracking.registered_name(weak_params.name)
+    assert client.get_model_version_by_alias(name, "champion").version == better.version
+    assert client.get_model_version_by_alias(name, "challenger").version == same.version
+    tags = client.get_model_version(name, same.version).tags
+    assert tags["promotion"] == "kept" and float(tags["promotion.p_value"]) >= 0.05
+    assert {"cell", "seed", "data_hash", "git_commit", "test_accuracy"} <= tags.keys()
