@@ -61,17 +61,17 @@ def git(root: Path, *args: str) -> str:
 
 def preflight(root: Path) -> str:
     """The default DVC remote's name, after refusing what would leave a round half done."""
-    dirty = git(root, "status", "--porcelain", "--untracked-files=no")
-    if dirty:
-        fail(f"{root.resolve()}: the work tree has uncommitted changes "
-             f"({dirty.splitlines()[0].strip()}, ...); commit or stash them first: a round's "
-             "results must belong to one commit")
     proc = subprocess.run([sys.executable, "-m", "dvc", "remote", "default"], cwd=root,
                           capture_output=True, text=True, check=False)
     if proc.returncode != 0 or not proc.stdout.strip():
         fail("no DVC remote configured: add one with `dvc remote add -d storage "
              "s3://BUCKET/PATH` (or a folder path) and commit .dvc/config, or put it in "
              ".dvc/config.local")
+    dirty = git(root, "status", "--porcelain", "--untracked-files=no")
+    if dirty:
+        fail(f"{root.resolve()}: the work tree has uncommitted changes "
+             f"({dirty.splitlines()[0].strip()}, ...); commit or stash them first: a round's "
+             "results must belong to one commit")
     return proc.stdout.strip()
 
 
