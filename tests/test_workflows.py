@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import ROOT
 
@@ -41,6 +42,23 @@ def security_check(path: Path) -> subprocess.CompletedProcess:
 def test_the_test_workflow_runs_the_readme_command():
     text = (ROOT / ".github" / "workflows" / "test.yml").read_text()
     assert "run: bash .ci/run" in text and 'CI: "true"' in text
+
+
+def test_the_retrain_workflow_runs_one_round_and_proposes_it_as_a_pull_request():
+    flow = yaml.safe_load((ROOT / ".github" / "workflows" / "retrain.yml").read_text())
+    triggers = flow[True]  # YAML 1.1 reads the key `on` as true
+    assert "cron" in triggers["schedule"][0] and "workflow_dispatch" in triggers
+    assert flow["concurrency"]["cancel-in-progress"] is False and flow["permissions"] == {}
+    job = flow["jobs"]["retrain"]
+    assert job["permissions"] == {"contents": "write", "pull-requests": "write"}
+    steps = {step.get("name", step.get("uses", "")): step for step in job["steps"]}
+    checkout = next(s for name, s in steps.items() if name.startswith("actions/checkout@"))
+    assert checkout["with"] == {"fetch-depth": 0, "persist-credentials": False}
+    assert "make retrain" in steps["make retrain"]["run"]
+    assert "GITHUB_STEP_SUMMARY" in steps["Round summary"]["run"]
+    pull_request = steps["Pull request with the round's results"]["run"]
+    assert "gh pr create" in pull_request and "--body-file reports/retrain.md" in pull_request
+    assert "git push --quiet origin \"$BRANCH\"" in pull_request  # never to main
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=[p.name for p in WORKFLOWS])
