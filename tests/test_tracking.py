@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -38,7 +39,10 @@ def test_one_run_per_cell_nested_under_one_comparison(trained):
         assert run.data.tags["rnnbench.data_hash"] == records["gru"].data_hash
         assert run.inputs.dataset_inputs[0].dataset.name == "rotten_tomatoes"
         assert {a.path for a in client.list_artifacts(run.info.run_id, "model")} >= {
-            "model/model.pt", "model/vocab.json"}
+            "model/MLmodel", "model/artifacts", "model/input_example.json"}  # an MLflow Model
+        cell_folder = client.list_artifacts(run.info.run_id, "model/artifacts")[0].path
+        assert {Path(a.path).name for a in client.list_artifacts(run.info.run_id, cell_folder)
+                } == {"model.pt", "train.json", "vocab.json"}
 
 
 def test_per_epoch_metrics_are_logged_with_epoch_steps(trained):
