@@ -182,7 +182,8 @@ def test_the_served_champion_answers_like_predict_on_every_test_example(rounds, 
     assert len(served) == len(local) > 50
 
 
-@pytest.mark.parametrize("problem", ["dirty", "no remote", "server down"])
+@pytest.mark.parametrize("problem", ["dirty", "no remote", "remote unreachable",
+                                     "server down"])
 def test_a_round_that_cannot_run_is_one_line_and_changes_nothing(problem, rounds, setup,
                                                                   server):
     work, env = setup["work"], dict(setup["env"])
@@ -191,16 +192,22 @@ def test_a_round_that_cannot_run_is_one_line_and_changes_nothing(problem, rounds
         (work / "params.yaml").write_text((work / "params.yaml").read_text() + "\n# edit\n")
     elif problem == "no remote":
         sh(work, "dvc", "remote", "default", "--unset")
+    elif problem == "remote unreachable":  # an S3 remote whose server is not there
+        sh(work, "dvc", "remote", "add", "--local", "-d", "gone", "s3://rnnbench/store")
+        sh(work, "dvc", "remote", "modify", "--local", "gone", "endpointurl",
+           f"http://127.0.0.1:{free_port()}")
+        env.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
     else:
         env["MLFLOW_TRACKING_URI"] = f"http://127.0.0.1:{free_port()}"
     try:
         out = sh(work, "rnnbench", "retrain", env=env, ok=False)
     finally:
         sh(work, "git", "checkout", "--", "params.yaml", ".dvc/config")
+        (work / ".dvc" / "config.local").unlink(missing_ok=True)
     assert out.returncode != 0 and "Traceback" not in out.stderr
     line = out.stderr.strip().splitlines()[-1]
     expected = {"dirty": "uncommitted changes", "no remote": "dvc remote add",
-                "server down": "cannot connect"}[problem]
+                "remote unreachable": "dvc pull", "server down": "cannot connect"}[problem]
     assert expected in line, out.stderr
     assert len(versions(server)) == before
 
