@@ -4,15 +4,21 @@ section in order, intervals and tests, and the HTML opening offline."""
 import json
 import re
 import shutil
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import yaml
 
-from pipeline.config import load_params
+from pipeline.config import load_params, parse_params
 from pipeline.evaluation.evaluate import evaluate_cell
 from pipeline.report.assemble import write_report
+from pipeline.report.caveats import majority_baseline, task_caveats
+from pipeline.report.comparison import Tests, compare_cells, verdict, winner
+from pipeline.report.comparison import tiers as comparison_tiers
+from pipeline.report.stats import Comparison, Spread, Summary, seeds_needed, summarize
 from pipeline.training.fit import train_cell
-from tests.conftest import SEED, TASK, load_task, write_params
+from tests.conftest import SEED, TASK, load_task, repo_params, write_params
 
 
 def test_report_and_metrics_cover_every_cell(trained):
@@ -20,8 +26,14 @@ def test_report_and_metrics_cover_every_cell(trained):
     text = (layout.reports / "comparison.md").read_text()
     for name in ("RNN", "LSTM", "GRU"):
         assert f"| {name} |" in text
-    assert "wins** on test accuracy" in text
     summary = json.loads((layout.reports / "summary.json").read_text())["tasks"][TASK]
+    # the verdict claims what summary.json's tests support, no more
+    if summary["winner"]:
+        assert "wins** on test accuracy" in text
+    else:
+        assert "wins**" not in text and ("**No significant difference**" in text
+                                         or "** on test accuracy (`=`" in text)
+    assert summary["best"] in params.cells and summary["tiers"][0][0] == summary["best"]
     assert set(summary["cells"]) == set(params.cells) and summary["family"] == "classification"
     for cell in params.cells:
         metrics = json.loads(layout.test_metrics(cell, SEED).read_text())
@@ -74,7 +86,7 @@ def test_report_has_every_section_in_order_and_the_html_opens_offline(trained):
     # the HTML opens offline: every figure embedded, nothing fetched, every section there
     html = (layout.reports / "comparison.html").read_text()
     assert html.count('src="data:image/png;base64,') == text.count("](figures/")
-    assert "<table>" in html and "wins</strong>" in html
+    assert "<table>" in html and "<strong>" in html
     assert not re.search(r'(src|href)="(https?:|figures/)', html) and "<script" not in html
     for s in sections:
         assert s.lstrip("#").strip().split(":")[0] in html
@@ -112,3 +124,112 @@ def test_several_seeds_give_intervals_and_tests_over_seeds(prepared, tmp_path):
         assert low <= c["accuracy"] <= high and c["accuracy_ci95_over"] == "seeds"
     (comparison,) = summary["comparisons"]
     assert 0 <= comparison["p"] <= 1 and comparison["method"] == "paired t-test over 3 seeds"
+
+
+# Verdicts and caveats on constructed results: each claim appears exactly where the numbers
+# support it.
+
+def record(epochs: int = 6, best: int = 4, limit: int = 10) -> SimpleNamespace:
+    """What the caveats read of a model record."""
+    return SimpleNamespace(epochs=epochs, best_epoch=best,
+                           params=SimpleNamespace(train=SimpleNamespace(max_epochs=limit)))
+
+
+def result(cell: str, score: float, seeds: int = 1, **train) -> dict:
+    return {"cell": cell, "score": summarize([score] * seeds) if seeds > 1
+            else Summary(1, score, 0.0, None, None),
+            "runs": [{"test": {"accuracy": score}, "train": record(**train)}] * seeds}
+
+
+def pair_tests(results: list[dict], significant: set[tuple[str, str]]) -> Tests:
+    """Pairwise tests: `significant` pairs (better, worse) at p = 0.01, others at p = 0.4."""
+    out: Tests = {}
+    for a in results:
+        for b in results:
+            if a is not b:
+                diff = a["score"].mean - b["score"].mean
+                sig = (a["cell"], b["cell"]) in significant or (b["cell"], a["cell"]) in significant
+                out[a["cell"], b["cell"]] = Comparison(diff, 0.01 if sig else 0.4, "t")
+    return out
+
+
+THREE = [result("lstm", 0.78), result("gru", 0.77), result("rnn", 0.74)]
+
+
+@pytest.mark.parametrize(("significant", "head", "tiers"), [
+    ({("lstm", "gru"), ("lstm", "rnn")}, "**LSTM wins** on test accuracy",
+     [["lstm"], ["gru", "rnn"]]),
+    ({("lstm", "rnn")}, "**LSTM = GRU > RNN** on test accuracy", [["lstm", "gru"], ["rnn"]]),
+    (set(), "**No significant difference** between the cells", [["lstm", "gru", "rnn"]]),
+])
+def test_the_verdict_names_a_winner_only_when_it_beats_every_cell(significant, head, tiers):
+    t = pair_tests(THREE, significant)
+    text = verdict(THREE, "accuracy", t)
+    assert text.startswith(head)
+    assert ("wins**" in text) == (winner(THREE, t) == "lstm")
+    assert [[r["cell"] for r in tier] for tier in comparison_tiers(THREE, t)] == tiers
+
+
+def test_a_one_seed_verdict_says_what_its_test_covers_and_how_many_seeds_would_settle_it():
+    spread = Spread({"lstm": 0.004, "gru": 0.005, "rnn": 0.005}, "a measured spread")
+    text = verdict(THREE, "accuracy", pair_tests(THREE, set()), spread)
+    sd = (0.004 ** 2 + 0.005 ** 2) ** 0.5
+    assert "not whether another seed would keep it" in text
+    assert f"about {seeds_needed(0.01, sd)} seeds would detect a true gap of 1.00 points " \
+           "between LSTM and GRU at 80% power" in text
+    unknown = verdict(THREE, "accuracy", pair_tests(THREE, set()), None)
+    assert "Run 3 or more seeds" in unknown
+    several = [result(c, r["score"].mean, seeds=3) for c, r in zip(["lstm", "gru", "rnn"],
+                                                                    THREE, strict=True)]
+    assert "another seed" not in verdict(several, "accuracy", pair_tests(several, set()))
+
+
+def test_two_seeds_are_ranked_and_tested_on_the_same_statistic():
+    """Mean of per-seed F1 ranks the cells; the test must compare that, not pooled F1."""
+    a = {"runs": [{"test": {"entity_f1": 0.30}}, {"test": {"entity_f1": 0.50}}],
+         "num": np.array([90.0, 0.0]), "den": np.array([100.0, 100.0])}
+    b = {"runs": [{"test": {"entity_f1": 0.35}}, {"test": {"entity_f1": 0.40}}],
+         "num": np.array([10.0, 80.0]), "den": np.array([100.0, 100.0])}
+    test = compare_cells(a, b, "entity_f1")
+    assert test.diff == pytest.approx(0.025) and "2 seeds" in test.method
+
+
+STATS = {"splits": {"test": {"label_counts": {"pos": 60, "neg": 40}}}}
+
+
+def test_a_cell_at_the_majority_baseline_did_not_learn_and_only_it():
+    cells = [result("lstm", 0.75), result("rnn", 0.60)]
+    caveats = task_caveats(PARAMS, cells, STATS, "accuracy")
+    assert len(caveats) == 1 and caveats[0].startswith("RNN did not learn")
+    assert "60.0%" in caveats[0] and "LSTM" not in caveats[0]
+    assert majority_baseline(STATS, "entity_f1") == 0.0
+
+
+@pytest.mark.parametrize(("runs", "expected"), [
+    ({"epochs": 6, "best": 4}, None),
+    ({"epochs": 10, "best": 7}, "LSTM ran every epoch allowed (10) without early stopping:"),
+    ({"epochs": 10, "best": 10}, "LSTM still improving at the last epoch"),
+])
+def test_only_a_cell_that_used_every_epoch_is_flagged(runs, expected):
+    caveats = task_caveats(PARAMS, [result("lstm", 0.8, **runs), result("gru", 0.79)],
+                           STATS, "accuracy")
+    assert (caveats == []) == (expected is None)
+    if expected:
+        assert len(caveats) == 1 and expected in caveats[0] and "GRU" not in caveats[0]
+
+
+PARAMS = parse_params({**repo_params(), "train": {**repo_params()["train"],
+                                                  "max_epochs": 10}}).for_task(TASK)
+
+
+def test_sweep_cells_below_chance_are_reported_as_not_learning_and_only_they(trained):
+    _, layout, _, _ = trained
+    text = (layout.reports / "comparison.md").read_text()
+    sweep = json.loads((layout.reports / "summary.json").read_text())["longrange"]
+    expected = {(problem, int(n), cell)
+                for problem, by_length in sweep["results"].items()
+                for n, row in by_length.items() for cell, acc in row["accuracy"].items()
+                if np.mean(acc) <= row["chance"] + 1e-9}
+    assert {(d["problem"], d["length"], d["cell"]) for d in sweep["did_not_learn"]} == expected
+    section = text.split("## Long-range memory")[1].split("## Provenance")[0]
+    assert section.count("did not learn") == len(expected)

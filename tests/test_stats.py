@@ -10,6 +10,7 @@ from pipeline.report.stats import (
     paired_bootstrap,
     paired_t,
     plain_words,
+    seeds_needed,
     summarize,
 )
 
@@ -62,7 +63,9 @@ def test_bootstrap_recomputes_ratio_metrics_and_is_reproducible():
 
 @pytest.mark.parametrize(("p", "words"), [
     (0.41, "GRU vs LSTM: +0.4 points, not significant (p = 0.41, t)"),
-    (0.0372, "GRU vs LSTM: +0.4 points, significant (p = 0.037, t)"),
+    (0.0372, "GRU vs LSTM: +0.4 points, significant (p = 0.0372, t)"),
+    (0.04996, "GRU vs LSTM: +0.4 points, significant (p = 0.0499, t)"),  # never "p = 0.05"
+    (0.05, "GRU vs LSTM: +0.4 points, not significant (p = 0.05, t)"),
     (0.0004, "GRU vs LSTM: +0.4 points, significant (p < 0.001, t)"),
 ])
 def test_verdict_in_plain_words(p, words):
@@ -93,3 +96,10 @@ def test_bootstrap_draws_in_chunks_are_the_requested_count():
     rows = [d.shape for d in draws(1_000, 10_000, seed=0, chunk=300_000)]
     assert sum(r for r, _ in rows) == 10_000 and {n for _, n in rows} == {1_000}
     assert len(rows) == 34  # 300 rows per chunk
+
+
+@pytest.mark.parametrize(("effect", "seeds"), [(1.0, 10), (0.5, 34)])
+def test_seeds_needed_matches_the_textbook_paired_t_sample_sizes(effect, seeds):
+    """A paired t-test at alpha 0.05, 80% power: 10 pairs for a gap of one sd, 34 for half."""
+    assert seeds_needed(effect * 0.01, 0.01) == seeds
+    assert seeds_needed(0.0, 0.01) is None

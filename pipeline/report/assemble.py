@@ -11,6 +11,7 @@ from pipeline.config import Params
 from pipeline.data.loading import EncodedSplit
 from pipeline.files import atomic_dir, read_json, write_json
 from pipeline.paths import Layout, reports_dir
+from pipeline.report.caveats import task_caveats
 from pipeline.report.comparison import by_length, pairwise, verdict
 from pipeline.report.diagnostics import diagnostics_section
 from pipeline.report.figures import (
@@ -22,6 +23,7 @@ from pipeline.report.figures import (
 from pipeline.report.longrange import collect_longrange, longrange_section
 from pipeline.report.render import provenance, render_html, render_markdown
 from pipeline.report.results import collect, headline
+from pipeline.report.stats import REFERENCE_SPREADS
 from pipeline.report.task import render_task, task_summary
 
 
@@ -51,10 +53,13 @@ def write_report(params: Params, root: Path) -> Path:
             diagnostics, diag_summary = diagnostics_section(name, layout, tp.cells, tp.seeds,
                                                             figures, plots)
             tests = pairwise(results, metric)
-            verdicts[name] = verdict(results, label, tests)
+            spread = REFERENCE_SPREADS.get((tp.data.dataset, metric))
+            verdicts[name] = verdict(results, label, tests, spread)
+            caveats = task_caveats(tp, results, stats, metric)
             sections[name] = render_task(tp, results, stats, source, lengths, tests,
-                                         verdicts[name], diagnostics)
+                                         verdicts[name], diagnostics, caveats)
             summary[name] = {**task_summary(tp, stats, results, metric, tests),
+                             "caveats": caveats,
                              "by_length": lengths, **diag_summary}
             parents += sorted({run["train"].parent_run_id
                                for r in results for run in r["runs"]})

@@ -10,18 +10,23 @@ import numpy as np
 from pipeline.report.figures import CELL_NAMES
 from pipeline.report.stats import (
     Comparison,
+    Spread,
     p_value,
     paired_bootstrap,
     paired_t,
     plain_words,
     ratio,
+    seeds_needed,
 )
+
+ALPHA = 0.05  # a difference is significant below this two-sided p
 
 
 def compare_cells(a: dict[str, Any], b: dict[str, Any], metric: str) -> Comparison:
-    """a vs b on the headline metric: a paired t-test over seeds with 3 or more seeds, else a
-    paired bootstrap over test examples (the same examples and seeds for both)."""
-    if len(a["runs"]) >= 3:
+    """a vs b on the headline metric: with several seeds a paired t-test over them (it tests
+    the mean of per-seed scores, which is what the cells are ranked by), with one a paired
+    bootstrap over test examples."""
+    if len(a["runs"]) >= 2:
         test = paired_t([r["test"][metric] for r in a["runs"]],
                         [r["test"][metric] for r in b["runs"]])
         if test is not None:
@@ -49,19 +54,76 @@ def pairwise(results: list[dict[str, Any]], metric: str) -> Tests:
     return tests
 
 
-def verdict(results: list[dict[str, Any]], label: str, tests: Tests) -> str:
-    """The winner, its margin over each other cell, and whether each margin is significant."""
+def tiers(results: list[dict[str, Any]], tests: Tests) -> list[list[dict[str, Any]]]:
+    """The ranked cells cut into tiers: a cell joins the tier above unless it is significantly
+    worse than that tier's best cell."""
+    order = ranked(results)
+    out = [[order[0]]]
+    for r in order[1:]:
+        test = tests[out[-1][0]["cell"], r["cell"]]
+        if test.diff > 0 and test.p < ALPHA:
+            out.append([r])
+        else:
+            out[-1].append(r)
+    return out
+
+
+def tier_words(groups: list[list[dict[str, Any]]]) -> str:
+    """`LSTM = GRU > RNN`."""
+    return " > ".join(" = ".join(CELL_NAMES[r["cell"]] for r in tier) for tier in groups)
+
+
+def winner(results: list[dict[str, Any]], tests: Tests) -> str | None:
+    """The best cell, only if it beats every other cell significantly."""
+    best, *rest = ranked(results)
+    beaten = all(tests[best["cell"], r["cell"]].diff > 0
+                 and tests[best["cell"], r["cell"]].p < ALPHA for r in rest)
+    return best["cell"] if rest and beaten else None
+
+
+def verdict(results: list[dict[str, Any]], label: str, tests: Tests,
+            spread: Spread | None = None) -> str:
+    """The tiers the evidence supports (a winner only if it beats every other cell
+    significantly), each cell's score and each gap to the best with its p-value; with one seed,
+    what the test covers and how many seeds would settle the closest call."""
     order = ranked(results)
     best = order[0]
     name, seeds = CELL_NAMES[best["cell"]], len(best["runs"])
     over = f" (mean of {seeds} seeds)" if seeds > 1 else ""
+    scores = ", ".join(f"{CELL_NAMES[r['cell']]} {r['score'].mean:.1%}" for r in order)
     if len(order) == 1:
         return f"Only {name} was trained: test {label} {best['score'].mean:.1%}{over}."
+    groups = tiers(results, tests)
     against = [tests[best["cell"], r["cell"]] for r in order[1:]]
-    words = [plain_words(name, CELL_NAMES[r["cell"]], t, method=False)
-             for r, t in zip(order[1:], against, strict=True)]
-    return (f"**{name} wins** on test {label} with {best['score'].mean:.1%}{over}. "
-            + "; ".join(words) + f"; {against[0].method}.")
+    gaps = "; ".join(plain_words(name, CELL_NAMES[r["cell"]], t, method=False)
+                     for r, t in zip(order[1:], against, strict=True))
+    if winner(results, tests):
+        head = f"**{name} wins** on test {label}: it beats every other cell significantly"
+    elif len(groups) == 1:
+        head = f"**No significant difference** between the cells on test {label}"
+    else:
+        head = (f"**{tier_words(groups)}** on test {label} (`=`: no significant difference "
+                "from the best cell of its tier)")
+    text = f"{head}. {scores}{over}. {gaps}; {against[0].method}."
+    if seeds == 1:
+        text += " " + one_seed_caveat(order, spread)
+    return text
+
+
+def one_seed_caveat(order: list[dict[str, Any]], spread: Spread | None) -> str:
+    """What a one-seed test says, and the seeds that would settle the closest call."""
+    first, second = order[0], order[1]
+    words = ("With one seed the test resamples test examples: it says how sure the ranking is "
+             "on this test sample, not whether another seed would keep it.")
+    gap = first["score"].mean - second["score"].mean
+    if spread is None or first["cell"] not in spread.sd or second["cell"] not in spread.sd:
+        return words + " Run 3 or more seeds (`-S 'seeds=[1,2,3]'`) to measure that."
+    sd = float(np.hypot(spread.sd[first["cell"]], spread.sd[second["cell"]]))
+    n = seeds_needed(gap, sd)
+    pair = f"{CELL_NAMES[first['cell']]} and {CELL_NAMES[second['cell']]}"
+    need = (f"about {n} seeds would detect a true gap of {100 * gap:.2f} points between {pair} "
+            "at 80% power" if n else f"no practical number of seeds would separate {pair}")
+    return f"{words} From {spread.source}, {need} (`-S 'seeds=[...]'`)."
 
 
 def significance_table(results: list[dict[str, Any]], tests: Tests) -> list[str]:

@@ -12,6 +12,7 @@ from pipeline.data.synthetic import task_name
 from pipeline.errors import fail
 from pipeline.files import read_json, tree_digest
 from pipeline.paths import Layout
+from pipeline.report.caveats import did_not_learn
 from pipeline.report.diagnostics import diagnostics_section
 from pipeline.report.figures import CELL_COLORS, CELL_NAMES, plt, save, write_series
 
@@ -118,6 +119,17 @@ def longrange_section(params: Params, root: Path, results: dict[str, Any], figur
     lines += ["", "![accuracy against dependency length](figures/longrange_accuracy.png)", ""]
     summary: dict[str, Any] = {"results": results, "verdict": longrange_verdict(results, cells),
                                "data": []}
+    unlearned = [(problem, n, c) for problem, by_length in results.items()
+                 for n in sorted(by_length) for c in cells
+                 if did_not_learn(float(np.mean(by_length[n]["accuracy"][c])),
+                                  by_length[n]["chance"])]
+    lines += [f"- **Caveat:** {CELL_NAMES[c]} did not learn {problem} at length {n}: "
+              f"{np.mean(results[problem][n]['accuracy'][c]):.1%}, no better than always "
+              f"answering the most frequent label ({results[problem][n]['chance']:.1%}); its "
+              "gradient flow and gates below describe a cell that learned nothing there."
+              for problem, n, c in unlearned]
+    lines += [""] if unlearned else []
+    summary["did_not_learn"] = [{"problem": p, "length": n, "cell": c} for p, n, c in unlearned]
     for problem, by_length in results.items():
         name = task_name(problem, max(by_length))
         sub, diag = diagnostics_section(name, Layout(root, name), cells, seeds, figures, plots)

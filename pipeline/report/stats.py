@@ -47,6 +47,30 @@ class Comparison:
     method: str
 
 
+@dataclass(frozen=True)
+class Spread:
+    """How much a cell's score moves from seed to seed (sample sd per cell), and where that
+    was measured."""
+
+    sd: dict[str, float]
+    source: str
+
+
+# Seed-to-seed spreads measured on the default datasets (README, "Seeds and significance"):
+# the spread of retraining, for one-seed runs that cannot measure their own.
+REFERENCE_SPREADS = {
+    ("rotten_tomatoes", "accuracy"): Spread(
+        {"rnn": 0.0054, "lstm": 0.0041, "gru": 0.0050},
+        "the seed-to-seed spread measured on Rotten Tomatoes over 5 seeds"),
+    ("brown_pos", "accuracy"): Spread(
+        {"rnn": 0.0016, "lstm": 0.0009, "gru": 0.0003},
+        "the seed-to-seed spread measured on Brown POS over 3 seeds"),
+    ("wnut16", "entity_f1"): Spread(
+        {"rnn": 0.0113, "lstm": 0.0102, "gru": 0.0186},
+        "the seed-to-seed spread measured on WNUT-16 over 3 seeds"),
+}
+
+
 def paired_t(a: Sequence[float], b: Sequence[float]) -> Comparison | None:
     """Student's t-test on per-seed differences (same seeds, same test set); None below 2."""
     x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
@@ -118,8 +142,32 @@ def bootstrap_interval(num: Sequence[float], den: Sequence[float], level: float 
 
 
 def p_value(p: float) -> str:
-    """`p = 0.41`, `p = 0.037`, `p < 0.001`."""
-    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}".rstrip("0").rstrip(".")
+    """`p = 0.41`, `p = 0.037`, `p = 0.0499`, `p < 0.001`: three significant digits, cut
+    rather than rounded, so that a p-value below 0.05 never reads as 0.05."""
+    if p < 0.001:
+        return "p < 0.001"
+    if p >= 1:
+        return "p = 1"
+    step = 10.0 ** (math.floor(math.log10(p)) - 2)
+    shown = math.floor(p / step + 1e-9) * step
+    return f"p = {shown:.{max(0, 2 - math.floor(math.log10(p)))}f}".rstrip("0").rstrip(".")
+
+
+def seeds_needed(diff: float, sd_diff: float, alpha: float = 0.05, power: float = 0.8,
+                 most: int = 1000) -> int | None:
+    """How many seeds a paired t-test needs to find a true gap `diff` significant with
+    probability `power`, when per-seed differences spread by `sd_diff` (noncentral t);
+    None beyond `most`, or for no gap at all."""
+    if diff == 0 or not math.isfinite(sd_diff):
+        return None
+    if sd_diff <= 0:
+        return 2
+    for n in range(2, most + 1):
+        df, shift = n - 1, abs(diff) / (sd_diff / math.sqrt(n))
+        critical = float(sps.t.ppf(1 - alpha / 2, df))
+        if 1 - sps.nct.cdf(critical, df, shift) + sps.nct.cdf(-critical, df, shift) >= power:
+            return n
+    return None
 
 
 def plain_words(name_a: str, name_b: str, test: Comparison, alpha: float = 0.05,

@@ -13,6 +13,8 @@ from pipeline.report.comparison import (
     per_label_table,
     ranked,
     significance_table,
+    tiers,
+    winner,
 )
 from pipeline.report.figures import CELL_NAMES, MAX_CONFUSION_LABELS
 from pipeline.report.results import headline
@@ -25,7 +27,7 @@ def as_yaml(values: dict[str, Any]) -> str:
 
 def render_task(params: TaskParams, results: list[dict[str, Any]], stats: dict[str, Any],
                 source: dict[str, Any], lengths: dict[str, Any], tests: Tests,
-                summary_line: str, diagnostics: list[str]) -> list[str]:
+                summary_line: str, diagnostics: list[str], caveats: list[str]) -> list[str]:
     """One task's section: table, significance, accuracy by length, gradient flow and gates
     (`diagnostics`), curves, confusions, per-label F1, data and settings."""
     first = results[0]["train"]
@@ -44,6 +46,8 @@ def render_task(params: TaskParams, results: list[dict[str, Any]], stats: dict[s
         "",
         summary_line,
         "",
+        *[f"- **Caveat:** {caveat}." for caveat in caveats],
+        *([""] if caveats else []),
         f"| cell | {'token accuracy' if tagging else 'test accuracy'} | "
         + "".join(f"{h} | " for h, _, _ in extra)
         + (f"{label}: mean ± sd [95% CI] | " if seeds > 1 else f"{label}: 95% CI (test sample) | ")
@@ -137,7 +141,9 @@ def task_summary(params: TaskParams, stats: dict[str, Any], results: list[dict[s
     order = ranked(results)
     return {
         "dataset": params.data.dataset, "family": stats["family"], "ranked_by": metric,
-        "seeds": params.seeds, "winner": order[0]["cell"],
+        "seeds": params.seeds, "best": order[0]["cell"],
+        "winner": winner(results, tests),  # None unless it beats every other significantly
+        "tiers": [[r["cell"] for r in tier] for tier in tiers(results, tests)],
         "cells": {r["cell"]: {**r["test"], metric: r["score"].mean,
                               f"{metric}_std": r["score"].std,
                               f"{metric}_ci95": [r["score"].low, r["score"].high],

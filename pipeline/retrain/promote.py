@@ -67,13 +67,14 @@ class Decision:
 
 
 def winner(params: TaskParams, layout: Layout) -> TrainRecord:
-    """The report's winning cell on this task, at its seed with the best validation score
-    (the test split is what it is then judged on, not what picks it)."""
+    """The report's best cell on this task (significantly or not: the champion test decides),
+    at its seed with the best validation score (the test split is what it is then judged on,
+    not what picks it)."""
     summary = read_json(layout.reports / "summary.json").get("tasks", {}).get(params.name)
-    if not summary or summary.get("winner") not in params.cells:
-        fail(f"{layout.reports / 'summary.json'}: no winner for {params.name}; run the report "
-             "stage (`dvc repro`)")
-    records = [read_record(layout.model_dir(summary["winner"], seed)) for seed in params.seeds]
+    if not summary or summary.get("best") not in params.cells:
+        fail(f"{layout.reports / 'summary.json'}: no ranking for {params.name}; run the "
+             "report stage (`dvc repro`)")
+    records = [read_record(layout.model_dir(summary["best"], seed)) for seed in params.seeds]
     return max(records, key=lambda r: r.best_val)
 
 
