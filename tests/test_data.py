@@ -50,3 +50,15 @@ def test_encoded_split_round_trip(tmp_path):
     assert len(split) == 2
     assert split[1][0].tolist() == [4, 5, 6] and split[1][1] == 1
     assert split.lengths.tolist() == [2, 3]
+
+
+def test_no_two_seeds_share_a_batch_order_in_any_epoch():
+    """Seed s at epoch k+1 once replayed seed s+1 at epoch k (the shuffle took seed + epoch)."""
+    lens = list(range(1, 201))
+    orders = set()
+    for seed in range(4):
+        sampler = BucketBatchSampler(lens, 16, seed=seed)
+        for epoch in range(4):
+            sampler.set_epoch(epoch)
+            orders.add(tuple(map(tuple, sampler)))
+    assert len(orders) == 16

@@ -118,7 +118,10 @@ class BucketBatchSampler(Sampler[list[int]]):
         self.epoch = epoch
 
     def __iter__(self) -> Iterator[list[int]]:
-        rng = random.Random(self.seed + self.epoch)
+        # One stream per (seed, epoch): seeded with seed + epoch, seed 1's second epoch
+        # replayed seed 2's first, and seeds shared batch orders. A string seed is hashed
+        # (sha512), the same in every process.
+        rng = random.Random(f"batches/{self.seed}/{self.epoch}")
         order = list(range(len(self.lengths)))
         if self.shuffle:
             rng.shuffle(order)
