@@ -157,3 +157,25 @@ def test_ctrl_c_waits_for_a_call_on_the_local_store(tmp_path):
     finally:
         signal.signal(signal.SIGINT, before)
     assert finished == ["local"]
+
+
+def test_only_changes_outside_the_pipelines_outputs_make_the_code_dirty(tmp_path):
+    """A run rewrites dvc.lock, metrics/ and reports/: that alone is not uncommitted code."""
+    from pipeline.tracking import git_info
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    for folder in ("metrics", "reports"):
+        (tmp_path / folder).mkdir()
+    files = ("dvc.lock", "metrics/m.json", "reports/r.md", "params.yaml")
+    for name in files:
+        (tmp_path / name).write_text("1")
+    git("add", "-A")
+    git("-c", "user.name=t", "-c", "user.email=t@t.invalid", "commit", "-qm", "x")
+    for name in files[:3]:
+        (tmp_path / name).write_text("2")
+    assert git_info(tmp_path)["dirty"] == "false"
+    (tmp_path / "params.yaml").write_text("2")
+    assert git_info(tmp_path)["dirty"] == "true"

@@ -34,6 +34,9 @@ COMPARISON_TAG = f"{TAG}.comparison"
 PARENT_TAG = "mlflow.parentRunId"
 
 
+PIPELINE_OUTPUTS = ("dvc.lock", "metrics", "reports")  # git-tracked, rewritten by each run
+
+
 def git_info(root: Path) -> dict[str, str]:
     def git(*args: str) -> str:
         try:
@@ -43,8 +46,12 @@ def git_info(root: Path) -> dict[str, str]:
         except (OSError, subprocess.TimeoutExpired):
             return ""
 
+    # The pipeline's own outputs (dvc.lock, metrics/, reports/) change in every run: only
+    # edits elsewhere (code, params.yaml, dvc.yaml) make the code differ from the commit.
+    changed = git("status", "--porcelain", "--untracked-files=no", "--", ".",
+                  *(f":(exclude){path}" for path in PIPELINE_OUTPUTS))
     return {"commit": git("rev-parse", "HEAD") or "unknown",
-            "dirty": "true" if git("status", "--porcelain", "--untracked-files=no") else "false"}
+            "dirty": "true" if changed else "false"}
 
 
 def flatten(prefix: str, values: dict[str, Any]) -> dict[str, str]:
