@@ -130,11 +130,26 @@ def check(params: ParamsOpt = Path("params.yaml")) -> None:
 def ui(params: ParamsOpt = Path("params.yaml"),
        port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 5000,
        workers: Annotated[int, typer.Option(help="Server worker processes.")] = 1) -> None:
-    """Serve the MLflow UI for the project's runs on http://127.0.0.1:PORT."""
+    """Serve the MLflow UI for the project's runs on http://127.0.0.1:PORT, and print a link
+    to each task's side-by-side comparison of the runs its trained models came from."""
     from pipeline import tracking
+    from pipeline.model.record import RECORD_FILE, read_record
 
-    run_guarded(lambda: tracking.serve_ui(tracking.tracking_uri(load_params(params)), port,
-                                          workers))
+    def go() -> None:
+        p = load_params(params)
+        uri = tracking.tracking_uri(p)
+        base = f"http://127.0.0.1:{port}" if uri.startswith("sqlite:") else uri.rstrip("/")
+        if Path(uri.removeprefix("sqlite:///")).exists() or not uri.startswith("sqlite:"):
+            client = tracking.client_for(p, ROOT)
+            for tp, layout in each_task(params, None):
+                folders = [layout.model_dir(c, s) for c in tp.cells for s in tp.seeds]
+                runs = [read_record(f).run_id for f in folders if (f / RECORD_FILE).exists()]
+                exp = tracking.find_experiment(client, tp.experiment) if runs else None
+                if exp is not None:
+                    typer.echo(f"{tp.name}: {tracking.compare_url(base, exp, runs)}")
+        tracking.serve_ui(uri, port, workers)
+
+    run_guarded(go)
 
 
 @app.command()

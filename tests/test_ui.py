@@ -15,8 +15,9 @@ import pytest
 from typer.testing import CliRunner
 
 from pipeline.cli import app
+from pipeline.model.record import read_record
 from pipeline.training.fit import train_cell
-from tests.conftest import TASK, copy_prepared, load_task
+from tests.conftest import SEED, TASK, copy_prepared, load_task
 from tests.servers import free_port
 
 pytestmark = pytest.mark.slow
@@ -95,3 +96,15 @@ def test_ui_refuses_a_busy_port(server, project, monkeypatch):
     result = CliRunner().invoke(app, ["ui", "--port", port])
     assert result.exit_code == 2
     assert f"--port {port}: already in use" in result.output
+    # before serving: a link per task to the comparison of its trained models' runs
+    _, layout = load_task(project)
+    record = read_record(layout.model_dir("gru", SEED))
+    link = next(line for line in result.output.splitlines() if line.startswith(f"{TASK}: "))
+    assert f"http://127.0.0.1:{port}/#/compare-runs?runs=" in link and record.run_id in link
+
+
+def test_experiments_open_on_their_runs_in_the_ui(server):
+    """Tagged as model development: MLflow 3's UI otherwise guessed a GenAI experiment."""
+    exp = api(server, f"experiments/get-by-name?experiment_name={TASK}")["experiment"]
+    tags = {t["key"]: t["value"] for t in exp.get("tags", [])}
+    assert tags["mlflow.experimentKind"] == "custom_model_development"

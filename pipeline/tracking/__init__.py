@@ -31,7 +31,9 @@ from pipeline.tracking.runs import (
 )
 from pipeline.tracking.store import (
     client_for,
+    compare_url,
     experiment_id,
+    find_experiment,
     project_root,
     require_server,
     serve_ui,
@@ -41,10 +43,10 @@ from pipeline.tracking.store import (
 )
 
 __all__ = [
-    "CHALLENGER", "CHAMPION", "COMPARISON_TAG", "PARENT_TAG", "TAG", "client_for",
-    "comparison_rows", "download_model_folder", "end_run", "ensure_run", "experiment_id", "frame",
-    "git_info", "inner_folder", "load_pyfunc", "log_files", "log_metrics", "log_model", "model_uri",
-    "project_root", "register_version", "registered_name", "require_server", "serve_ui",
-    "set_alias", "set_tags", "shown_uri", "start_cell_run", "store_errors", "tag_version",
-    "tracking_uri", "version_by_alias",
+    "CHALLENGER", "CHAMPION", "COMPARISON_TAG", "PARENT_TAG", "TAG", "client_for", "compare_url",
+    "comparison_rows", "download_model_folder", "end_run", "ensure_run", "experiment_id",
+    "find_experiment", "frame", "git_info", "inner_folder", "load_pyfunc", "log_files",
+    "log_metrics", "log_model", "model_uri", "project_root", "register_version", "registered_name",
+    "require_server", "serve_ui", "set_alias", "set_tags", "shown_uri", "start_cell_run",
+    "store_errors", "tag_version", "tracking_uri", "version_by_alias",
 ]

@@ -8,6 +8,7 @@ real project root, never the working directory. MLFLOW_TRACKING_URI overrides it
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -18,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
@@ -146,19 +147,41 @@ def call(what: str, uri: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         return fn(*args, **kwargs)
 
 
+# MLflow 3's UI opens an experiment by its kind: without this tag it guesses, and showed
+# rnnbench's as GenAI experiments (an empty traces overview) instead of their runs.
+KIND_TAG, KIND = "mlflow.experimentKind", "custom_model_development"
+
+
 def experiment_id(client: MlflowClient, name: str, root: Path | None = None) -> str:
     uri = client.tracking_uri
     exp = call("looking up the experiment", uri, client.get_experiment_by_name, name)
     if exp is not None:
+        if exp.tags.get(KIND_TAG) != KIND:
+            call("tagging the experiment", uri, client.set_experiment_tag, exp.experiment_id,
+                 KIND_TAG, KIND)
         return exp.experiment_id
     artifacts = None
     if uri.startswith("sqlite:///"):  # keep artifacts beside the local DB, not in the cwd
         artifacts = (Path(uri.removeprefix("sqlite:///")).parent / "artifacts" / name).as_uri()
     try:
-        return client.create_experiment(name, artifact_location=artifacts)
+        return client.create_experiment(name, artifact_location=artifacts,
+                                        tags={KIND_TAG: KIND})
     except MlflowException:  # created meanwhile by a concurrent stage
         return call("creating the experiment", uri, client.get_experiment_by_name,
                      name).experiment_id
+
+
+def find_experiment(client: MlflowClient, name: str) -> str | None:
+    """The id of the experiment `name`, or None where there is none yet."""
+    exp = call("looking up the experiment", client.tracking_uri, client.get_experiment_by_name,
+               name)
+    return exp.experiment_id if exp is not None else None
+
+
+def compare_url(base: str, experiment: str, run_ids: list[str]) -> str:
+    """The MLflow UI's side-by-side comparison of these runs (parallel coordinates, charts)."""
+    query = urlencode({"runs": json.dumps(run_ids), "experiments": json.dumps([experiment])})
+    return f"{base}/#/compare-runs?{query}"
 
 
 def serve_ui(uri: str, port: int, workers: int) -> None:
