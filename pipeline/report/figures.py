@@ -52,12 +52,17 @@ def plot_by_length(lengths: dict[str, Any], label: str, path: Path) -> None:
     save(fig, path)
 
 
+CURVE_NAMES = {"loss": "loss", "acc": "accuracy", "entity_f1": "entity F1"}
+
+
 def plot_learning_curves(results: list[dict[str, Any]], path: Path) -> None:
-    """Loss and accuracy per epoch: the mean over seeds, and their range as a band."""
+    """Loss and the metric that picks the kept epoch (accuracy; validation entity F1 for NER)
+    per epoch: the mean over seeds, and their range as a band."""
     fig, axes = plt.subplots(2, len(results), figsize=(4 * len(results), 6), squeeze=False,
                              sharey="row")
     for col, r in enumerate(results):
-        for row, metric in enumerate(("loss", "acc")):
+        score = "entity_f1" if r["train"].monitor == "val_entity_f1" else "acc"
+        for row, metric in enumerate(("loss", score)):
             ax = axes[row][col]
             for split, style in (("train", "-"), ("val", "--")):
                 key = f"{split}_{metric}"
@@ -67,17 +72,22 @@ def plot_learning_curves(results: list[dict[str, Any]], path: Path) -> None:
                         if key in h:
                             by_epoch.setdefault(int(h["epoch"]), []).append(h[key])
                 epochs = sorted(by_epoch)
+                if not epochs:  # entity F1 is measured on the validation split only
+                    continue
+                # the cell's own colour, as in every figure; train solid, validation dashed
                 ax.plot(epochs, [np.mean(by_epoch[e]) for e in epochs], style, marker="o",
-                        label=split)
+                        label=split, color=CELL_COLORS[r["cell"]],
+                        markerfacecolor=CELL_COLORS[r["cell"]] if split == "train" else "white")
                 if len(r["runs"]) > 1:
                     ax.fill_between(epochs, [min(by_epoch[e]) for e in epochs],
-                                    [max(by_epoch[e]) for e in epochs], alpha=0.2)
+                                    [max(by_epoch[e]) for e in epochs], alpha=0.2,
+                                    color=CELL_COLORS[r["cell"]])
             if len(r["runs"]) == 1 and r["train"].best_epoch:
                 ax.axvline(r["train"].best_epoch, color="grey", lw=0.8, ls=":")
             ax.set_xlabel("epoch")
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-            ax.set_ylabel("accuracy" if metric == "acc" else "cross-entropy")
-            ax.set_title(f"{CELL_NAMES[r['cell']]}: {'accuracy' if metric == 'acc' else 'loss'}")
+            ax.set_ylabel("cross-entropy" if metric == "loss" else CURVE_NAMES[metric])
+            ax.set_title(f"{CELL_NAMES[r['cell']]}: {CURVE_NAMES[metric]}")
             ax.grid(alpha=0.3)
             ax.legend()
     save(fig, path)
