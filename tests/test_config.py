@@ -117,3 +117,10 @@ def test_cli_reports_bad_params_without_traceback(tmp_path):
     assert result.exit_code == 2
     assert "model.hidden_size: Input should be greater than 0" in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("key", ["problems", "lengths"])
+def test_an_empty_sweep_is_allowed_and_skips_it(key):
+    raw = repo_params()
+    raw["longrange"][key] = []
+    assert getattr(parse_params(raw).longrange, key) == []

@@ -223,3 +223,12 @@ def test_a_users_conll_file_trains_and_reports_all_cells(repo):
     assert summary["family"] == "tagging" and set(summary["cells"]) == set(CELLS)
     assert summary["ranked_by"] == "entity_f1"  # BIO tags: scored as entities
     assert all(0 < c["accuracy"] <= 1 for c in summary["cells"].values())
+
+
+def test_an_empty_sweep_runs_no_synthetic_stage_and_the_report_omits_it(repo):
+    log = sh(repo, "dvc", "exp", "run", "--temp", "-n", "no-sweep", "-S", "longrange.problems=[]")
+    assert "Running stage 'report'" in log
+    assert "Running stage 'generate" not in log and "Running stage 'longrange" not in log
+    summary = json.loads(sh(repo, "git", "show",
+                            f"{exp_ref(repo, 'no-sweep')}:reports/summary.json"))
+    assert summary["longrange"] is None and set(summary["tasks"][TASK]["cells"]) == set(CELLS)

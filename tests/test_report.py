@@ -90,6 +90,14 @@ def test_report_has_every_section_in_order_and_the_html_opens_offline(trained):
     assert not re.search(r'(src|href)="(https?:|figures/)', html) and "<script" not in html
     for s in sections:
         assert s.lstrip("#").strip().split(":")[0] in html
+    # navigable: a viewport for phones, a table of contents whose every link resolves, and
+    # the long reference sections folded
+    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in html
+    links = re.findall(r'<a href="#([^"]+)"', html)
+    ids = set(re.findall(r' id="([^"]+)"', html))
+    assert len(links) >= 3 and set(links) <= ids
+    assert '<details id="provenance" class="provenance"><summary>Provenance</summary>' in html
+    assert html.count("<summary>Settings</summary>") == 1
     # the figures' data, for `dvc plots show`
     plots = {p.name for p in (layout.reports / "plots").iterdir()}
     assert {f"{TASK}_gradient_flow.csv", f"{TASK}_by_length.csv", "longrange_recall.csv",

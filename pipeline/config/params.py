@@ -111,8 +111,9 @@ class SharedParams(Section):
 class LongRangeParams(Section):
     """`longrange`: the synthetic tasks (pipeline/data/synthetic.py) and the lengths they sweep."""
 
-    problems: list[Literal["recall", "adding"]] = Field(min_length=1)
-    lengths: list[int] = Field(min_length=1)
+    # [] skips the sweep (DVC then has no generate or longrange stage)
+    problems: list[Literal["recall", "adding"]]
+    lengths: list[int]
     examples: int = Field(ge=100)  # generated per problem and length, split 80/10/10
     data_seed: int
     model: dict[str, Any]  # changes to the shared model section (e.g. unidirectional)
@@ -167,7 +168,8 @@ class Params(SharedParams):
                 raise ValueError(f"task.{name}: missing key (the changes for task {name!r})")
         for name in self.task:
             self.for_task(name)
-        self.for_longrange(self.longrange.problems[0], self.longrange.lengths[0])
+        if self.longrange.problems and self.longrange.lengths:  # its settings resolve
+            self.for_longrange(self.longrange.problems[0], self.longrange.lengths[0])
         return self
 
     def _resolve(self, name: str, changes: dict[str, dict[str, Any]], where: str,

@@ -59,7 +59,14 @@ th, td { border: 1px solid #d0d0d7; padding: 3px 8px; }
 td { white-space: nowrap; }  /* an interval or a run id reads on one line; wide tables scroll */
 th { background: #f2f2f5; }
 td:not(:first-child) { text-align: right; font-variant-numeric: tabular-nums; }
-img { max-width: 100%; }
+img { max-width: 100%; height: auto; }
+pre { overflow-x: auto; background: #f7f7f9; padding: 0.6em; }
+nav.toc { background: #f7f7f9; padding: 0.4em 1em; border-radius: 4px; }
+nav.toc ul { margin: 0.2em 0; padding-left: 1.2em; }
+details { margin: 0.8em 0; }
+summary { cursor: pointer; font-weight: 600; font-size: 1.05em; }
+details.provenance td { white-space: normal; text-align: left; overflow-wrap: anywhere; }
+@media (max-width: 600px) { body { font-size: 14px; margin: 1em auto; } }
 code { background: #f2f2f5; padding: 0 3px; border-radius: 3px; font-size: 12px; }
 h2 { border-bottom: 1px solid #d0d0d7; margin-top: 2em; }
 """
@@ -78,5 +85,51 @@ def render_html(markdown: str, folder: Path) -> str:
 
     body = re.sub(r'src="(figures/[^"]+\.png)"', embed, body)
     return ("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>rnnbench: RNN vs LSTM vs GRU</title><style>{HTML_STYLE}</style></head>"
-            f"<body>\n{body}</body></html>\n")
+            f"<body>\n{navigable(body)}</body></html>\n")
+
+
+HEADING = re.compile(r"<h([23])>(.*?)</h\1>", re.DOTALL)
+# Long reference sections start folded: the verdicts, tables and figures come first.
+FOLDED = ("Data", "Settings", "Provenance")
+
+
+def slug(html: str, taken: set[str]) -> str:
+    """An anchor from a heading's text, unique in the page."""
+    base = re.sub(r"[^a-z0-9]+", "-", re.sub(r"<[^>]+>", "", html).lower()).strip("-")
+    name, n = base or "section", 1
+    while name in taken:
+        n += 1
+        name = f"{base}-{n}"
+    taken.add(name)
+    return name
+
+
+def navigable(body: str) -> str:
+    """Anchors on every section heading, a table of contents of the task sections after the
+    title, and the long reference sections (data, settings, provenance) folded."""
+    taken: set[str] = set()
+    starts = [m.start() for m in HEADING.finditer(body)]
+    parts = [body[: starts[0]] if starts else body]
+    toc = []
+    for i, start in enumerate(starts):
+        end = starts[i + 1] if i + 1 < len(starts) else len(body)
+        match = HEADING.match(body, start)
+        assert match is not None
+        level, title = match.group(1), match.group(2)
+        anchor = slug(title, taken)
+        rest = body[match.end():end]
+        plain = re.sub(r"<[^>]+>", "", title)
+        if level == "2":
+            toc.append(f'<li><a href="#{anchor}">{title}</a></li>')
+        if plain.startswith(FOLDED):
+            kind = ' class="provenance"' if plain.startswith("Provenance") else ""
+            parts.append(f'<details id="{anchor}"{kind}><summary>{title}</summary>{rest}'
+                         "</details>\n")
+        else:
+            parts.append(f'<h{level} id="{anchor}">{title}</h{level}>{rest}')
+    nav = f'<nav class="toc"><strong>Contents</strong><ul>{"".join(toc)}</ul></nav>\n'
+    head, *sections = parts
+    # the contents go after the title and the verdicts, before the first section
+    return head + (nav if toc else "") + "".join(sections)
