@@ -42,7 +42,8 @@ class Predictor:
             return tokenize(example["text"], lowercase=False)
         fail(f"{where}: expected a non-empty 'tokens' list or 'text' to tag")
 
-    def encode(self, examples: Sequence[Example]) -> EncodedSplit:
+    def encode(self, examples: Sequence[Example]) -> tuple[EncodedSplit, list[list[str]]]:
+        """The examples as the model reads them, and (tagging) each one's words as kept."""
         prep = self.record.prepare
         if self.family == Family.CLASSIFICATION:
             texts = []
@@ -51,13 +52,14 @@ class Predictor:
                     fail(f"example {i + 1}: expected a 'text' to classify")
                 texts.append(text_tokens(ex["text"], prep.lowercase, prep.max_length))
             ids = [self.vocab.encode(t) for t in texts]
-            return EncodedSplit(encode_split(ids, labels=[0] * len(ids)))
+            return EncodedSplit(encode_split(ids, labels=[0] * len(ids))), []
         kept = [word_tokens(self.words(ex, f"example {i + 1}"), prep.lowercase, prep.max_length)
                 for i, ex in enumerate(examples)]
         ids = [self.vocab.encode(tokens) for _, tokens in kept]
         chars = ([self.chars.encode(spelling(w)) for words, _ in kept for w in words]
                  if self.chars is not None else None)
-        return EncodedSplit(encode_split(ids, tags=[[0] * len(i) for i in ids], chars=chars))
+        split = EncodedSplit(encode_split(ids, tags=[[0] * len(i) for i in ids], chars=chars))
+        return split, [words for words, _ in kept]
 
     @torch.inference_mode()
     def predict(self, examples: Sequence[Example]) -> list[Example]:
@@ -65,7 +67,7 @@ class Predictor:
         {"tokens", "tags"} for a tagger."""
         if not examples:
             return []
-        split = self.encode(examples)
+        split, words = self.encode(examples)
         labels = self.record.labels
         out: list[Example] = [{} for _ in examples]
         for idx, batch, logits in forward_batches(self.model, split, self.batch_size):
@@ -78,6 +80,5 @@ class Predictor:
             else:
                 for row, i in enumerate(idx):
                     n = int(batch.lengths[row])
-                    words = self.words(examples[i], f"example {i + 1}")[:n]
-                    out[i] = {"tokens": words, "tags": [labels[t] for t in best[row][:n]]}
+                    out[i] = {"tokens": words[i][:n], "tags": [labels[t] for t in best[row][:n]]}
         return out

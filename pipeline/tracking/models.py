@@ -24,6 +24,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
+from packaging.requirements import Requirement
 
 from pipeline.errors import fail
 from pipeline.tracking.store import call, store_errors
@@ -60,9 +61,9 @@ class CellModel(mlflow.pyfunc.PythonModel):
 def requirements() -> list[str]:
     """rnnbench's own dependencies at their installed versions (rnnbench itself must be
     installed where the model loads: the pyfunc is its code)."""
-    names = [req.split(";")[0].split("[")[0].split("=")[0].split("<")[0].split(">")[0].strip()
-             for req in metadata.requires("rnnbench") or [] if "extra ==" not in req]
-    return [f"{name}=={metadata.version(name)}" for name in names]
+    required = [Requirement(text) for text in metadata.requires("rnnbench") or []]
+    return [f"{r.name}=={metadata.version(r.name)}" for r in required
+            if r.marker is None or r.marker.evaluate({"extra": ""})]
 
 
 def log_model(client: MlflowClient, run_id: str, folder: Path,
