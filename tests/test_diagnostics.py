@@ -90,6 +90,21 @@ def test_gradient_decays_monotonically_through_an_untrained_small_rnn(family, bi
     assert flow["sequences"][0] == 24 * directions and flow["sequences"][15] == 12 * directions
 
 
+def test_gradient_flow_is_measured_far_below_float32s_range():
+    """A fast-vanishing RNN falls past 1e-38 within 40 steps: the curve keeps falling
+    (float64), with no floor, and stops where fewer than a tenth of the sequences reach."""
+    net = small_rnn("classification", False)
+    with torch.no_grad():
+        for p in net.encoder.parameters():
+            p.mul_(0.2)
+    lengths = torch.tensor([60] * 3 + [40] * 37)
+    ids = torch.randint(2, 30, (40, 60)) * (torch.arange(60)[None, :] < lengths[:, None])
+    flow = gradient_flow(net, Batch(ids, lengths, torch.randint(0, 3, (40,))))
+    ratio = flow["ratio"]
+    assert flow["distance"] == list(range(40))  # k >= 40: 3 of 40 sequences, too few
+    assert ratio[-1] < 1e-40 and all(b < a for a, b in itertools.pairwise(ratio))
+
+
 def test_gradient_probe_ignores_the_padding_and_the_batch_around_a_sequence():
     net = small_rnn("classification", False)
     ids = torch.randint(2, 30, (2, 10))

@@ -68,10 +68,17 @@ def test_report_has_every_section_in_order_and_the_html_opens_offline(trained):
     # verdicts first: every task's, then the synthetic sweep's
     head = text[: where[0]]
     assert f"- **{TASK}**: **" in head and "- **long range** (synthetic): solved" in head
-    # per task: by length, gradient flow, gates, curves, confusions; the sweep: accuracy
-    # against length, and per problem gradient flow and gates
+    # then the decision card: every cell once, tier 1 first, score with interval and costs
+    assert "![decision card](figures/decision_card.png)" in head
+    card = [line.split(" | ") for line in head.splitlines() if line.startswith(f"| {TASK} |")]
+    assert sorted(row[2] for row in card) == ["GRU", "LSTM", "RNN"] and card[0][1] == "1"
+    assert [int(row[1]) for row in card] == sorted(int(row[1]) for row in card)
+    assert all(re.fullmatch(r"accuracy \d+\.\d% \[\d+\.\d%, \d+\.\d%\]", row[3])
+               and row[4].endswith(" M") for row in card)
+    # the card; per task: by length, gradient flow, gates, curves, confusions; the sweep:
+    # accuracy against length, and per problem gradient flow and gates
     figures = sorted(set(re.findall(r"\]\((figures/[^)]+\.png)\)", text)))
-    assert len(figures) == 5 + 1 + 2 * 2, figures
+    assert len(figures) == 1 + 5 + 1 + 2 * 2, figures
     assert all((layout.reports / f).stat().st_size > 5_000 for f in figures)
     # the replayed equations match PyTorch's kernels on the trained weights
     assert text.count("(ok) |") == 3 * 3 and "ABOVE" not in text

@@ -127,9 +127,14 @@ def gradient_flow(net: nn.Module, batch: Batch, max_distance: int = MAX_STEPS
                   ) -> dict[str, list]:
     """Geometric mean over sequences (and directions) of ||dL/dh_(T-k)|| / ||dL/dh_T|| for
     k = 0, 1, ...: the gradient the loss sends into a direction's last state, carried back
-    through the top layer's recurrence alone (other paths to the loss are left out)."""
+    through the top layer's recurrence alone (other paths to the loss are left out). In
+    float64: a plain RNN's ratio passes float32's smallest number (1e-38, 1e-45 subnormal)
+    within 50 steps, and a floor there would draw a flat line that was never measured. A
+    distance is kept while at least a tenth of the sample (and MIN_SEQUENCES) reaches it; each
+    kept distance says how many sequences it rests on."""
     lengths = batch.lengths
     sums, counts = np.zeros(max_distance + 1), np.zeros(max_distance + 1)
+    net = copy.deepcopy(net).double()
     with torch.enable_grad():
         x = net.features(batch.ids, batch.chars).detach()
         trace = unroll(net.encoder, x, lengths)
@@ -141,15 +146,15 @@ def gradient_flow(net: nn.Module, batch: Batch, max_distance: int = MAX_STEPS
             probe = (torch.stack(steps, dim=1)[rows, last] * seed).sum()
             back = torch.stack(torch.autograd.grad(probe, steps, retain_graph=True), dim=1)
             size = seed.norm(dim=-1)
-            ratio = back.norm(dim=-1) / size.clamp_min(1e-30)[:, None]
-            log_ratio = ratio.clamp_min(1e-38).log10()
+            ratio = back.norm(dim=-1) / size.clamp_min(1e-300)[:, None]
+            log_ratio = ratio.log10()  # -inf where even float64 holds nothing: vanished
             distance = last[:, None] - torch.arange(len(steps))[None, :]
             # a sequence that sends no gradient (all its targets ignored) says nothing
             valid = (distance >= 0) & (distance <= max_distance) & (size > 0)[:, None]
             d = distance[valid].numpy()
             sums += np.bincount(d, weights=log_ratio[valid].numpy(), minlength=len(sums))
             counts += np.bincount(d, minlength=len(counts))
-    enough = min(MIN_SEQUENCES, counts[0]) if counts[0] else 1
+    enough = min(max(MIN_SEQUENCES, 0.1 * counts[0]), counts[0]) if counts[0] else 1
     keep = [k for k in range(len(counts)) if counts[k] >= enough and counts[k] > 0]
     return {"distance": keep, "ratio": [float(10 ** (sums[k] / counts[k])) for k in keep],
             "sequences": [int(counts[k]) for k in keep]}

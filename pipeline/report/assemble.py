@@ -11,8 +11,9 @@ from pipeline.config import Params
 from pipeline.data.loading import EncodedSplit
 from pipeline.files import atomic_dir, read_json, write_json
 from pipeline.paths import Layout, reports_dir
+from pipeline.report.card import card_table, plot_card
 from pipeline.report.caveats import task_caveats
-from pipeline.report.comparison import by_length, pairwise, verdict
+from pipeline.report.comparison import by_length, pairwise, tiers, verdict
 from pipeline.report.diagnostics import diagnostics_section
 from pipeline.report.figures import (
     plot_by_length,
@@ -33,6 +34,7 @@ def write_report(params: Params, root: Path) -> Path:
     MLflow with each task's comparison run."""
     reports = reports_dir(root)
     sections, verdicts, summary, parents, data = {}, {}, {}, [], []
+    card = []  # per task: its name, the metric's name, the cells in tiers
     with atomic_dir(reports) as out:
         figures, plots = out / "figures", out / "plots"
         figures.mkdir()
@@ -43,9 +45,9 @@ def write_report(params: Params, root: Path) -> Path:
             stats = read_json(layout.prepared / "stats.json")
             source = read_json(layout.raw / "source.json")
             plot_learning_curves(results, figures / f"{name}_learning_curves.png")
-            plot_confusions(results, figures / f"{name}_confusion_matrices.png")
             first = results[0]["train"]  # the model records its family and labels
             metric, label = headline(first.family, first.labels)
+            plot_confusions(results, label, figures / f"{name}_confusion_matrices.png")
             lengths = by_length(results, EncodedSplit(layout.split("test")).lengths.numpy())
             plot_by_length(lengths, label, figures / f"{name}_by_length.png")
             write_series(plots / f"{name}_by_length.csv", "tokens",
@@ -55,6 +57,7 @@ def write_report(params: Params, root: Path) -> Path:
             tests = pairwise(results, metric)
             spread = REFERENCE_SPREADS.get((tp.data.dataset, metric))
             verdicts[name] = verdict(results, label, tests, spread)
+            card.append((name, label, tiers(results, tests)))
             caveats = task_caveats(tp, results, stats, metric)
             sections[name] = render_task(tp, results, stats, source, lengths, tests,
                                          verdicts[name], diagnostics, caveats)
@@ -71,7 +74,8 @@ def write_report(params: Params, root: Path) -> Path:
             lines, long_summary = longrange_section(params, root, sweep, figures, plots)
             longrange = (lines, long_summary["verdict"])
             data += long_summary.pop("data")
-        markdown = render_markdown(params, sections, verdicts, longrange,
+        plot_card(card, figures / "decision_card.png")
+        markdown = render_markdown(params, sections, verdicts, card_table(card), longrange,
                                    provenance(params, root, data))
         (out / "comparison.md").write_text(markdown, encoding="utf-8")
         (out / "comparison.html").write_text(render_html(markdown, out), encoding="utf-8")

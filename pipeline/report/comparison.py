@@ -11,6 +11,7 @@ from pipeline.report.figures import CELL_NAMES
 from pipeline.report.stats import (
     Comparison,
     Spread,
+    bootstrap_interval,
     p_value,
     paired_bootstrap,
     paired_t,
@@ -128,7 +129,7 @@ def one_seed_caveat(order: list[dict[str, Any]], spread: Spread | None) -> str:
 
 def significance_table(results: list[dict[str, Any]], tests: Tests) -> list[str]:
     """Row cell minus column cell on the headline metric, in points, with its p-value."""
-    cells = [r["cell"] for r in ranked(results)]
+    cells = [r["cell"] for r in results]
     lines = ["| row - column | " + " | ".join(CELL_NAMES[c] for c in cells) + " |",
              "|---|" + "---:|" * len(cells)]
     for a in cells:
@@ -140,26 +141,35 @@ def significance_table(results: list[dict[str, Any]], tests: Tests) -> list[str]
 
 
 def by_length(results: list[dict[str, Any]], lengths: np.ndarray) -> dict[str, Any]:
-    """The headline metric per length quartile of the test examples, per cell (seeds pooled):
-    where a cell's memory gives out, its scores fall with length."""
+    """The headline metric per length quartile of the test examples, per cell (seeds pooled),
+    with its 95% bootstrap interval over the bucket's examples: where a cell's memory gives
+    out, its scores fall with length, and the interval says whether the fall is more than a
+    quarter of the test sample's noise."""
     edges = sorted({int(np.quantile(lengths, q)) for q in (0.25, 0.5, 0.75)})
     bucket = np.searchsorted(edges, lengths, side="left")  # length <= edge i -> bucket i
     buckets = []
     for b in np.unique(bucket):
         inside = lengths[bucket == b]
         buckets.append({"tokens": f"{inside.min()}-{inside.max()}", "examples": int(inside.size)})
-    cells = {r["cell"]: [ratio(r["num"][bucket == b], r["den"][bucket == b])
-                         for b in np.unique(bucket)] for r in results}
-    return {"buckets": buckets, "cells": cells}
+    cells, intervals = {}, {}
+    for r in results:
+        parts = [(r["num"][bucket == b], r["den"][bucket == b]) for b in np.unique(bucket)]
+        cells[r["cell"]] = [ratio(num, den) for num, den in parts]
+        intervals[r["cell"]] = [list(bootstrap_interval(num, den, samples=2_000))
+                                for num, den in parts]
+    return {"buckets": buckets, "cells": cells, "ci95": intervals}
 
 
 def length_table(lengths: dict[str, Any], results: list[dict[str, Any]]) -> list[str]:
     lines = ["| length (tokens) | examples | " + " | ".join(CELL_NAMES[r["cell"]] for r in results)
              + " |", "|---|---:|" + "---:|" * len(results)]
     for i, b in enumerate(lengths["buckets"]):
-        lines.append(f"| {b['tokens']} | {b['examples']:,} | " + " | ".join(
-            f"{lengths['cells'][r['cell']][i]:.2%}" for r in results) + " |")
-    return lines
+        cells = []
+        for r in results:
+            low, high = lengths["ci95"][r["cell"]][i]
+            cells.append(f"{lengths['cells'][r['cell']][i]:.1%} [{low:.1%}, {high:.1%}]")
+        lines.append(f"| {b['tokens']} | {b['examples']:,} | " + " | ".join(cells) + " |")
+    return [*lines, "", "In brackets: 95% bootstrap interval over the bucket's test examples."]
 
 
 def per_label_table(results: list[dict[str, Any]]) -> list[str]:

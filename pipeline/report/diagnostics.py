@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,42 +31,102 @@ def read_diagnostics(layout: Layout, cells: list[str], seeds: list[int]
     return out
 
 
-def mean_flow(runs: list[dict[str, Any]]) -> tuple[list[int], list[float]]:
+@dataclass(frozen=True)
+class Flow:
+    """A cell's gradient flow: the ratio at each distance (geometric mean over seeds; 0 where
+    it vanished below float64's range) and how many sequences each distance rests on."""
+
+    distance: list[int]
+    ratio: list[float]
+    sequences: list[int]
+
+
+def mean_flow(runs: list[dict[str, Any]]) -> Flow:
     """The gradient flow of several seeds: their geometric mean at the distances all reach."""
-    common = set.intersection(*(set(r["gradient_flow"]["distance"]) for r in runs))
-    distances = sorted(common)
-    logs = [[np.log10(max(r["gradient_flow"]["ratio"][r["gradient_flow"]["distance"].index(d)],
-                          1e-38)) for d in distances] for r in runs]
-    return distances, [float(10 ** v) for v in np.mean(logs, axis=0)] if distances else []
+    flows = [r["gradient_flow"] for r in runs]
+    distances = sorted(set.intersection(*(set(f["distance"]) for f in flows)))
+    at = [{d: i for i, d in enumerate(f["distance"])} for f in flows]
+    ratios, sequences = [], []
+    for d in distances:
+        values = [f["ratio"][a[d]] for f, a in zip(flows, at, strict=True)]
+        ratios.append(0.0 if min(values) <= 0 else float(10 ** np.mean(np.log10(values))))
+        # the same seeded sample for every seed; older diagnostics did not record counts
+        sequences.append(min(f.get("sequences", [0] * len(f["distance"]))[a[d]]
+                             for f, a in zip(flows, at, strict=True)))
+    return Flow(distances, ratios, sequences)
 
 
-def plot_gradient_flow(flows: dict[str, tuple[list[int], list[float]]], title: str,
-                       path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
-    for cell, (d, r) in flows.items():
-        ax.plot(d, r, label=CELL_NAMES[cell], color=CELL_COLORS[cell])
+def plot_gradient_flow(flows: dict[str, Flow], title: str, path: Path) -> None:
+    """The ratio per distance on a log scale, and below it how many sequences each distance
+    rests on (the curve stops where fewer than a tenth of the sample remain)."""
+    fig, (ax, count) = plt.subplots(2, 1, figsize=(5.5, 4.4), sharex=True,
+                                    gridspec_kw={"height_ratios": [3, 1]})
+    for cell, f in flows.items():
+        shown = [(d, r) for d, r in zip(f.distance, f.ratio, strict=True) if r > 0]
+        ax.plot(*zip(*shown, strict=True), label=CELL_NAMES[cell], color=CELL_COLORS[cell])
     log_y(ax)
-    ax.set_xlabel("distance k from the last state (steps)")
     ax.set_ylabel("||dL/dh(T-k)|| / ||dL/dh(T)||")
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3, which="both")
     ax.legend()
+    f = next(iter(flows.values()))
+    count.step(f.distance, f.sequences, where="mid", color="0.4")
+    count.set_ylim(0, max(f.sequences, default=1) * 1.1)
+    count.set_ylabel("sequences", fontsize=9)
+    count.set_xlabel("distance k from the last state (steps)")
+    count.grid(alpha=0.3)
     save(fig, path)
 
 
-def flow_table(flows: dict[str, tuple[list[int], list[float]]],
-               diags: dict[str, list[dict[str, Any]]]) -> list[str]:
-    shown = [k for k in FLOW_DISTANCES if any(k in d for d, _ in flows.values())]
+def flow_table(flows: dict[str, Flow], diags: dict[str, list[dict[str, Any]]]) -> list[str]:
+    reach = set.intersection(*(set(f.distance) for f in flows.values()))
+    shown = [k for k in FLOW_DISTANCES if k in reach]
+    if reach and max(reach) not in shown:
+        shown.append(max(reach))  # the farthest distance enough sequences reach
     lines = ["| cell | " + " | ".join(f"k = {k}" for k in shown)
              + " | reference vs PyTorch (max abs diff) |",
              "|---|" + "---:|" * (len(shown) + 1)]
-    for cell, (d, r) in flows.items():
+    for cell, f in flows.items():
         diff = max(run["reference_max_abs_diff"] for run in diags[cell])
         check = "ok" if diff <= REFERENCE_BOUND else f"ABOVE {REFERENCE_BOUND:g}"
         lines.append(f"| {CELL_NAMES[cell]} | " + " | ".join(
-            f"{r[d.index(k)]:.1e}" if k in d else "" for k in shown)
-            + f" | {diff:.1e} ({check}) |")
+            f"{f.ratio[f.distance.index(k)]:.1e}" for k in shown) + f" | {diff:.1e} ({check}) |")
+    f = next(iter(flows.values()))
+    lines.append("| sequences | " + " | ".join(f"{f.sequences[f.distance.index(k)]:,}"
+                                               for k in shown) + " | |")
     return lines
+
+
+def decay(f: Flow) -> float | None:
+    """Steps per factor of 10 lost: a least-squares line through log10(ratio) over k >= 1;
+    None where the ratio does not fall."""
+    points = [(d, np.log10(r)) for d, r in zip(f.distance, f.ratio, strict=True)
+              if d >= 1 and r > 0]
+    if len(points) < 2:
+        return None
+    slope = float(np.polyfit(*zip(*points, strict=True), 1)[0])
+    return -1 / slope if slope < 0 else None
+
+
+def flow_words(flows: dict[str, Flow]) -> str:
+    """What the measured curves show: each cell's ratio at the farthest distance all reach,
+    how fast it falls, and which cell keeps the most."""
+    far = max(set.intersection(*(set(f.distance) for f in flows.values())), default=0)
+    if far < 2:
+        return "The sample's sequences are too short to trace the gradient back."
+    kept = {cell: f.ratio[f.distance.index(far)] for cell, f in flows.items()}
+    parts = []
+    for cell, f in flows.items():
+        steps = decay(f)
+        rate = (f"a factor of 10 every {steps:.0f} steps" if steps and steps < 1e4
+                else "no steady fall")
+        parts.append(f"{CELL_NAMES[cell]} {kept[cell]:.1e} ({rate})")
+    order = sorted(kept, key=lambda c: -kept[c])
+    words = f"Measured here, k = {far} steps back: " + ", ".join(parts) + "."
+    if len(order) > 1:
+        words += (f" {CELL_NAMES[order[0]]} keeps the most of it"
+                  f" and {CELL_NAMES[order[-1]]} the least.")
+    return words
 
 
 def plot_gates(diags: dict[str, list[dict[str, Any]]], path: Path) -> bool:
@@ -110,9 +171,10 @@ def diagnostics_section(name: str, layout: Layout, cells: list[str], seeds: list
     flows = {cell: mean_flow(runs) for cell, runs in diags.items()}
     plot_gradient_flow(flows, f"{name}: gradient flow through time",
                        figures / f"{name}_gradient_flow.png")
-    distances = sorted(set.intersection(*(set(d) for d, _ in flows.values())))
+    distances = sorted(set.intersection(*(set(f.distance) for f in flows.values())))
     write_series(plots / f"{name}_gradient_flow.csv", "distance", distances,
-                 {c: [r[d.index(k)] for k in distances] for c, (d, r) in flows.items()})
+                 {c: [f.ratio[f.distance.index(k)] for k in distances]
+                  for c, f in flows.items()})
     first = diags[cells[0]][0]
     examples, both = first["examples"], first["directions"] == 2
     lines = [
@@ -120,8 +182,8 @@ def diagnostics_section(name: str, layout: Layout, cells: list[str], seeds: list
         f"How much of the loss gradient at a sequence's last state is left k steps earlier, "
         f"through the recurrence alone (top layer; geometric mean over {examples} test "
         "sequences" + (", both directions" if both else "")
-        + (f" and {len(seeds)} seeds" if len(seeds) > 1 else "") + "). A plain RNN's falls "
-        "off geometrically; gates let LSTM and GRU keep it.", "",
+        + (f" and {len(seeds)} seeds" if len(seeds) > 1 else "") + "; the curve stops where "
+        "fewer than a tenth of them reach back that far). " + flow_words(flows), "",
         *flow_table(flows, diags), "",
         f"![gradient flow](figures/{name}_gradient_flow.png)", "",
         "Computed by replaying each trained network with the textbook cell equations; the "
@@ -134,7 +196,7 @@ def diagnostics_section(name: str, layout: Layout, cells: list[str], seeds: list
                   "First layer, forward direction, over the test sample: median and quartiles "
                   "per position (PyTorch's GRU keeps the old state where `update` is near 1).",
                   ""]
-    summary = {"gradient_flow": {c: {"distance": d, "ratio": r} for c, (d, r) in flows.items()},
+    summary = {"gradient_flow": {c: vars(f) for c, f in flows.items()},
                "reference_max_abs_diff": {c: max(r["reference_max_abs_diff"] for r in runs)
                                           for c, runs in diags.items()}}
     return lines, summary

@@ -39,14 +39,20 @@ def save(fig: plt.Figure, path: Path) -> None:
 
 
 def plot_by_length(lengths: dict[str, Any], label: str, path: Path) -> None:
+    """Each cell's score per length quartile in %, with its 95% interval as a bar (cells set
+    slightly apart so that the bars do not hide each other)."""
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     ticks = [b["tokens"] for b in lengths["buckets"]]
-    for cell, values in lengths["cells"].items():
-        ax.plot(range(len(values)), values, marker="o", label=CELL_NAMES[cell],
-                color=CELL_COLORS[cell])
+    cells = list(lengths["cells"])
+    for k, (cell, values) in enumerate(lengths["cells"].items()):
+        x = np.arange(len(values)) + 0.08 * (k - (len(cells) - 1) / 2)
+        low, high = np.array(lengths["ci95"][cell]).T
+        v = np.array(values)
+        ax.errorbar(x, 100 * v, yerr=[100 * (v - low), 100 * (high - v)], marker="o",
+                    capsize=3, label=CELL_NAMES[cell], color=CELL_COLORS[cell])
     ax.set_xticks(range(len(ticks)), ticks)
     ax.set_xlabel("test example length (tokens), quartiles")
-    ax.set_ylabel(f"test {label}")
+    ax.set_ylabel(f"test {label} (%)")
     ax.grid(alpha=0.3)
     ax.legend()
     save(fig, path)
@@ -93,28 +99,35 @@ def plot_learning_curves(results: list[dict[str, Any]], path: Path) -> None:
     save(fig, path)
 
 
-def plot_confusions(results: list[dict[str, Any]], path: Path) -> None:
-    n_labels = min(len(results[0]["train"].labels), MAX_CONFUSION_LABELS)
-    side = 3.4 if n_labels <= 6 else 6.0
-    fig, axes = plt.subplots(1, len(results), figsize=((side + 0.2) * len(results), side),
-                             squeeze=False)
-    for ax, r in zip(axes[0], results, strict=True):
-        cm, labels = r["confusion"], r["train"].labels
-        keep = sorted(range(len(labels)), key=lambda i: -sum(cm[i]))[:MAX_CONFUSION_LABELS]
-        keep.sort()
-        cm = [[cm[i][j] for j in keep] for i in keep]
-        labels = [labels[i] for i in keep]
-        ax.imshow(cm, cmap="Blues")
-        size = 9 if len(labels) <= 6 else max(3, 9 - len(labels) // 4)
-        for i, row in enumerate(cm):
-            for j, n in enumerate(row):
-                ax.text(j, i, str(n), ha="center", va="center", fontsize=size,
-                        color="white" if n > max(map(max, cm)) / 2 else "black")
-        ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
-        ax.set_yticks(range(len(labels)), labels)
+def plot_confusions(results: list[dict[str, Any]], label: str, path: Path) -> None:
+    """Row-normalized confusion matrices (% of each actual label, or of each gold entity
+    type), one panel per cell titled with its ranking score; tag sets above
+    MAX_CONFUSION_LABELS keep their most frequent labels."""
+    panels = []
+    for r in results:
+        c = r["confusion"]
+        keep = sorted(range(len(c.rows)), key=lambda i: -sum(c.counts[i]))
+        keep = sorted(keep[:MAX_CONFUSION_LABELS])
+        names = [c.rows[i] for i in keep]
+        columns = [j for j, name in enumerate(c.columns) if name in names or name not in c.rows]
+        counts = np.array([[c.counts[i][j] for j in columns] for i in keep], dtype=float)
+        share = 100 * counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+        panels.append((r, names, [c.columns[j] for j in columns], share))
+    n = max(len(p[2]) for p in panels)
+    side = max(3.4, 0.36 * n + 1.8)
+    fig, axes = plt.subplots(1, len(panels), figsize=(side * len(panels), side), squeeze=False)
+    for ax, (r, rows, columns, share) in zip(axes[0], panels, strict=True):
+        ax.imshow(share, cmap="Blues", vmin=0, vmax=100, aspect="auto")
+        for i, row in enumerate(share):
+            for j, v in enumerate(row):
+                if v >= 0.5:
+                    ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=8,
+                            color="white" if v > 50 else "black")
+        ax.set_xticks(range(len(columns)), columns, rotation=45, ha="right", fontsize=8)
+        ax.set_yticks(range(len(rows)), rows, fontsize=8)
         ax.set_xlabel("predicted")
         ax.set_ylabel("actual")
-        ax.set_title(f"{CELL_NAMES[r['cell']]} ({r['test']['accuracy']:.1%})")
+        ax.set_title(f"{CELL_NAMES[r['cell']]}: {label} {r['score'].mean:.1%}", fontsize=10)
     save(fig, path)
 
 

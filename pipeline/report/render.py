@@ -34,15 +34,20 @@ def provenance(params: Params, root: Path, data: list[tuple[str, str, str]]) -> 
 
 
 def render_markdown(params: Params, sections: dict[str, list[str]], verdicts: dict[str, str],
-                    longrange: tuple[list[str], str] | None, tail: list[str]) -> str:
-    """Verdicts first, then a section per task, the long-range sweep and the provenance."""
+                    card: list[str], longrange: tuple[list[str], str] | None,
+                    tail: list[str]) -> str:
+    """Verdicts and the decision card first, then a section per task, the long-range sweep
+    and the provenance."""
     lines = ["# RNN vs LSTM vs GRU", "",
              f"{len(params.cells)} cells compared on {len(params.tasks)} task(s), "
              f"{len(params.seeds)} seed(s) each.", ""]
     lines += [f"- **{name}**: {verdicts[name]}" for name in params.tasks]
     if longrange is not None:
         lines.append(f"- **long range** (synthetic): {longrange[1]}")
-    lines.append("")
+    lines += ["", "**Decision card.** Each cell's test score with its 95% interval (over seeds, or "
+              "over test examples with one seed), grouped into tiers (a cell joins the tier above "
+              "unless the best cell of that tier beats it significantly; tier 1 first), next to "
+              "what it costs.", "", "![decision card](figures/decision_card.png)", "", *card, ""]
     for name in params.tasks:
         lines += sections[name]
     if longrange is not None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +28,56 @@ def read_predictions(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
-def confusion(rows: list[dict[str, str]], labels: list[str]) -> list[list[int]]:
+@dataclass(frozen=True)
+class Confusion:
+    """What a confusion matrix shows: counts[actual][predicted] over `rows` x `columns`. For
+    labels (and tags) the two are the same; for BIO entities each gold entity is counted once,
+    under the type of the predicted entity with exactly its span or under `missed`, and
+    predicted entities with no gold entity at their span are counted apart (`spurious`)."""
+
+    rows: list[str]
+    columns: list[str]
+    counts: list[list[int]]
+    spurious: int | None = None  # entities only
+
+
+MISSED = "missed"
+
+
+def by_example(rows: list[dict[str, str]]) -> dict[int, tuple[list[str], list[str]]]:
+    """Prediction rows (one per example or token) -> example index -> (gold, predicted)."""
+    out: dict[int, tuple[list[str], list[str]]] = {}
+    for r in rows:
+        gold, pred = out.setdefault(int(r["example"]), ([], []))
+        gold.append(r["actual"])
+        pred.append(r["predicted"])
+    return out
+
+
+def label_confusion(rows: list[dict[str, str]], labels: list[str]) -> Confusion:
     index = {label: i for i, label in enumerate(labels)}
-    return confusion_matrix([index[r["actual"]] for r in rows],
-                            [index[r["predicted"]] for r in rows], len(labels))
+    counts = confusion_matrix([index[r["actual"]] for r in rows],
+                              [index[r["predicted"]] for r in rows], len(labels))
+    return Confusion(labels, labels, counts)
+
+
+def entity_confusion(rows: list[dict[str, str]], labels: list[str]) -> Confusion:
+    types = sorted({label.partition("-")[2] for label in labels if label != "O"})
+    columns = [*types, MISSED]
+    counts = [[0] * len(columns) for _ in types]
+    spurious = 0
+    for gold, pred in by_example(rows).values():
+        predicted = {(start, end): kind for kind, start, end in bio_spans(pred)}
+        real = bio_spans(gold)
+        for kind, start, end in real:
+            counts[types.index(kind)][columns.index(predicted.get((start, end), MISSED))] += 1
+        spurious += len(predicted.keys() - {(start, end) for _, start, end in real})
+    return Confusion(types, columns, counts, spurious)
+
+
+def confusion(rows: list[dict[str, str]], labels: list[str]) -> Confusion:
+    """Entity-level for BIO tag sets (a 21x21 tag grid says little), else per label."""
+    return entity_confusion(rows, labels) if is_bio(labels) else label_confusion(rows, labels)
 
 
 def per_example(rows: list[dict[str, str]], metric: str, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -39,12 +85,7 @@ def per_example(rows: list[dict[str, str]], metric: str, n: int) -> tuple[np.nda
     any resample of examples is sum(num) / sum(den): hits over tokens (accuracy), or 2tp over
     2tp + fp + fn (entity F1)."""
     num, den = np.zeros(n), np.zeros(n)
-    by_example: dict[int, tuple[list[str], list[str]]] = {}
-    for r in rows:
-        gold, pred = by_example.setdefault(int(r["example"]), ([], []))
-        gold.append(r["actual"])
-        pred.append(r["predicted"])
-    for i, (gold, pred) in by_example.items():
+    for i, (gold, pred) in by_example(rows).items():
         if metric == "entity_f1":
             g, p = bio_spans(gold), bio_spans(pred)
             tp = len(g & p)
@@ -69,6 +110,14 @@ def mean_metrics(tests: list[dict[str, Any]]) -> dict[str, Any]:
         numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
         out[key] = sum(values) / len(values) if numeric else value
     return out
+
+
+def summed(confusions: list[Confusion]) -> Confusion:
+    """Several seeds' confusions as one."""
+    first = confusions[0]
+    counts = np.sum([c.counts for c in confusions], axis=0).tolist()
+    spurious = None if first.spurious is None else sum(c.spurious or 0 for c in confusions)
+    return replace(first, counts=counts, spurious=spurious)
 
 
 def collect(params: TaskParams, layout: Layout) -> list[dict[str, Any]]:
@@ -100,8 +149,7 @@ def collect(params: TaskParams, layout: Layout) -> list[dict[str, Any]]:
             "cell": cell, "runs": runs, "train": train,
             "test": mean_metrics([r["test"] for r in runs]),
             "score": score,
-            "confusion": np.sum([confusion(r["rows"], train.labels) for r in runs],
-                                axis=0).tolist(),
+            "confusion": summed([confusion(r["rows"], train.labels) for r in runs]),
             # summed over seeds: the bootstrap then compares the seed-averaged metric
             "num": np.sum([e[0] for e in examples], axis=0),
             "den": np.sum([e[1] for e in examples], axis=0),

@@ -25,6 +25,28 @@ def as_yaml(values: dict[str, Any]) -> str:
     return yaml.safe_dump(values, default_flow_style=True, sort_keys=False, width=10**6).strip()
 
 
+def confusion_section(results: list[dict[str, Any]], fig: str, tagging: bool) -> list[str]:
+    """The confusion matrices' heading, figure and how to read them."""
+    first = results[0]["confusion"]
+    entities = first.spurious is not None
+    unit = ", entities" if entities else ", tokens" if tagging else ""
+    lines = [f"### Confusion matrices (test split{unit})", "",
+             f"![confusion matrices]({fig}_confusion_matrices.png)", ""]
+    if entities:
+        lines += ["Each gold entity is counted once, under the type of the predicted entity with "
+                  "exactly its span, or under `missed` (none, or another span); rows add up to "
+                  "100%. Predicted entities at no gold entity's span (spurious): "
+                  + ", ".join(f"{CELL_NAMES[r['cell']]} {r['confusion'].spurious:,}"
+                              for r in results) + ".", ""]
+    else:
+        lines += ["Each row is one actual label, its examples split by prediction (% of the row; "
+                  "the diagonal is that label's recall).", ""]
+    if len(first.rows) > MAX_CONFUSION_LABELS:
+        lines += [f"Only the {MAX_CONFUSION_LABELS} most frequent actual labels are drawn "
+                  f"(of {len(first.rows)}); the per-label table below has them all.", ""]
+    return lines
+
+
 def render_task(params: TaskParams, results: list[dict[str, Any]], stats: dict[str, Any],
                 source: dict[str, Any], lengths: dict[str, Any], tests: Tests,
                 summary_line: str, diagnostics: list[str], caveats: list[str]) -> list[str]:
@@ -55,7 +77,7 @@ def render_task(params: TaskParams, results: list[dict[str, Any]], stats: dict[s
         "inference (examples/s) | MLflow run |",
         "|---|---:|" + "---:|" * len(extra) + "---:|---:|---:|---:|---:|---:|---:|---|",
     ]
-    for r in ranked(results):
+    for r in results:  # every table lists the cells in params.yaml's order
         t, sc = r["test"], r["score"]
         spread = f"[{sc.low:.2%}, {sc.high:.2%}] | "
         if seeds > 1:
@@ -96,13 +118,7 @@ def render_task(params: TaskParams, results: list[dict[str, Any]], stats: dict[s
          "Dotted line: the epoch whose weights were kept (best validation "
          + ("entity F1)." if first.monitor == "val_entity_f1" else "accuracy).")),
         "",
-        "### Confusion matrices (test split" + (", tokens)" if tagging else ")"),
-        "",
-        f"![confusion matrices]({fig}_confusion_matrices.png)",
-        "",
-        *([f"Only the {MAX_CONFUSION_LABELS} most frequent gold labels are drawn "
-           f"(of {len(first.labels)}); `dvc plots show` has them all.", ""]
-          if len(first.labels) > MAX_CONFUSION_LABELS else []),
+        *confusion_section(results, fig, tagging),
         "### Per " + ("entity type" if metric == "entity_f1" else "label")
         + " (test split)",
         "",

@@ -1,0 +1,71 @@
+"""The decision card at the top of the report: per task, each cell's ranking metric with its 95%
+interval, cells grouped into the tiers the tests support, next to what each cell costs
+(parameters, training time, inference throughput): the whole decision on one screen."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pipeline.report.figures import CELL_COLORS, CELL_NAMES, plt, save
+
+# (label, key in a cell's averaged test metrics, axis label)
+COSTS = (("parameters", "num_parameters", "parameters (millions)"),
+         ("train time", "train_seconds", "train time (s)"),
+         ("inference", "inference_examples_per_s", "inference (examples/s)"))
+
+
+def card_table(tasks: list[tuple[str, str, list[list[dict[str, Any]]]]]) -> list[str]:
+    """One row per task and cell, in tier order: tier, score [95% interval], costs."""
+    lines = ["| task | tier | cell | score [95% interval] | parameters | train time (s) | "
+             "inference (examples/s) |", "|---|---:|---|---:|---:|---:|---:|"]
+    for name, label, groups in tasks:
+        for rank, tier in enumerate(groups, start=1):
+            for r in tier:
+                sc, t = r["score"], r["test"]
+                lines.append(
+                    f"| {name} | {rank} | {CELL_NAMES[r['cell']]} | {label} {sc.mean:.1%} "
+                    f"[{sc.low:.1%}, {sc.high:.1%}] | {t['num_parameters'] / 1e6:.2f} M | "
+                    f"{t['train_seconds']:.0f} | {t['inference_examples_per_s']:,.0f} |")
+    return lines
+
+
+def plot_card(tasks: list[tuple[str, str, list[list[dict[str, Any]]]]], path: Path) -> None:
+    """A row of panels per task: dot and whisker of the ranking metric (tiers boxed, best on
+    top), then one bar panel per cost, each cell in its own colour."""
+    height = sum(1.2 + 0.42 * sum(len(tier) for tier in groups) for _, _, groups in tasks)
+    fig, axes = plt.subplots(len(tasks), 1 + len(COSTS), squeeze=False, figsize=(11, height),
+                             gridspec_kw={"width_ratios": [2.6, 1, 1, 1]})
+    for row, (name, label, groups) in zip(axes, tasks, strict=True):
+        order = [r for tier in groups for r in tier]
+        # top to bottom: tier 1 first, a gap between tiers
+        y, pos = {}, 0.0
+        for tier in groups:
+            for r in tier:
+                y[r["cell"]] = -pos
+                pos += 1
+            pos += 0.5
+        ax = row[0]
+        for i, tier in enumerate(groups):
+            top, bottom = y[tier[0]["cell"]], y[tier[-1]["cell"]]
+            ax.axhspan(bottom - 0.4, top + 0.4, color="0.93" if i % 2 == 0 else "0.97", zorder=0)
+            ax.text(0.995, top + 0.25, f"tier {i + 1}", transform=ax.get_yaxis_transform(),
+                    ha="right", va="center", fontsize=8, color="0.35")
+        for r in order:
+            sc = r["score"]
+            ax.errorbar(100 * sc.mean, y[r["cell"]], xerr=[[100 * (sc.mean - sc.low)],
+                                                           [100 * (sc.high - sc.mean)]],
+                        fmt="o", color=CELL_COLORS[r["cell"]], capsize=4, lw=2, ms=7)
+        ax.set_yticks([y[r["cell"]] for r in order], [CELL_NAMES[r["cell"]] for r in order])
+        ax.set_xlabel(f"test {label} (%), 95% interval")
+        ax.set_title(name, loc="left", fontsize=11, fontweight="bold")
+        ax.grid(axis="x", alpha=0.3)
+        ax.margins(x=0.15)
+        for ax, (_, key, axis_label) in zip(row[1:], COSTS, strict=True):
+            scale = 1e6 if key == "num_parameters" else 1.0
+            ax.barh([y[r["cell"]] for r in order], [r["test"][key] / scale for r in order],
+                    color=[CELL_COLORS[r["cell"]] for r in order], height=0.6)
+            ax.set_yticks([y[r["cell"]] for r in order], [])
+            ax.set_xlabel(axis_label)
+            ax.grid(axis="x", alpha=0.3)
+    save(fig, path)
