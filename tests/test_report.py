@@ -13,9 +13,12 @@ import yaml
 from pipeline.config import load_params, parse_params
 from pipeline.evaluation.evaluate import evaluate_cell
 from pipeline.report.assemble import write_report
+from pipeline.report.card import card_table
 from pipeline.report.caveats import majority_baseline, task_caveats
 from pipeline.report.comparison import Tests, compare_cells, verdict, winner
 from pipeline.report.comparison import tiers as comparison_tiers
+from pipeline.report.diagnostics import Flow, flow_words
+from pipeline.report.results import entity_confusion
 from pipeline.report.stats import Comparison, Spread, Summary, seeds_needed, summarize
 from pipeline.training.fit import train_cell
 from tests.conftest import SEED, TASK, load_task, repo_params, write_params
@@ -248,3 +251,44 @@ def test_sweep_cells_below_chance_are_reported_as_not_learning_and_only_they(tra
     assert {(d["problem"], d["length"], d["cell"]) for d in sweep["did_not_learn"]} == expected
     section = text.split("## Long-range memory")[1].split("## Provenance")[0]
     assert section.count("did not learn") == len(expected)
+
+
+def test_gradient_flow_text_says_what_the_curves_show():
+    """Constructed curves: the words name the measured values and who keeps the most, also
+    when that contradicts the textbook (here the plain RNN keeps the most)."""
+    def flow(per_step: float) -> Flow:
+        return Flow(list(range(31)), [per_step ** k for k in range(31)], [256] * 31)
+
+    words = flow_words({"rnn": flow(0.9), "lstm": flow(0.5), "gru": flow(0.1)})
+    assert words.startswith("Measured here, k = 30 steps back: RNN 4.2e-02 (a factor of 10 "
+                            "every 22 steps), LSTM 9.3e-10 (a factor of 10 every 3 steps), "
+                            "GRU 1.0e-30 (a factor of 10 every 1 steps).")
+    assert words.endswith("RNN keeps the most of it and GRU the least.")
+    flat = flow_words({"rnn": Flow([0, 1, 2], [1.0, 1.0, 1.0], [9, 9, 9])})
+    assert "no steady fall" in flat
+    assert "too short" in flow_words({"rnn": Flow([0, 1], [1.0, 0.5], [9, 9])})
+
+
+def test_entity_confusion_counts_each_gold_entity_once():
+    rows = [{"example": "0", "actual": a, "predicted": p} for a, p in [
+        ("B-person", "B-person"), ("I-person", "I-person"),  # right
+        ("O", "B-loc"),                                          # spurious
+        ("B-loc", "B-person"),                                   # loc taken for a person
+        ("B-loc", "B-loc"), ("I-loc", "O"),                      # loc cut short: missed
+    ]]
+    c = entity_confusion(rows, ["O", "B-person", "I-person", "B-loc", "I-loc"])
+    assert c.rows == ["loc", "person"] and c.columns == ["loc", "person", "missed"]
+    assert c.counts == [[0, 1, 1], [0, 1, 0]] and c.spurious == 2
+
+
+def test_the_decision_card_lists_tiers_best_first_with_costs():
+    cells = [{**r, "score": Summary(1, r["score"].mean, 0.0, r["score"].mean - 0.01,
+                                    r["score"].mean + 0.01),
+              "test": {"num_parameters": 1.5e6, "train_seconds": 42.0,
+                       "inference_examples_per_s": 9000.0}} for r in THREE]
+    groups = comparison_tiers(cells, pair_tests(cells, {("lstm", "rnn"), ("gru", "rnn")}))
+    table = card_table([("sentiment", "accuracy", groups)])
+    assert table[2:] == [
+        "| sentiment | 1 | LSTM | accuracy 78.0% [77.0%, 79.0%] | 1.50 M | 42 | 9,000 |",
+        "| sentiment | 1 | GRU | accuracy 77.0% [76.0%, 78.0%] | 1.50 M | 42 | 9,000 |",
+        "| sentiment | 2 | RNN | accuracy 74.0% [73.0%, 75.0%] | 1.50 M | 42 | 9,000 |"]

@@ -13,6 +13,9 @@ from pipeline.report.figures import CELL_COLORS, CELL_NAMES, plt, save
 COSTS = (("parameters", "num_parameters", "parameters (millions)"),
          ("train time", "train_seconds", "train time (s)"),
          ("inference", "inference_examples_per_s", "inference (examples/s)"))
+FORMATS = {"num_parameters": lambda v: f"{v / 1e6:.2f} M",
+           "train_seconds": lambda v: f"{v:.0f} s",
+           "inference_examples_per_s": lambda v: f"{v:,.0f}/s"}
 
 
 def card_table(tasks: list[tuple[str, str, list[list[dict[str, Any]]]]]) -> list[str]:
@@ -49,7 +52,8 @@ def plot_card(tasks: list[tuple[str, str, list[list[dict[str, Any]]]]], path: Pa
         for i, tier in enumerate(groups):
             top, bottom = y[tier[0]["cell"]], y[tier[-1]["cell"]]
             ax.axhspan(bottom - 0.4, top + 0.4, color="0.93" if i % 2 == 0 else "0.97", zorder=0)
-            ax.text(0.995, top + 0.25, f"tier {i + 1}", transform=ax.get_yaxis_transform(),
+            tag = "tied: no significant difference" if len(groups) == 1 else f"tier {i + 1}"
+            ax.text(0.995, top + 0.25, tag, transform=ax.get_yaxis_transform(),
                     ha="right", va="center", fontsize=8, color="0.35")
         for r in order:
             sc = r["score"]
@@ -62,9 +66,12 @@ def plot_card(tasks: list[tuple[str, str, list[list[dict[str, Any]]]]], path: Pa
         ax.grid(axis="x", alpha=0.3)
         ax.margins(x=0.15)
         for ax, (_, key, axis_label) in zip(row[1:], COSTS, strict=True):
+            values = [r["test"][key] for r in order]
             scale = 1e6 if key == "num_parameters" else 1.0
-            ax.barh([y[r["cell"]] for r in order], [r["test"][key] / scale for r in order],
-                    color=[CELL_COLORS[r["cell"]] for r in order], height=0.6)
+            bars = ax.barh([y[r["cell"]] for r in order], [v / scale for v in values],
+                           color=[CELL_COLORS[r["cell"]] for r in order], height=0.6)
+            ax.bar_label(bars, [FORMATS[key](v) for v in values], padding=3, fontsize=8)
+            ax.set_xlim(0, max(values) / scale * 1.45)
             ax.set_yticks([y[r["cell"]] for r in order], [])
             ax.set_xlabel(axis_label)
             ax.grid(axis="x", alpha=0.3)

@@ -50,9 +50,9 @@ def mean_flow(runs: list[dict[str, Any]]) -> Flow:
     for d in distances:
         values = [f["ratio"][a[d]] for f, a in zip(flows, at, strict=True)]
         ratios.append(0.0 if min(values) <= 0 else float(10 ** np.mean(np.log10(values))))
-        # the same seeded sample for every seed; older diagnostics did not record counts
-        sequences.append(min(f.get("sequences", [0] * len(f["distance"]))[a[d]]
-                             for f, a in zip(flows, at, strict=True)))
+        # the same seeded sample for every seed, counted once per direction read
+        sequences.append(min(f["sequences"][a[d]] // r["directions"]
+                             for f, a, r in zip(flows, at, runs, strict=True)))
     return Flow(distances, ratios, sequences)
 
 

@@ -111,8 +111,10 @@ def plot_confusions(results: list[dict[str, Any]], label: str, path: Path) -> No
         names = [c.rows[i] for i in keep]
         columns = [j for j, name in enumerate(c.columns) if name in names or name not in c.rows]
         counts = np.array([[c.counts[i][j] for j in columns] for i in keep], dtype=float)
-        share = 100 * counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
-        panels.append((r, names, [c.columns[j] for j in columns], share))
+        totals = counts.sum(axis=1, keepdims=True)
+        share = 100 * counts / np.maximum(totals, 1)
+        rows = [f"{name} ({int(n):,})" for name, n in zip(names, totals[:, 0], strict=True)]
+        panels.append((r, rows, [c.columns[j] for j in columns], share))
     n = max(len(p[2]) for p in panels)
     side = max(3.4, 0.36 * n + 1.8)
     fig, axes = plt.subplots(1, len(panels), figsize=(side * len(panels), side), squeeze=False)
@@ -126,7 +128,7 @@ def plot_confusions(results: list[dict[str, Any]], label: str, path: Path) -> No
         ax.set_xticks(range(len(columns)), columns, rotation=45, ha="right", fontsize=8)
         ax.set_yticks(range(len(rows)), rows, fontsize=8)
         ax.set_xlabel("predicted")
-        ax.set_ylabel("actual")
+        ax.set_ylabel("actual (count)")
         ax.set_title(f"{CELL_NAMES[r['cell']]}: {label} {r['score'].mean:.1%}", fontsize=10)
     save(fig, path)
 
