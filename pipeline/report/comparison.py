@@ -16,6 +16,7 @@ from pipeline.report.stats import (
     paired_bootstrap,
     paired_t,
     plain_words,
+    points,
     ratio,
     seeds_needed,
 )
@@ -134,7 +135,7 @@ def significance_table(results: list[dict[str, Any]], tests: Tests) -> list[str]
              "|---|" + "---:|" * len(cells)]
     for a in cells:
         lines.append(f"| {CELL_NAMES[a]} | " + " | ".join(
-            "" if a == b else f"{100 * tests[a, b].diff:+.1f} ({p_value(tests[a, b].p)})"
+            "" if a == b else f"{points(tests[a, b].diff)} ({p_value(tests[a, b].p)})"
             for b in cells) + " |")
     method = next(iter(tests.values())).method if tests else ""
     return [*lines, "", f"Test: {method}; two-sided, significant below p = 0.05."]

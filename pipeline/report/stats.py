@@ -175,4 +175,10 @@ def plain_words(name_a: str, name_b: str, test: Comparison, alpha: float = 0.05,
     """`GRU vs LSTM: +0.4 points, not significant (p = 0.41, paired t-test over 5 seeds)`."""
     sig = "significant" if test.p < alpha else "not significant"
     why = f", {test.method}" if method else ""
-    return f"{name_a} vs {name_b}: {100 * test.diff:+.1f} points, {sig} ({p_value(test.p)}{why})"
+    return f"{name_a} vs {name_b}: {points(test.diff)} points, {sig} ({p_value(test.p)}{why})"
+
+
+def points(diff: float) -> str:
+    """A difference of fractions in percentage points, signed: `+1.7`, and `+0.04` rather
+    than a `+0.0` that reads as no difference."""
+    return f"{100 * diff:+.2f}" if 0 < abs(100 * diff) < 0.1 else f"{100 * diff:+.1f}"
