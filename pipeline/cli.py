@@ -153,6 +153,33 @@ def ui(params: ParamsOpt = Path("params.yaml"),
 
 
 @app.command()
+def server(params: ParamsOpt = Path("params.yaml"),
+           host: Annotated[str | None, typer.Option(
+               help="Bind address (default tracking.server.host).")] = None,
+           port: Annotated[int | None, typer.Option(
+               help="Port (default tracking.server.port).")] = None) -> None:
+    """Run a tracking server a team shares: MLflow on tracking.server's database (PostgreSQL),
+    serving the artifacts itself, with basic auth where tracking.server.auth is on. Workers
+    then set MLFLOW_TRACKING_URI to it."""
+    from pipeline.config.sections import ServerParams
+    from pipeline.tracking.server import serve
+
+    def go() -> None:
+        p = load_params(params)
+        changed = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
+        if changed:
+            try:
+                settings = ServerParams(**{**p.tracking.server.model_dump(), **changed})
+            except ValueError as err:
+                fail(f"--{next(iter(changed))}: {str(err).splitlines()[-1].strip()}")
+            p = p.model_copy(update={"tracking": p.tracking.model_copy(
+                update={"server": settings})})
+        raise typer.Exit(serve(p, ROOT.resolve()))
+
+    run_guarded(go)
+
+
+@app.command()
 def compare(params: ParamsOpt = Path("params.yaml"), task: TaskOpt = None,
             comparison: Annotated[str | None, typer.Option(
                 help="A comparison (parent) run id: its newest run per cell.")] = None,

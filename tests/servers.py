@@ -24,9 +24,10 @@ def free_port() -> int:
 
 @contextmanager
 def serving(cmd: list[str], health: str, cwd: Path | None = None,
-            env: dict[str, str] | None = None, timeout: float = 120) -> Iterator[None]:
+            env: dict[str, str] | None = None, timeout: float = 120
+            ) -> Iterator[subprocess.Popen]:
     """Run `cmd` in a session of its own until `health` answers 200; stop it (and its
-    workers) afterwards."""
+    workers) afterwards. Its output stays readable from the yielded process once stopped."""
     # the environment's own tools first (`mlflow models serve` starts `uvicorn` by name)
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     proc = subprocess.Popen(cmd, cwd=cwd, env={**os.environ, "PATH": path, **(env or {})},
@@ -46,7 +47,7 @@ def serving(cmd: list[str], health: str, cwd: Path | None = None,
                 if time.monotonic() > deadline:
                     pytest.fail(f"{' '.join(cmd[:4])} did not answer {health} in {timeout} s")
                 time.sleep(0.5)
-        yield
+        yield proc
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -14,6 +15,7 @@ from pydantic import (
     NonNegativeFloat,
     PositiveInt,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
@@ -159,10 +161,48 @@ class EvaluateParams(Section):
     batch_size: PositiveInt
 
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+class ServerParams(Section):
+    """`rnnbench server`: a tracking server a team shares. Connection settings only: the
+    database password comes from PGPASSWORD or ~/.pgpass, the auth admin's from MLflow's
+    MLFLOW_AUTH_ADMIN_PASSWORD, so no secret is ever in params.yaml, a log or a run."""
+
+    backend_store: str | None  # None: the project's sqlite store; else a database URI
+    artifacts: str | None  # None: beside the sqlite store; else a folder or s3://bucket/prefix
+    host: str
+    port: int = Field(ge=1, le=65535)
+    workers: PositiveInt
+    auth: bool  # MLflow's basic-auth app
+
+    @field_validator("backend_store")
+    @classmethod
+    def _no_password(cls, uri: str | None) -> str | None:
+        if uri is None:
+            return uri
+        parts = urlsplit(uri)
+        if not parts.scheme or parts.scheme.split("+")[0] not in ("postgresql", "mysql", "sqlite"):
+            raise ValueError("expected a database URI: postgresql://USER@HOST:PORT/DB "
+                             f"(or mysql://, sqlite:///), got {uri.split('@')[-1]!r}")
+        if parts.password:
+            raise ValueError("holds a password: put it in PGPASSWORD or ~/.pgpass instead, "
+                             "never in params.yaml")
+        return uri
+
+    @model_validator(mode="after")
+    def _auth_off_loopback(self) -> ServerParams:
+        if self.host not in LOOPBACK and not self.auth:
+            raise ValueError(f"host {self.host} is reachable from other machines: set "
+                             "tracking.server.auth: true (MLflow's basic auth)")
+        return self
+
+
 class TrackingParams(Section):
     # None: the project's own sqlite store; MLFLOW_TRACKING_URI overrides both.
     uri: str | None
     experiment: str | None  # default: the task's name
+    server: ServerParams
 
 
 class CellParams(Section):

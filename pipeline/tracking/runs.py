@@ -66,14 +66,53 @@ def comparison_key(params: TaskParams, data_hash: str, commit: str) -> str:
     return hashlib.sha256(json.dumps(shared, sort_keys=True).encode()).hexdigest()[:16]
 
 
+# A comparison's parent run is made once, by whichever worker claims it first: MLflow has no
+# unique constraint on tags, but experiment names are unique in its database (sqlite or
+# PostgreSQL alike), so creating the experiment `CLAIMS/<experiment id>/<key>` is an atomic
+# test-and-set. The winner makes the parent run and deletes the claim (a deleted experiment
+# keeps its name taken and leaves the UI's list); the others wait for the parent to appear.
+# Searching and then creating, as before, let two workers starting together make one each.
+CLAIMS = "rnnbench-claims"
+CLAIM_WAIT_SECONDS = 60.0
+
+
+def find_comparison(client: MlflowClient, exp_id: str, key: str) -> str | None:
+    """The comparison run with this key: the earliest, should a store hold several (made by
+    racing workers before claims existed), so that every worker picks the same one."""
+    found = call("searching runs", client.tracking_uri, client.search_runs, [exp_id],
+                 filter_string=f"tags.`{COMPARISON_TAG}` = '{key}'",
+                 order_by=["attributes.start_time ASC"], max_results=1)
+    return found[0].info.run_id if found else None
+
+
+def claim(client: MlflowClient, name: str) -> str | None:
+    """Take `name` for this process: the claim's experiment id, or None if another has it."""
+    try:
+        return client.create_experiment(name, tags={f"{TAG}.kind": "claim"})
+    except MlflowException as err:
+        if err.error_code == "RESOURCE_ALREADY_EXISTS":
+            return None
+        raise
+
+
 def comparison_run(client: MlflowClient, exp_id: str, params: TaskParams, data_hash: str,
                    git: dict[str, str]) -> str:
+    """The parent run of this comparison: found, or made exactly once however many workers
+    ask at the same moment."""
     key = comparison_key(params, data_hash, git["commit"])
     uri = client.tracking_uri
-    found = call("searching runs", uri, client.search_runs, [exp_id],
-                 filter_string=f"tags.`{COMPARISON_TAG}` = '{key}'", max_results=1)
-    if found:
-        return found[0].info.run_id
+    if found := find_comparison(client, exp_id, key):
+        return found
+    claimed = call("claiming the comparison", uri, claim, client, f"{CLAIMS}/{exp_id}/{key}")
+    if claimed is None:  # another worker is making it
+        deadline = time.monotonic() + CLAIM_WAIT_SECONDS
+        while time.monotonic() < deadline:
+            time.sleep(0.2)
+            if found := find_comparison(client, exp_id, key):
+                return found
+        fail(f"MLflow store {uri}: comparison {key} was claimed by another worker that made "
+             f"no run within {CLAIM_WAIT_SECONDS:.0f} s; if that worker died, delete the "
+             f"experiment {CLAIMS}/{exp_id}/{key} for good (`mlflow gc`) and rerun")
     tags = {COMPARISON_TAG: key, f"{TAG}.kind": "comparison", f"{TAG}.task": params.name,
             f"{TAG}.dataset": params.data.dataset,
             "mlflow.source.git.commit": git["commit"], f"{TAG}.git_dirty": git["dirty"],
@@ -86,6 +125,7 @@ def comparison_run(client: MlflowClient, exp_id: str, params: TaskParams, data_h
               **flatten("train", params.train.model_dump()), "cells": ",".join(params.cells)}
     client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in shared.items()])
     client.set_terminated(run.info.run_id, "FINISHED")
+    call("releasing the claim", uri, client.delete_experiment, claimed)
     return run.info.run_id
 
 

@@ -104,7 +104,17 @@ def store_errors(uri: str, what: str) -> Iterator[None]:
     except Exception as err:  # every failure of the store is the same to its user
         *_, root = causes(err)  # "unable to open database file", not SQLAlchemy's wrapping
         reason = (str(root).strip().splitlines() or [type(root).__name__])[0]
+        status = err.get_http_status_code() if isinstance(err, MlflowException) else None
+        if status in REFUSED:
+            reason = REFUSED[status]
         fail(f"MLflow store {uri}: {what} failed: {reason}")
+
+
+# A server with basic auth answers 401/403 with a link to MLflow's docs; what to change here:
+REFUSED = {401: "the server refused the credentials (401): set MLFLOW_TRACKING_USERNAME and "
+                "MLFLOW_TRACKING_PASSWORD to a user of this server",
+           403: "permission denied (403): ask the server's admin to grant "
+                "MLFLOW_TRACKING_USERNAME's user EDIT on the experiment"}
 
 
 def require_server(uri: str) -> None:
@@ -166,9 +176,13 @@ def experiment_id(client: MlflowClient, name: str, root: Path | None = None) -> 
     try:
         return client.create_experiment(name, artifact_location=artifacts,
                                         tags={KIND_TAG: KIND})
-    except MlflowException:  # created meanwhile by a concurrent stage
-        return call("creating the experiment", uri, client.get_experiment_by_name,
-                     name).experiment_id
+    except MlflowException as err:
+        # created meanwhile by a concurrent worker (mlflow#4123): the name is unique in the
+        # database, so exactly one create wins and the others read the winner's
+        exp = call("looking up the experiment", uri, client.get_experiment_by_name, name)
+        if exp is None:
+            fail(f"MLflow store {uri}: creating the experiment {name} failed: {err.message}")
+        return exp.experiment_id
 
 
 def find_experiment(client: MlflowClient, name: str) -> str | None:

@@ -1,0 +1,132 @@
+"""`rnnbench server`: MLflow's tracking server for a team, on a real database (PostgreSQL),
+serving the artifacts itself (a folder or an S3 bucket behind it, so clients need no storage
+credentials), optionally behind MLflow's basic auth.
+
+No secret passes through rnnbench: the database password is libpq's (PGPASSWORD or
+~/.pgpass), the first admin's is MLflow's (MLFLOW_AUTH_ADMIN_PASSWORD), and the clients'
+are MLflow's (MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pipeline.config import SharedParams
+from pipeline.config.sections import ServerParams
+from pipeline.errors import causes, fail
+from pipeline.tracking.store import local_store
+
+SECRET_KEY = "MLFLOW_FLASK_SERVER_SECRET_KEY"  # CSRF key the auth app's workers must share
+ADMIN_ENV = ("MLFLOW_AUTH_ADMIN_USERNAME", "MLFLOW_AUTH_ADMIN_PASSWORD")
+
+
+def shown(uri: str) -> str:
+    """A database URI as logs may show it: user, host, port and database, never a password."""
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    return uri.replace(f":{parts.password}@", ":***@", 1)
+
+
+def backend_store(settings: ServerParams, root: Path) -> str:
+    if settings.backend_store:
+        return settings.backend_store
+    return f"sqlite:///{local_store(root) / 'mlflow.db'}"
+
+
+def artifacts_destination(settings: ServerParams, root: Path) -> str:
+    if settings.artifacts is None:
+        return str(local_store(root) / "artifacts")
+    if "://" in settings.artifacts:
+        return settings.artifacts
+    return str((root / settings.artifacts).resolve())
+
+
+def check_database(uri: str) -> None:
+    """Connect once before the server starts: a wrong password, a missing database or a down
+    host is one line here, not a traceback from each server worker."""
+    if uri.startswith("sqlite:"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        return
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(uri, pool_pre_ping=False, connect_args={"connect_timeout": 10}
+                           if uri.startswith("postgresql") else {})
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as err:  # the driver's own words say what is wrong
+        *_, root = causes(err)
+        reason = " ".join(str(root).split())
+        fail(f"tracking.server.backend_store {shown(uri)}: cannot connect: {reason}")
+    finally:
+        engine.dispose()
+
+
+def auth_config(database: str, folder: Path) -> Path:
+    """The basic-auth app's settings: users and permissions in the same database as the runs
+    (a team shares one), new users may read everything and change nothing until granted."""
+    folder.mkdir(parents=True, exist_ok=True)
+    users = (f"sqlite:///{Path(database.removeprefix('sqlite:///')).parent / 'basic_auth.db'}"
+             if database.startswith("sqlite:") else database)
+    path = folder / "basic_auth.ini"
+    path.write_text("[mlflow]\ndefault_permission = READ\n"
+                    f"database_uri = {users}\n"
+                    "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n",
+                    encoding="utf-8")
+    return path
+
+
+def server_command(settings: ServerParams, root: Path) -> tuple[list[str], dict[str, str]]:
+    """The `mlflow server` command line and its environment."""
+    database = backend_store(settings, root)
+    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", database,
+           "--serve-artifacts", "--artifacts-destination", artifacts_destination(settings, root),
+           "--host", settings.host, "--port", str(settings.port),
+           "--workers", str(settings.workers)]
+    env = {**os.environ}
+    if settings.auth:
+        missing = [name for name in ADMIN_ENV if not os.environ.get(name)]
+        if missing:
+            fail(f"tracking.server.auth: set {' and '.join(missing)} (the first admin's "
+                 "credentials, read once when the user store is new)")
+        folder = root / ".rnnbench" / "server"
+        env["MLFLOW_AUTH_CONFIG_PATH"] = str(auth_config(database, folder))
+        env.setdefault(SECRET_KEY, secrets.token_hex(32))  # one key for every worker
+        cmd += ["--app-name", "basic-auth"]
+    return cmd, env
+
+
+def port_free(host: str, port: int) -> bool:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as probe:
+        return probe.connect_ex((host, port)) != 0
+
+
+def serve(params: SharedParams, root: Path) -> int:
+    """Run the server in the foreground until Ctrl-C or SIGTERM; its exit status."""
+    settings = params.tracking.server
+    if not port_free(settings.host, settings.port):
+        fail(f"tracking.server.port {settings.port}: already in use on {settings.host}")
+    database = backend_store(settings, root)
+    check_database(database)
+    cmd, env = server_command(settings, root)
+    where = f"http://{settings.host}:{settings.port}"
+    print(f"MLflow tracking server on {where} (runs: {shown(database)}, artifacts: "
+          f"{artifacts_destination(settings, root)}{', basic auth' if settings.auth else ''}); "
+          f"clients: MLFLOW_TRACKING_URI={where}; Ctrl-C stops it", file=sys.stderr)
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True)
+
+    def stop(_signum: int, _frame: object) -> None:  # the server and its workers, together
+        os.killpg(proc.pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    return proc.wait()
