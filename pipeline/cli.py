@@ -174,7 +174,7 @@ def server(params: ParamsOpt = Path("params.yaml"),
                 fail(f"--{next(iter(changed))}: {str(err).splitlines()[-1].strip()}")
             p = p.model_copy(update={"tracking": p.tracking.model_copy(
                 update={"server": settings})})
-        raise typer.Exit(serve(p, ROOT.resolve()))
+        serve(p, ROOT.resolve())
 
     run_guarded(go)
 

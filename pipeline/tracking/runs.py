@@ -122,7 +122,7 @@ def comparison_run(client: MlflowClient, exp_id: str, params: TaskParams, data_h
     shared = {**flatten("data", params.data.model_dump()),
               **flatten("prepare", params.prepare.model_dump()),
               **flatten("model", params.model.model_dump()),
-              **flatten("train", params.train.model_dump()), "cells": ",".join(params.cells)}
+              **flatten("train", params.train.model_dump())}  # not `cells`: workers may split them
     client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in shared.items()])
     client.set_terminated(run.info.run_id, "FINISHED")
     call("releasing the claim", uri, client.delete_experiment, claimed)

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
 import socket
-import subprocess
 import sys
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -21,7 +19,7 @@ from urllib.parse import urlsplit
 from pipeline.config import SharedParams
 from pipeline.config.sections import ServerParams
 from pipeline.errors import causes, fail
-from pipeline.tracking.store import local_store
+from pipeline.tracking.store import LEAN, local_store
 
 SECRET_KEY = "MLFLOW_FLASK_SERVER_SECRET_KEY"  # CSRF key the auth app's workers must share
 ADMIN_ENV = ("MLFLOW_AUTH_ADMIN_USERNAME", "MLFLOW_AUTH_ADMIN_PASSWORD")
@@ -91,7 +89,7 @@ def server_command(settings: ServerParams, root: Path) -> tuple[list[str], dict[
            "--serve-artifacts", "--artifacts-destination", artifacts_destination(settings, root),
            "--host", settings.host, "--port", str(settings.port),
            "--workers", str(settings.workers)]
-    env = {**os.environ}
+    env = {**os.environ, **LEAN}
     if settings.auth:
         missing = [name for name in ADMIN_ENV if not os.environ.get(name)]
         if missing:
@@ -110,8 +108,9 @@ def port_free(host: str, port: int) -> bool:
         return probe.connect_ex((host, port)) != 0
 
 
-def serve(params: SharedParams, root: Path) -> int:
-    """Run the server in the foreground until Ctrl-C or SIGTERM; its exit status."""
+def serve(params: SharedParams, root: Path) -> None:
+    """Replace this process by the server (it keeps the PID: Ctrl-C or one SIGTERM stops it
+    and its workers), after checking the port and the database."""
     settings = params.tracking.server
     if not port_free(settings.host, settings.port):
         fail(f"tracking.server.port {settings.port}: already in use on {settings.host}")
@@ -121,12 +120,5 @@ def serve(params: SharedParams, root: Path) -> int:
     where = f"http://{settings.host}:{settings.port}"
     print(f"MLflow tracking server on {where} (runs: {shown(database)}, artifacts: "
           f"{artifacts_destination(settings, root)}{', basic auth' if settings.auth else ''}); "
-          f"clients: MLFLOW_TRACKING_URI={where}; Ctrl-C stops it", file=sys.stderr)
-    proc = subprocess.Popen(cmd, env=env, start_new_session=True)
-
-    def stop(_signum: int, _frame: object) -> None:  # the server and its workers, together
-        os.killpg(proc.pid, signal.SIGTERM)
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    return proc.wait()
+          f"clients: MLFLOW_TRACKING_URI={where}; Ctrl-C stops it", file=sys.stderr, flush=True)
+    os.execve(sys.executable, cmd, env)

@@ -28,6 +28,7 @@ from pipeline.model.networks import build_network, count_parameters, equal_param
 from pipeline.model.record import TrainRecord, write_record
 from pipeline.paths import CHARS_FILE, VOCAB_FILE, Layout
 from pipeline.training.callbacks import EpochHistory, ResumeState, write_history
+from pipeline.training.gpus import claim_gpu
 
 # Known noise: batches load in the main process on purpose (tiny tensors already in memory),
 # Lightning's own pytree deprecation, a resumed fit's checkpoint folder, and an advert printed
@@ -52,13 +53,14 @@ def resolve_device(train: TrainParams) -> tuple[str, str]:
 
 
 def build_trainer(cp: CellParams, callbacks: list[pl.Callback], scratch: Path,
-                  fast_dev_run: bool = False) -> pl.Trainer:
+                  fast_dev_run: bool = False, gpu: int | None = None) -> pl.Trainer:
+    """The Trainer of one fit; on the GPU `gpu` (an index) where one was claimed."""
     accelerator, precision = resolve_device(cp.train)
     if accelerator == "gpu":
         # Deterministic cuBLAS; cuDNN RNNs with inter-layer dropout stay nondeterministic.
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     trainer = pl.Trainer(
-        accelerator=accelerator, devices=1, precision=precision,
+        accelerator=accelerator, devices=[gpu] if gpu is not None else 1, precision=precision,
         max_epochs=cp.train.max_epochs,
         limit_train_batches=cp.train.limit_train_batches,
         gradient_clip_val=cp.train.grad_clip or None,
@@ -146,15 +148,19 @@ def train_cell(params: TaskParams, cell: str, layout: Layout, seed: int | None =
     threshold = None if cp.train.stop_at is None else cp.train.stop_at - 1e-6
     stop = EarlyStopping(monitor=module.monitor, mode="max", patience=cp.train.patience,
                          stopping_threshold=threshold)
-    trainer = build_trainer(cp, [history, resume, best, last, stop], folder)
+    gpus = torch.cuda.device_count() if accelerator == "gpu" else 0
+    trainer: pl.Trainer | None = None
     started = time.perf_counter()
     try:
-        trainer.fit(module, datamodule=dm,
-                    ckpt_path=last_epoch if last_epoch.exists() else None)
+        with claim_gpu(gpus) as gpu:
+            trainer = build_trainer(cp, [history, resume, best, last, stop], folder, gpu=gpu)
+            trainer.fit(module, datamodule=dm,
+                        ckpt_path=last_epoch if last_epoch.exists() else None)
     except BaseException as err:
         # Lightning turns Ctrl-C into sys.exit(1) after its own clean-up; give it back its
         # meaning, so that the run is KILLED (not FAILED) and the process exits 130.
-        interrupted = isinstance(err, KeyboardInterrupt) or trainer.interrupted
+        interrupted = isinstance(err, KeyboardInterrupt) or (
+            trainer is not None and trainer.interrupted)
         tracking.end_run(client, run_id, "KILLED" if interrupted else "FAILED")
         if interrupted:
             raise KeyboardInterrupt from None
