@@ -1,5 +1,6 @@
 import random
 
+import pytest
 import torch
 
 from pipeline.data.loading import BucketBatchSampler, EncodedSplit, collate, padding_fraction
@@ -62,3 +63,17 @@ def test_no_two_seeds_share_a_batch_order_in_any_epoch():
             sampler.set_epoch(epoch)
             orders.add(tuple(map(tuple, sampler)))
     assert len(orders) == 16
+
+
+@pytest.mark.parametrize("world", [2, 3])
+def test_ddp_processes_share_out_one_order_of_batches(world):
+    """Every process draws the same batches and keeps every world-th, as many each."""
+    lengths = torch.randint(1, 40, (1000,))
+    whole = list(BucketBatchSampler(lengths, 32, pool=5, seed=7))
+    shares = [list(BucketBatchSampler(lengths, 32, pool=5, seed=7, rank=r, world=world))
+              for r in range(world)]
+    kept = len(whole) // world * world
+    assert [len(s) for s in shares] == [kept // world] * world
+    assert all(len(BucketBatchSampler(lengths, 32, rank=r, world=world)) == kept // world
+               for r in range(world))
+    assert sorted(tuple(b) for s in shares for b in s) == sorted(map(tuple, whole[:kept]))

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from pipeline.cli import app
 from pipeline.config import load_params, parse_params
 from pipeline.data.synthetic import generate_task
+from pipeline.evaluation.evaluate import evaluate_cell
 from pipeline.paths import Layout
 from pipeline.training.fit import resolve_device, train_cell
 from tests.conftest import (
@@ -178,3 +179,25 @@ def test_training_before_prepare_names_the_missing_step(tmp_path, monkeypatch, s
     assert f"data/{TASK}/prepared: no prepared data; run the stages before" in result.output
     assert "Traceback" not in result.output
     assert not (tmp_path / "models").exists() and not (tmp_path / "mlruns").exists()
+
+
+def test_one_fit_over_two_cpu_processes_is_logged_once_and_evaluates(prepared, tmp_path):
+    """Lightning DDP through params (gloo on the CPU): the train stage starts a second process
+    that trains on its half of every epoch's batches; rank 0 alone logs and writes."""
+    folder = tmp_path / "project"
+    shutil.copytree(prepared / "data" / TASK / "prepared", folder / "data" / TASK / "prepared")
+    raw = yaml.safe_load((prepared / "params.yaml").read_text())
+    raw["train"].update(max_epochs=2, patience=5, devices=2, strategy="ddp")
+    write_params(folder, raw)
+    run = subprocess.run([sys.executable, "-m", "stages.train", TASK, "gru", str(SEED)],
+                         cwd=folder, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "distributed_backend=gloo" in run.stderr and "All distributed processes" in run.stderr
+    runs = cell_runs(folder)
+    assert [r.info.status for r in runs] == ["FINISHED"]  # one run, not one per process
+    history = Layout(folder, TASK).history("gru", SEED).read_text().splitlines()
+    assert len(history) == 1 + 2  # header and two epochs, written once
+    params, layout = load_task(folder)
+    metrics = evaluate_cell(params, "gru", layout, SEED)
+    assert 0 <= metrics["accuracy"] <= 1

@@ -155,6 +155,19 @@ class TrainParams(Section):
     accelerator: Literal["auto", "cpu", "gpu"]
     precision: Literal["auto", "32-true", "bf16-mixed", "16-mixed"]
     limit_train_batches: PositiveInt | None  # cap batches per epoch (smoke runs)
+    # One fit over several processes (Lightning DDP): `devices` per machine (GPUs, or CPU
+    # processes), `num_nodes` machines; batch_size is per process. Rank 0 alone logs to MLflow
+    # and writes the stage's outputs.
+    devices: PositiveInt
+    strategy: Literal["auto", "ddp"]
+    num_nodes: PositiveInt
+
+    @model_validator(mode="after")
+    def _one_process_or_ddp(self) -> TrainParams:
+        if (self.devices > 1 or self.num_nodes > 1) and self.strategy != "ddp":
+            raise ValueError(f"strategy: 'ddp' needed for devices: {self.devices}, num_nodes: "
+                             f"{self.num_nodes} (one fit over several processes)")
+        return self
 
 
 class EvaluateParams(Section):

@@ -25,7 +25,13 @@ class TextDataModule(pl.LightningDataModule):
 
     def _loader(self, name: str, batch_size: int, shuffle: bool) -> DataLoader:
         split = self.splits[name]
-        sampler = BucketBatchSampler(split.lengths, batch_size, self.pool, shuffle, self.seed)
+        # Training batches are shared out over a DDP fit's processes; every process validates
+        # and tests on the whole split (the same weights give the same scores everywhere, so
+        # early stopping agrees without gathering metrics).
+        trainer = self.trainer if shuffle else None
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
+        sampler = BucketBatchSampler(split.lengths, batch_size, self.pool, shuffle, self.seed,
+                                     rank, world)
         # Batches are tiny and already in memory: worker processes would cost more than they save.
         return DataLoader(split, batch_sampler=sampler, collate_fn=collate, num_workers=0)
 

@@ -109,9 +109,12 @@ class BucketBatchSampler(Sampler[list[int]]):
     """
 
     def __init__(self, lengths: torch.Tensor | list[int], batch_size: int, pool: int = 50,
-                 shuffle: bool = True, seed: int = 0):
+                 shuffle: bool = True, seed: int = 0, rank: int = 0, world: int = 1):
         self.lengths = [int(n) for n in lengths]
         self.batch_size, self.pool, self.shuffle, self.seed = batch_size, pool, shuffle, seed
+        # One fit over `world` processes (DDP): every process draws the same batches and
+        # keeps every world-th, as many each (the last few dropped), so that all step alike.
+        self.rank, self.world = rank, world
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -135,10 +138,12 @@ class BucketBatchSampler(Sampler[list[int]]):
                         for i in range(0, len(chunk), self.batch_size)]
         if self.shuffle:
             rng.shuffle(batches)
+        if self.world > 1:
+            batches = batches[self.rank : len(batches) // self.world * self.world : self.world]
         return iter(batches)
 
     def __len__(self) -> int:
-        return -(-len(self.lengths) // self.batch_size)
+        return -(-len(self.lengths) // self.batch_size) // self.world
 
 
 def padding_fraction(lengths: list[int], batches: list[list[int]]) -> float:

@@ -52,6 +52,15 @@ def resolve_device(train: TrainParams) -> tuple[str, str]:
     return accelerator, "32-true"
 
 
+def rank_zero() -> bool:
+    """Whether this process is rank 0 of a DDP fit (or the only process of a plain one), known
+    before the Trainer exists: from the variables launchers set (RANK; Lightning's own
+    launcher sets NODE_RANK and LOCAL_RANK for the processes it starts)."""
+    if "RANK" in os.environ:
+        return os.environ["RANK"] == "0"
+    return os.environ.get("NODE_RANK", "0") == "0" and os.environ.get("LOCAL_RANK", "0") == "0"
+
+
 def build_trainer(cp: CellParams, callbacks: list[pl.Callback], scratch: Path,
                   fast_dev_run: bool = False, gpu: int | None = None) -> pl.Trainer:
     """The Trainer of one fit; on the GPU `gpu` (an index) where one was claimed."""
@@ -59,8 +68,12 @@ def build_trainer(cp: CellParams, callbacks: list[pl.Callback], scratch: Path,
     if accelerator == "gpu":
         # Deterministic cuBLAS; cuDNN RNNs with inter-layer dropout stay nondeterministic.
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    devices: int | list[int] = [gpu] if gpu is not None else cp.train.devices
+    distributed = not fast_dev_run and cp.train.strategy == "ddp"
     trainer = pl.Trainer(
-        accelerator=accelerator, devices=[gpu] if gpu is not None else 1, precision=precision,
+        accelerator=accelerator, devices=devices if not fast_dev_run else 1,
+        strategy="ddp" if distributed else "auto", num_nodes=cp.train.num_nodes if distributed
+        else 1, use_distributed_sampler=False, precision=precision,
         max_epochs=cp.train.max_epochs,
         limit_train_batches=cp.train.limit_train_batches,
         gradient_clip_val=cp.train.grad_clip or None,
@@ -101,7 +114,7 @@ def train_cell(params: TaskParams, cell: str, layout: Layout, seed: int | None =
                fast_dev_run: bool = False) -> TrainRecord | None:
     """Fit one cell on one task with one seed (default: the first), write its model folder
     and history; returns the model's record (None with `fast_dev_run`: a check writes
-    nothing)."""
+    nothing; and in a DDP fit's processes other than rank 0)."""
     cp = params.for_cell(cell, seed)
     seed = cp.seed
     stats_file = layout.require_prepared() / "stats.json"
@@ -127,12 +140,14 @@ def train_cell(params: TaskParams, cell: str, layout: Layout, seed: int | None =
         check_setup(cp, module, dm, f"{params.name}/{cell}/seed{seed}", n_params)
         return None
 
+    # In a DDP fit every process runs this stage; rank 0 alone logs and writes its outputs.
+    lead = rank_zero()
     client, run_id, parent_id = tracking.start_cell_run(
         params, cell, seed, data_hash, layout.root.resolve(),
         {"num_parameters": n_params, "model.hidden_size": cp.model.hidden_size,
          "vocab_size": vocab_size, "num_classes": len(labels),
-         "accelerator": accelerator, "precision": precision})
-    history = EpochHistory(client, run_id, echo=not sys.stderr.isatty())
+         "accelerator": accelerator, "precision": precision}) if lead else (None, "", "")
+    history = EpochHistory(client, run_id, echo=lead and not sys.stderr.isatty())
     folder = fit_folder(layout, cp, data_hash)
     last_epoch = folder / "last.ckpt"
     resume = ResumeState(history, dm)
@@ -148,7 +163,8 @@ def train_cell(params: TaskParams, cell: str, layout: Layout, seed: int | None =
     threshold = None if cp.train.stop_at is None else cp.train.stop_at - 1e-6
     stop = EarlyStopping(monitor=module.monitor, mode="max", patience=cp.train.patience,
                          stopping_threshold=threshold)
-    gpus = torch.cuda.device_count() if accelerator == "gpu" else 0
+    # one GPU per fit where fits share a machine; a DDP fit takes `devices` GPUs itself
+    gpus = torch.cuda.device_count() if accelerator == "gpu" and cp.train.devices == 1 else 0
     trainer: pl.Trainer | None = None
     started = time.perf_counter()
     try:
@@ -161,11 +177,14 @@ def train_cell(params: TaskParams, cell: str, layout: Layout, seed: int | None =
         # meaning, so that the run is KILLED (not FAILED) and the process exits 130.
         interrupted = isinstance(err, KeyboardInterrupt) or (
             trainer is not None and trainer.interrupted)
-        tracking.end_run(client, run_id, "KILLED" if interrupted else "FAILED")
+        if lead:
+            tracking.end_run(client, run_id, "KILLED" if interrupted else "FAILED")
         if interrupted:
             raise KeyboardInterrupt from None
         raise
     seconds = time.perf_counter() - started
+    if not lead:
+        return None
     if best.best_model_path:  # no checkpoint only if no epoch validated: keep the last
         state = torch.load(best.best_model_path, weights_only=True, map_location="cpu")
         module.load_state_dict(state["state_dict"])
