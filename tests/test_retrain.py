@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from pipeline.tracking.store import LEAN
 from tests.conftest import ROOT, SAMPLE_CSV, SEED, TASK, tiny_params, write_params
 from tests.servers import free_port, serving
 from tests.test_serving import invoke
@@ -54,7 +55,7 @@ def server(tmp_path_factory) -> str:
     with serving([str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
                   "--backend-store-uri", f"sqlite:///{store / 'mlflow.db'}",
                   "--artifacts-destination", str(store / "artifacts"), "--workers", "1"],
-                 f"http://127.0.0.1:{port}/health"):
+                 f"http://127.0.0.1:{port}/health", env=LEAN):
         yield f"http://127.0.0.1:{port}"
 
 
@@ -239,3 +240,4 @@ def test_an_s3_compatible_remote_takes_the_push_and_gives_the_pull(rounds, setup
         sh(clone, "dvc", "pull", "-r", "s3", env=creds)
     assert md5s(clone / "models") == md5s(work / "models")
     assert "up to date" in sh(clone, "dvc", "status").stdout.lower()
+

@@ -91,7 +91,7 @@ def test_server_on_postgres_with_auth_refuses_strangers_and_keeps_secrets(databa
         assert wrong.returncode == 2 and "Traceback" not in wrong.stderr
         assert len(wrong.stderr.strip().splitlines()) == 1
         assert "MLFLOW_TRACKING_USERNAME" in wrong.stderr, wrong.stderr
-    log = server.stdout.read().decode(errors="replace") if server.stdout else ""
+        log = server.read_text(errors="replace")
     assert "MLflow tracking server on" in log and "basic auth" in log
     for secret in (PASSWORD, ADMIN[1]):
         assert secret not in log
