@@ -11,26 +11,16 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 import sys
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from pipeline.config import SharedParams
 from pipeline.config.sections import ServerParams
 from pipeline.errors import causes, fail
-from pipeline.tracking.store import LEAN, local_store
+from pipeline.tracking.store import LEAN, local_store, port_in_use
 
 SECRET_KEY = "MLFLOW_FLASK_SERVER_SECRET_KEY"  # CSRF key the auth app's workers must share
 ADMIN_ENV = ("MLFLOW_AUTH_ADMIN_USERNAME", "MLFLOW_AUTH_ADMIN_PASSWORD")
-
-
-def shown(uri: str) -> str:
-    """A database URI as logs may show it: user, host, port and database, never a password."""
-    parts = urlsplit(uri)
-    if parts.password is None:
-        return uri
-    return uri.replace(f":{parts.password}@", ":***@", 1)
 
 
 def backend_store(settings: ServerParams, root: Path) -> str:
@@ -63,7 +53,7 @@ def check_database(uri: str) -> None:
     except Exception as err:  # the driver's own words say what is wrong
         *_, root = causes(err)
         reason = " ".join(str(root).split())
-        fail(f"tracking.server.backend_store {shown(uri)}: cannot connect: {reason}")
+        fail(f"tracking.server.backend_store {uri}: cannot connect: {reason}")
     finally:
         engine.dispose()
 
@@ -102,23 +92,17 @@ def server_command(settings: ServerParams, root: Path) -> tuple[list[str], dict[
     return cmd, env
 
 
-def port_free(host: str, port: int) -> bool:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family) as probe:
-        return probe.connect_ex((host, port)) != 0
-
-
 def serve(params: SharedParams, root: Path) -> None:
     """Replace this process by the server (it keeps the PID: Ctrl-C or one SIGTERM stops it
     and its workers), after checking the port and the database."""
     settings = params.tracking.server
-    if not port_free(settings.host, settings.port):
+    if port_in_use(settings.host, settings.port):
         fail(f"tracking.server.port {settings.port}: already in use on {settings.host}")
     database = backend_store(settings, root)
     check_database(database)
     cmd, env = server_command(settings, root)
     where = f"http://{settings.host}:{settings.port}"
-    print(f"MLflow tracking server on {where} (runs: {shown(database)}, artifacts: "
+    print(f"MLflow tracking server on {where} (runs: {database}, artifacts: "
           f"{artifacts_destination(settings, root)}{', basic auth' if settings.auth else ''}); "
           f"clients: MLFLOW_TRACKING_URI={where}; Ctrl-C stops it", file=sys.stderr, flush=True)
     os.execve(sys.executable, cmd, env)

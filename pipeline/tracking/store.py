@@ -198,6 +198,13 @@ def compare_url(base: str, experiment: str, run_ids: list[str]) -> str:
     return f"{base}/#/compare-runs?{query}"
 
 
+def port_in_use(host: str, port: int) -> bool:
+    """Whether something already answers on host:port (a server to be started would fail)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as probe:
+        return probe.connect_ex((host, port)) == 0
+
+
 def serve_ui(uri: str, port: int, workers: int) -> None:
     """Replace this process by an MLflow server for the local store `uri` on 127.0.0.1:`port`
     (the server takes this PID: stopping it is one signal). A remote store is its own UI."""
@@ -207,9 +214,8 @@ def serve_ui(uri: str, port: int, workers: int) -> None:
     db = Path(uri.removeprefix("sqlite:///"))
     if not db.exists():
         fail(f"{db}: no MLflow store yet; run `dvc repro` first")
-    with socket.socket() as probe:
-        if probe.connect_ex(("127.0.0.1", port)) == 0:
-            fail(f"--port {port}: already in use on 127.0.0.1; choose another port")
+    if port_in_use("127.0.0.1", port):
+        fail(f"--port {port}: already in use on 127.0.0.1; choose another port")
     print(f"MLflow UI on http://127.0.0.1:{port} (store {db}); Ctrl-C stops it", file=sys.stderr)
     cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri,
            "--artifacts-destination", str(db.parent / "artifacts"),
