@@ -155,6 +155,10 @@ class TrainParams(Section):
     accelerator: Literal["auto", "cpu", "gpu"]
     precision: Literal["auto", "32-true", "bf16-mixed", "16-mixed"]
     limit_train_batches: PositiveInt | None  # cap batches per epoch (smoke runs)
+    # PyTorch's CPU threads per training or evaluating process. Fixed, not the machine's core
+    # count: results depend on it (float sums in another order), so any machine gets the same
+    # numbers; `rnnbench repro` uses the other cores by running stages side by side.
+    threads: PositiveInt
     # One fit over several processes (Lightning DDP): `devices` per machine (GPUs, or CPU
     # processes), `num_nodes` machines; batch_size is per process. Rank 0 alone logs to MLflow
     # and writes the stage's outputs.

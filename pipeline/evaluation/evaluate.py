@@ -94,6 +94,7 @@ def evaluate_cell(params: TaskParams, cell: str, layout: Layout, seed: int | Non
     seed = params.seeds[0] if seed is None else seed
     layout.require_prepared()
     model, record = load_model(layout, cell, seed)
+    torch.set_num_threads(record.params.train.threads)  # the fit's: same sums, same numbers
     test = EncodedSplit(layout.split("test"))
     labels = record.labels
     preds, loss, throughput = predict(model, test, params.evaluate.batch_size)

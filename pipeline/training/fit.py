@@ -120,6 +120,7 @@ def train_cell(params: TaskParams, cell: str, layout: Layout, seed: int | None =
     stats_file = layout.require_prepared() / "stats.json"
     family = Family.read(read_json(stats_file).get("family"), str(stats_file))
     pl.seed_everything(seed, workers=True, verbose=False)
+    torch.set_num_threads(cp.train.threads)
     vocab_size = len(read_json(layout.prepared / VOCAB_FILE))
     labels = read_json(layout.prepared / "labels.json")
     chars_file = layout.prepared / CHARS_FILE
