@@ -7,6 +7,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -179,3 +180,31 @@ def test_only_changes_outside_the_pipelines_outputs_make_the_code_dirty(tmp_path
     assert git_info(tmp_path)["dirty"] == "false"
     (tmp_path / "params.yaml").write_text("2")
     assert git_info(tmp_path)["dirty"] == "true"
+
+
+OPEN_STORE = """
+import sys, time
+from pathlib import Path
+from pipeline.config import load_params
+from pipeline.tracking.store import client_for
+params, go = load_params(Path(sys.argv[1])), float(sys.argv[2])
+time.sleep(max(0.0, go - time.time()))
+client_for(params, Path(sys.argv[3])).search_experiments()
+"""
+
+
+def test_stages_side_by_side_open_a_new_local_store_at_once(tmp_path):
+    """`rnnbench repro` starts fits together: each opens (and would create) the same new
+    sqlite store. Without the lock in client_for, most of them failed."""
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")
+    params = tmp_path / "params.yaml"
+    shutil.copy("params.yaml", params)
+    go = time.time() + 8  # after every process has imported MLflow
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    procs = [subprocess.Popen([sys.executable, "-c", OPEN_STORE, str(params), str(go),
+                               str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True, env=env)
+             for _ in range(4)]
+    outs = [p.communicate(timeout=120)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, "\n".join(outs)
+    assert (tmp_path / "mlruns" / "mlflow.db").exists()

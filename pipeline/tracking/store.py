@@ -8,6 +8,7 @@ real project root, never the working directory. MLFLOW_TRACKING_URI overrides it
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -146,9 +147,16 @@ def client_for(params: SharedParams, root: Path | None = None) -> MlflowClient:
             require_server(uri)
             for name, value in SERVER_RETRIES.items():
                 os.environ.setdefault(name, value)
-        if uri.startswith("sqlite:///"):
-            Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        return MlflowClient(uri)
+        if not uri.startswith("sqlite:///"):
+            return MlflowClient(uri)
+        db = Path(uri.removeprefix("sqlite:///"))
+        db.parent.mkdir(parents=True, exist_ok=True)
+        # Stages side by side (`rnnbench repro`, the DVC queue) each create a new database's
+        # tables on opening it, and all but one failed ("table ... already exists"): one at a
+        # time, the others then find them made.
+        with db.with_name(db.name + ".lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            return MlflowClient(uri)
 
 
 def call(what: str, uri: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
