@@ -1,5 +1,6 @@
 # rnnbench: two commands do everything on a fresh machine.
-#   make run    create the environment if needed, then `dvc repro` (the whole comparison)
+#   make run    create the environment if needed, then the whole comparison: `dvc repro`, with
+#               independent stages side by side, one per core (`rnnbench repro`)
 #   make test   create the environment if needed, then lint and the test suite
 PYTHON ?= python3
 VENV := .venv
@@ -13,7 +14,7 @@ export DO_NOT_TRACK := true
 .PHONY: run test lint bench ui env retrain
 
 run: $(VENV)/.installed
-	dvc repro
+	rnnbench repro
 
 test: $(VENV)/.installed
 	ruff check .

@@ -1,5 +1,6 @@
 """The default run from a fresh clone, timed: `make run` (environment included) in a new clone of
-the committed HEAD, with the time of every DVC stage, summed per stage group. Standard library
+the committed HEAD, with the time of every DVC stage, summed per stage group (stages run side
+by side, one per core: the groups add up to more than the wall time). Standard library
 only, so the system Python runs it before any environment exists. Run nothing else meanwhile.
 
     python3 -m benchmarks.make_run [--out benchmarks/results] [--keep DIR]
@@ -8,7 +9,6 @@ only, so the system Python runs it before any environment exists. Run nothing el
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
 import platform
@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-STAGE = re.compile(r"^Running stage '([^']+)':")
+DONE = re.compile(r"^Stage '([^']+)' done in ([0-9.]+) s")
 ENV_DONE = re.compile(r"touch \.venv/\.installed")
 
 
@@ -38,11 +38,9 @@ def timed_lines(cmd: list[str], cwd: Path, env: dict[str, str]
 
 
 def stage_times(lines: list[tuple[float, str]]) -> tuple[float, dict[str, float]]:
-    """(environment seconds, seconds per stage): a stage runs until the next one starts."""
+    """(environment seconds, seconds per stage as `rnnbench repro` reports them)."""
     env = next((t for t, line in lines if ENV_DONE.search(line)), 0.0)
-    marks = [(t, m.group(1)) for t, line in lines if (m := STAGE.match(line))]
-    marks.append((lines[-1][0], ""))
-    return env, {name: round(t1 - t0, 1) for (t0, name), (t1, _) in itertools.pairwise(marks)}
+    return env, {m.group(1): float(m.group(2)) for _, line in lines if (m := DONE.match(line))}
 
 
 def main() -> None:
@@ -68,6 +66,7 @@ def main() -> None:
     results = {
         "make_run_seconds": round(lines[-1][0], 1), "commit": commit,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}",
+        "stages_at_once": os.cpu_count(),
         "python": platform.python_version(), "groups": groups, "stages": stages,
     }
     args.out.mkdir(parents=True, exist_ok=True)

@@ -221,6 +221,20 @@ def compare(params: ParamsOpt = Path("params.yaml"), task: TaskOpt = None,
 
 
 @app.command()
+def repro(
+    targets: Annotated[list[str] | None, typer.Argument(
+        help="Stages (or stage groups, e.g. train) to bring up to date; default: all.")] = None,
+    jobs: Annotated[int | None, typer.Option(
+        "--jobs", "-j", min=1, help="Stages at once; default: one per core.")] = None,
+) -> None:
+    """`dvc repro` with independent stages side by side, one per core: the same outputs,
+    dvc.lock and run cache as `dvc repro` (`make run` runs this)."""
+    from pipeline.repro import reproduce
+
+    run_guarded(lambda: reproduce(ROOT, targets or (), jobs))
+
+
+@app.command()
 def retrain(params: ParamsOpt = Path("params.yaml")) -> None:
     """One scheduled retraining round: dvc pull, re-read unpinned data, dvc repro, dvc push,
     promote each retrained task's winner only if it beats the champion; reports/retrain.md."""

@@ -49,7 +49,8 @@ def two_tasks(wheel: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory, sample_wheel) -> Path:
-    """A copy of the project (code, dvc.yaml, tiny params) that has run `dvc repro` once."""
+    """A copy of the project (code, dvc.yaml, tiny params) that has run `make run`'s
+    `rnnbench repro` once, two stages at a time."""
     repo = tmp_path_factory.mktemp("repo")
     for folder in ("pipeline", "stages"):
         shutil.copytree(ROOT / folder, repo / folder, ignore=shutil.ignore_patterns("__pycache__"))
@@ -65,7 +66,7 @@ def repo(tmp_path_factory, sample_wheel) -> Path:
     sh(repo, "git", "config", "user.email", "tests@rnnbench.invalid")
     sh(repo, "git", "add", "-A")
     sh(repo, "git", "commit", "-qm", "project")
-    log = sh(repo, "dvc", "repro")
+    log = sh(repo, sys.executable, "-m", "pipeline.cli", "repro", "--jobs", "2")  # make run
     # Commit the results as a user would: metrics and reports are git-tracked (cache: false),
     # so an experiment's temp copy starts from them and reruns only the stages it changes.
     sh(repo, "git", "add", "-A")
