@@ -235,13 +235,30 @@ def repro(
 
 
 @app.command()
-def retrain(params: ParamsOpt = Path("params.yaml")) -> None:
+def retrain(
+    params: ParamsOpt = Path("params.yaml"),
+    task: Annotated[str | None, typer.Option(
+        "--task", help="Fanned out: this task's job only (train, push, leave its results in "
+                       "--jobs-dir/TASK for the final job).")] = None,
+    gather: Annotated[bool, typer.Option(
+        "--gather", help="Fanned out: the final job, merging the task jobs' results from "
+                         "--jobs-dir.")] = False,
+    jobs_dir: Annotated[Path, typer.Option(
+        "--jobs-dir", help="Where task jobs leave their results.")] = Path("fanout"),
+) -> None:
     """One scheduled retraining round: dvc pull, re-read unpinned data, dvc repro, dvc push,
     promote each retrained task's winner only if it beats the champion; reports/retrain.md."""
+    from pipeline.retrain.fanout import run_task_job
     from pipeline.retrain.round import REPORT, run_round
 
     def go() -> None:
-        result = run_round(params, ROOT)
+        if task and gather:
+            fail("--task and --gather: one or the other (a task's job, or the final job)")
+        if task:
+            job = run_task_job(params, ROOT, task, jobs_dir)
+            typer.echo(f"{task}: {len(job.ran)} stage(s) ran; results in {jobs_dir / task}")
+            return
+        result = run_round(params, ROOT, jobs_dir if gather else None)
         for decision in result.decisions:
             typer.echo(f"{decision.task}: {decision.words()}")
         if not result.changed:

@@ -49,8 +49,12 @@ class Layout:
     def model_dir(self, cell: str, seed: int) -> Path:
         return self.root / "models" / self.task / cell / f"seed{seed}"
 
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics" / self.task
+
     def _metrics(self, kind: str, cell: str, seed: int, suffix: str) -> Path:
-        return self.root / "metrics" / self.task / kind / f"{cell}-seed{seed}{suffix}"
+        return self.metrics / kind / f"{cell}-seed{seed}{suffix}"
 
     def history(self, cell: str, seed: int) -> Path:
         return self._metrics("history", cell, seed, ".csv")

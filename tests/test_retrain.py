@@ -241,3 +241,37 @@ def test_an_s3_compatible_remote_takes_the_push_and_gives_the_pull(rounds, setup
     assert md5s(clone / "models") == md5s(work / "models")
     assert "up to date" in sh(clone, "dvc", "status").stdout.lower()
 
+
+
+def test_a_round_fanned_out_as_a_job_per_task_then_a_final_job(rounds, setup, server):
+    """retrain.yml's matrix on one machine: the task's job in its own clone trains and
+    pushes; the final job, in another clone, merges the job's results (what the workflow
+    passes as an artifact), trains nothing itself, reports and promotes."""
+    base, work = setup["base"], setup["work"]
+    jobs, job_clone = base / "fanout", base / "job-clone"
+    before = len(versions(server))
+    write_reviews(setup["data"], reviews()[: FIRST_ROWS + 40])  # new data: the task retrains
+    sh(base, "git", "clone", "-q", "-b", "main", str(setup["origin"]), str(job_clone))
+    job = sh(job_clone, "rnnbench", "retrain", "--task", TASK, "--jobs-dir", str(jobs),
+             env=setup["env"])
+    assert f"Running stage 'train@{TASK}-gru-{SEED}'" in job.stderr
+    assert "Running stage 'report'" not in job.stderr  # the final job's
+    assert sorted(p.name for p in (jobs / TASK).iterdir()) == ["dvc.lock", "job.json", "metrics"]
+
+    broken = base / "no-jobs"
+    broken.mkdir()
+    bad = sh(work, "rnnbench", "retrain", "--gather", "--jobs-dir", str(broken),
+             env=setup["env"], ok=False)
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith(
+        f"error: {broken}: no task job's results in it")
+    assert not sh(work, "git", "status", "--porcelain", "--untracked-files=no").stdout
+
+    final = sh(work, "rnnbench", "retrain", "--gather", "--jobs-dir", str(jobs),
+               env=setup["env"])
+    assert "Running stage 'train@" not in final.stderr  # the job trained it
+    assert "Running stage 'report'" in final.stderr
+    summary = (work / "reports" / "retrain.md").read_text()
+    assert f"- `train@{TASK}-gru-{SEED}`" in summary and f"**{TASK}**" in summary
+    assert md5s(work / "metrics" / TASK) == md5s(jobs / TASK / "metrics")
+    assert "up to date" in sh(work, "dvc", "status").stdout.lower()  # models pulled, lock merged
+    assert len(versions(server)) == before + 1  # the job's winner, registered once

@@ -44,21 +44,50 @@ def test_the_test_workflow_runs_the_readme_command():
     assert "run: bash .ci/run" in text and 'CI: "true"' in text
 
 
-def test_the_retrain_workflow_runs_one_round_and_proposes_it_as_a_pull_request():
+def steps_of(job: dict) -> dict[str, dict]:
+    return {step.get("name", step.get("uses", "")): step for step in job["steps"]}
+
+
+def test_the_retrain_workflow_fans_out_a_job_per_task_then_proposes_one_pull_request():
     flow = yaml.safe_load((ROOT / ".github" / "workflows" / "retrain.yml").read_text())
     triggers = flow[True]  # YAML 1.1 reads the key `on` as true
     assert "cron" in triggers["schedule"][0] and "workflow_dispatch" in triggers
     assert flow["concurrency"]["cancel-in-progress"] is False and flow["permissions"] == {}
-    job = flow["jobs"]["retrain"]
-    assert job["permissions"] == {"contents": "write", "pull-requests": "write"}
-    steps = {step.get("name", step.get("uses", "")): step for step in job["steps"]}
+    plan, task, final = (flow["jobs"][name] for name in ("plan", "task", "round"))
+    assert "yq -o=json -I=0 '.tasks' params.yaml" in steps_of(plan)["Tasks"]["run"]
+    # one job per task of params.yaml, read-only, handing its results on as an artifact
+    assert task["needs"] == "plan" and task["permissions"] == {"contents": "read"}
+    assert task["strategy"]["matrix"]["task"] == "${{ fromJSON(needs.plan.outputs.tasks) }}"
+    steps = steps_of(task)
+    assert steps["rnnbench retrain --task"]["run"] == '.venv/bin/rnnbench retrain --task "$TASK"'
+    upload = steps["The task's results for the final job"]["with"]
+    assert upload["path"] == "fanout/" and upload["name"] == "fanout-${{ matrix.task }}"
+    # then one final job: gathers, reports, promotes, proposes
+    assert final["needs"] == "task"
+    assert final["permissions"] == {"contents": "write", "pull-requests": "write"}
+    steps = steps_of(final)
     checkout = next(s for name, s in steps.items() if name.startswith("actions/checkout@"))
     assert checkout["with"] == {"fetch-depth": 0, "persist-credentials": False}
-    assert "make retrain" in steps["make retrain"]["run"]
+    assert steps["The task jobs' results"]["with"] == {
+        "pattern": "fanout-*", "path": "fanout", "merge-multiple": True}
+    assert ".venv/bin/rnnbench retrain --gather" in steps["rnnbench retrain --gather"]["run"]
     assert "GITHUB_STEP_SUMMARY" in steps["Round summary"]["run"]
     pull_request = steps["Pull request with the round's results"]["run"]
     assert "gh pr create" in pull_request and "--body-file reports/retrain.md" in pull_request
     assert "git push --quiet origin \"$BRANCH\"" in pull_request  # never to main
+    for job in (task, final):  # the environment and the DVC remote, from one local action
+        assert steps_of(job)["./.github/actions/setup"]["with"]["remote-url"] == (
+            "${{ secrets.DVC_REMOTE_URL }}")
+
+
+def test_the_setup_action_is_valid_and_has_no_security_findings():
+    path = ROOT / ".github" / "actions" / "setup" / "action.yml"
+    schema = subprocess.run([tool("check-jsonschema"), "--builtin-schema",
+                             "vendor.github-actions", str(path)], capture_output=True, text=True,
+                            timeout=120)
+    assert schema.returncode == 0, schema.stdout + schema.stderr
+    security = security_check(path)
+    assert security.returncode == 0, security.stdout + security.stderr
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=[p.name for p in WORKFLOWS])

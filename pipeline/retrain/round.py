@@ -7,95 +7,28 @@
 4. `dvc repro`, then `dvc push`: any clone can `dvc pull` the exact models;
 5. promote each retrained task's winner (promote.py) and write reports/retrain.md.
 
+Fanned out over machines (fanout.py), a job per task does 2-4 for its task and the final
+job merges their results in before 2-5.
+
 Registration comes after the push, so a failed push registers nothing.
 """
 
 from __future__ import annotations
 
-import re
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import yaml
 
 from pipeline import tracking
-from pipeline.config import Params, load_params
+from pipeline.config import load_params
 from pipeline.data.prepare import task_source
-from pipeline.errors import fail
-from pipeline.files import atomic_file, read_json
+from pipeline.files import atomic_file
 from pipeline.paths import Layout, reports_dir
+from pipeline.retrain.fanout import gather
 from pipeline.retrain.promote import Decision, promote
+from pipeline.retrain.repo import STAGE_RAN, DataState, data_state, dvc, git, preflight
 
-STAGE_RAN = re.compile(r"^Running stage '([^']+)'")
 REPORT = "retrain.md"
-
-
-def dvc(root: Path, *args: str, echo: bool = True) -> str:
-    """Run a DVC command in `root`, its output echoed to stderr; one line naming the command
-    and DVC's own reason where it fails."""
-    proc = subprocess.Popen([sys.executable, "-m", "dvc", *args], cwd=root, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    lines = []
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        lines.append(line)
-        if echo:
-            print(line, end="", file=sys.stderr, flush=True)
-    if proc.wait() != 0:
-        errors = [ln.strip().removeprefix("ERROR:").strip() for ln in lines
-                  if ln.startswith("ERROR")] or [ln.strip() for ln in lines if ln.strip()]
-        fail(f"dvc {' '.join(args)}: {(errors or ['failed'])[-1]}")
-    return "".join(lines)
-
-
-def git(root: Path, *args: str) -> str:
-    proc = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        fail(f"git {' '.join(args)}: {proc.stderr.strip() or 'failed'} (in {root})")
-    return proc.stdout.strip()
-
-
-def preflight(root: Path) -> str:
-    """The default DVC remote's name, after refusing what would leave a round half done."""
-    proc = subprocess.run([sys.executable, "-m", "dvc", "remote", "default"], cwd=root,
-                          capture_output=True, text=True, check=False)
-    if proc.returncode != 0 or not proc.stdout.strip():
-        fail("no DVC remote configured: add one with `dvc remote add -d storage "
-             "s3://BUCKET/PATH` (or a folder path) and commit .dvc/config, or put it in "
-             ".dvc/config.local")
-    dirty = git(root, "status", "--porcelain", "--untracked-files=no")
-    if dirty:
-        fail(f"{root.resolve()}: the work tree has uncommitted changes "
-             f"({dirty.splitlines()[0].strip()}, ...); commit or stash them first: a round's "
-             "results must belong to one commit")
-    return proc.stdout.strip()
-
-
-@dataclass(frozen=True)
-class DataState:
-    """One task's downloaded data: its hash in dvc.lock and what the download recorded."""
-
-    md5: str
-    examples: int | None
-    sha256: str
-
-
-def data_state(params: Params, root: Path) -> dict[str, DataState]:
-    lock_file = root / "dvc.lock"
-    lock = yaml.safe_load(lock_file.read_text()) if lock_file.exists() else {}
-    stages = (lock or {}).get("stages", {})
-    out = {}
-    for task in params.tasks:
-        outs = stages.get(f"download@{task}", {}).get("outs", [])
-        source = Layout(root, task).raw / "source.json"
-        recorded: dict[str, Any] = read_json(source) if source.exists() else {}
-        out[task] = DataState(outs[0]["md5"] if outs else "", recorded.get("examples"),
-                              recorded.get("sha256", ""))
-    return out
 
 
 @dataclass
@@ -116,18 +49,27 @@ class Round:
         return bool(self.ran)
 
 
-def run_round(params_file: Path, root: Path) -> Round:
+def run_round(params_file: Path, root: Path, jobs_dir: Path | None = None) -> Round:
+    """One round; with `jobs_dir`, the final job of a fanned-out round (fanout.py): the tasks
+    whose jobs left their results there are merged in, not retrained here."""
     start = time.perf_counter()
     remote = preflight(root)
     params = load_params(params_file)
     client = tracking.client_for(params, root)  # a tracking server that is down stops here
     dvc(root, "pull", "--allow-missing")
     before = data_state(params, root)
-    refreshed = [t for t in params.tasks if not task_source(params.for_task(t).data).pin.value]
+    jobs = {job.task: job for job in gather(root, jobs_dir, params)} if jobs_dir else {}
+    if jobs:
+        dvc(root, "pull", "--allow-missing")  # the models and data the jobs pushed
+        before |= {task: job.before for task, job in jobs.items()}
+    refreshed = [t for t in params.tasks if (jobs[t].refreshed if t in jobs else
+                                             not task_source(params.for_task(t).data).pin.value)]
     for task in refreshed:
-        dvc(root, "repro", "--force", "--single-item", f"download@{task}")
+        if task not in jobs:  # a job re-read its own
+            dvc(root, "repro", "--force", "--single-item", f"download@{task}")
     log = dvc(root, "repro")
-    ran = [m.group(1) for line in log.splitlines() if (m := STAGE_RAN.match(line))]
+    ran = [s for job in jobs.values() for s in job.ran]
+    ran += [m.group(1) for line in log.splitlines() if (m := STAGE_RAN.match(line))]
     after = data_state(params, root)
     dvc(root, "push")  # also what an earlier round left unpushed: cheap when all is there
     commit = git(root, "rev-parse", "HEAD")

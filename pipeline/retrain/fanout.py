@@ -1,0 +1,114 @@
+"""A retraining round fanned out over machines (retrain.yml's matrix): one job per task, then
+one final job.
+
+A task's job (`rnnbench retrain --task T`) brings that task's stages up to date and pushes
+their cached outputs (data, models) and run cache to the shared DVC remote; what git tracks of
+them, their dvc.lock entries and metrics/<task>/, it leaves in `fanout/<task>/` for the
+workflow to pass on as an artifact. The final job (`rnnbench retrain --gather fanout`) merges
+those into its clone, pulls the models, and finishes the round as a one-machine round does:
+what is left to run (the report, the synthetic sweep), the push, the promotions.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import yaml
+
+from pipeline import tracking
+from pipeline.config import Params, load_params
+from pipeline.data.prepare import task_source
+from pipeline.errors import fail
+from pipeline.files import atomic_dir, atomic_file, read_json, write_json
+from pipeline.paths import Layout
+from pipeline.retrain.repo import STAGE_RAN, DataState, data_state, dvc, preflight
+
+JOB_FILE, LOCK_FILE = "job.json", "dvc.lock"
+
+
+@dataclass(frozen=True)
+class TaskJob:
+    """What one task's job did: for the final job's round summary and promotions."""
+
+    task: str
+    refreshed: bool  # its unpinned source was read again
+    before: DataState
+    after: DataState
+    ran: list[str]  # stages it ran
+
+
+def task_stages(lock: dict, task: str) -> dict:
+    """The dvc.lock entries of one task's stages."""
+    own = {f"download@{task}", f"prepare@{task}", f"evaluate@{task}"}
+    return {name: entry for name, entry in (lock.get("stages") or {}).items()
+            if name in own or name.startswith(f"train@{task}-")}
+
+
+def run_task_job(params_file: Path, root: Path, task: str, out: Path) -> TaskJob:
+    """Bring one task up to date, push it, and leave `out/<task>/` for the final job."""
+    preflight(root)
+    params = load_params(params_file)
+    if task not in params.tasks:
+        fail(f"--task {task}: not in {params_file}'s tasks ({', '.join(params.tasks)})")
+    tracking.client_for(params, root)  # a tracking server that is down stops here
+    dvc(root, "pull", "--allow-missing", "--with-deps", f"evaluate@{task}")  # its own only
+    before = data_state(params, root)[task]
+    refreshed = not task_source(params.for_task(task).data).pin.value
+    if refreshed:
+        dvc(root, "repro", "--force", "--single-item", f"download@{task}")
+    log = dvc(root, "repro", f"evaluate@{task}")
+    ran = [m.group(1) for line in log.splitlines() if (m := STAGE_RAN.match(line))]
+    dvc(root, "push", "--run-cache")
+    job = TaskJob(task, refreshed, before, data_state(params, root)[task], ran)
+    with atomic_dir(out / task) as folder:  # whole or not at all
+        shutil.copy(root / LOCK_FILE, folder / LOCK_FILE)
+        shutil.copytree(Layout(root, task).metrics, folder / "metrics")
+        write_json(folder / JOB_FILE, asdict(job))
+    return job
+
+
+def _read_job(folder: Path, params: Params) -> TaskJob:
+    for name in (JOB_FILE, LOCK_FILE, "metrics"):
+        if not (folder / name).exists():
+            fail(f"{folder / name}: missing; a task job (`rnnbench retrain --task T`) writes "
+                 f"{JOB_FILE}, {LOCK_FILE} and metrics/ there")
+    raw = read_json(folder / JOB_FILE)
+    try:
+        job = TaskJob(raw["task"], raw["refreshed"], DataState(**raw["before"]),
+                      DataState(**raw["after"]), list(raw["ran"]))
+    except (KeyError, TypeError) as err:
+        fail(f"{folder / JOB_FILE}: not a task job's record ({err})")
+    if job.task not in params.tasks:
+        fail(f"{folder / JOB_FILE}: task {job.task} is not in params.yaml's tasks "
+             f"({', '.join(params.tasks)})")
+    return job
+
+
+def gather(root: Path, jobs_dir: Path, params: Params) -> list[TaskJob]:
+    """Merge every task job's dvc.lock entries and metrics under `jobs_dir` into `root`. All
+    are read and checked before anything is changed."""
+    folders = sorted(p for p in jobs_dir.iterdir() if p.is_dir()) if jobs_dir.is_dir() else []
+    if not folders:
+        fail(f"{jobs_dir}: no task job's results in it (a folder per task, from "
+             "`rnnbench retrain --task T`)")
+    jobs = [_read_job(f, params) for f in folders]
+    lock_file = root / LOCK_FILE
+    lock = yaml.safe_load(lock_file.read_text()) if lock_file.exists() else {}
+    lock = lock or {"schema": "2.0"}
+    stages = lock.setdefault("stages", {})
+    for folder, job in zip(folders, jobs, strict=True):
+        theirs = task_stages(yaml.safe_load((folder / LOCK_FILE).read_text()) or {}, job.task)
+        if f"evaluate@{job.task}" not in theirs:
+            fail(f"{folder / LOCK_FILE}: no evaluate@{job.task} entry; was the job's round "
+                 "finished?")
+        for name in list(task_stages(lock, job.task)):
+            del stages[name]
+        stages.update(theirs)
+    for folder, job in zip(folders, jobs, strict=True):
+        with atomic_dir(Layout(root, job.task).metrics) as metrics:
+            shutil.copytree(folder / "metrics", metrics, dirs_exist_ok=True)
+    with atomic_file(lock_file) as fh:
+        yaml.safe_dump(lock, fh, sort_keys=False)
+    return jobs

@@ -1,0 +1,84 @@
+"""The clone a retraining round runs in: git and DVC commands with one-line failures, the
+checks before a round, and each task's downloaded data as dvc.lock records it."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipeline.config import Params
+from pipeline.errors import fail
+from pipeline.files import read_json
+from pipeline.paths import Layout
+
+STAGE_RAN = re.compile(r"^Running stage '([^']+)'")
+
+
+def dvc(root: Path, *args: str, echo: bool = True) -> str:
+    """Run a DVC command in `root`, its output echoed to stderr; one line naming the command
+    and DVC's own reason where it fails."""
+    proc = subprocess.Popen([sys.executable, "-m", "dvc", *args], cwd=root, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    lines = []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        lines.append(line)
+        if echo:
+            print(line, end="", file=sys.stderr, flush=True)
+    if proc.wait() != 0:
+        errors = [ln.strip().removeprefix("ERROR:").strip() for ln in lines
+                  if ln.startswith("ERROR")] or [ln.strip() for ln in lines if ln.strip()]
+        fail(f"dvc {' '.join(args)}: {(errors or ['failed'])[-1]}")
+    return "".join(lines)
+
+
+def git(root: Path, *args: str) -> str:
+    proc = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        fail(f"git {' '.join(args)}: {proc.stderr.strip() or 'failed'} (in {root})")
+    return proc.stdout.strip()
+
+
+def preflight(root: Path) -> str:
+    """The default DVC remote's name, after refusing what would leave a round half done."""
+    proc = subprocess.run([sys.executable, "-m", "dvc", "remote", "default"], cwd=root,
+                          capture_output=True, text=True, check=False)
+    if proc.returncode != 0 or not proc.stdout.strip():
+        fail("no DVC remote configured: add one with `dvc remote add -d storage "
+             "s3://BUCKET/PATH` (or a folder path) and commit .dvc/config, or put it in "
+             ".dvc/config.local")
+    dirty = git(root, "status", "--porcelain", "--untracked-files=no")
+    if dirty:
+        fail(f"{root.resolve()}: the work tree has uncommitted changes "
+             f"({dirty.splitlines()[0].strip()}, ...); commit or stash them first: a round's "
+             "results must belong to one commit")
+    return proc.stdout.strip()
+
+
+@dataclass(frozen=True)
+class DataState:
+    """One task's downloaded data: its hash in dvc.lock and what the download recorded."""
+
+    md5: str
+    examples: int | None
+    sha256: str
+
+
+def data_state(params: Params, root: Path) -> dict[str, DataState]:
+    lock_file = root / "dvc.lock"
+    lock = yaml.safe_load(lock_file.read_text()) if lock_file.exists() else {}
+    stages = (lock or {}).get("stages", {})
+    out = {}
+    for task in params.tasks:
+        outs = stages.get(f"download@{task}", {}).get("outs", [])
+        source = Layout(root, task).raw / "source.json"
+        recorded: dict[str, Any] = read_json(source) if source.exists() else {}
+        out[task] = DataState(outs[0]["md5"] if outs else "", recorded.get("examples"),
+                              recorded.get("sha256", ""))
+    return out
