@@ -8,8 +8,8 @@ Run inside a project whose environment is built (`make env`), against a running 
 
 Each worker count queues one experiment per cell (`dvc exp run --queue -S cells=[CELL] ...`,
 forced, so that nothing comes from DVC's run cache) under its own seed, starts
-`dvc queue start -j N` with OMP_NUM_THREADS = cores / N (two workers with two threads each on
-two cores slow each other 5-10x), and waits until the queue is empty.
+`dvc queue start -j N`, and waits until the queue is empty. Each fit uses `train.threads`
+PyTorch threads (1 by default), so N workers on N cores do not slow each other.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ CELLS = ("rnn", "lstm", "gru")
 TASK = "sentiment"
 
 
-def dvc(*args: str, env: dict[str, str] | None = None) -> str:
-    out = subprocess.run(["dvc", *args], capture_output=True, text=True, env=env)
+def dvc(*args: str) -> str:
+    out = subprocess.run(["dvc", *args], capture_output=True, text=True)
     if out.returncode != 0:
         raise SystemExit(f"dvc {' '.join(args)} failed: {out.stderr.strip()[-2000:]}")
     return out.stdout
@@ -69,9 +69,8 @@ def measure(workers: int, seed: int, base: str) -> dict[str, object]:
     for cell in CELLS:
         dvc("exp", "run", "--queue", "-f", "-S", f"tasks=[{TASK}]", "-S",
             "longrange.problems=[]", "-S", f"seeds=[{seed}]", "-S", f"cells=[{cell}]")
-    env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // workers))}
     start = time.perf_counter()
-    dvc("queue", "start", "-j", str(workers), env=env)
+    dvc("queue", "start", "-j", str(workers))
     while True:
         time.sleep(2)
         states = queue_states()
@@ -79,7 +78,7 @@ def measure(workers: int, seed: int, base: str) -> dict[str, object]:
             break
     seconds = time.perf_counter() - start
     return {"workers": workers, "seed": seed, "wall_seconds": round(seconds, 1),
-            "omp_num_threads": env["OMP_NUM_THREADS"], "queue": states, **landed(base, seed)}
+            "queue": states, **landed(base, seed)}
 
 
 def main() -> None:
