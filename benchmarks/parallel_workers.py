@@ -94,6 +94,7 @@ def main() -> None:
     for i, n in enumerate(args.workers):
         results.append(measure(n, 100 + i, base))
         print(json.dumps(results[-1]), flush=True)
+    args.out.mkdir(parents=True, exist_ok=True)
     out = args.out / f"parallel_workers_{platform.machine()}.json"
     out.write_text(json.dumps({"machine": f"{platform.machine()}, {os.cpu_count()} cores",
                                "task": TASK, "cells": CELLS, "runs": results}, indent=2) + "\n")
