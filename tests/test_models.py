@@ -163,3 +163,41 @@ def test_equal_params_widths_match_the_lstm_budget_within_2_percent(family, upda
         assert abs(count - lstm) <= 0.02 * lstm, (cell, count, lstm)
     assert widths["lstm"] == params.hidden_size
     assert widths["rnn"] > widths["gru"] > widths["lstm"]  # fewer gates, more units
+
+
+def test_forget_bias_lands_in_the_lstm_forget_gate_and_nowhere_else():
+    torch.manual_seed(0)
+    plain = RecurrentEncoder("lstm", 5, 7, num_layers=2, bidirectional=True)
+    torch.manual_seed(0)
+    biased = RecurrentEncoder("lstm", 5, 7, num_layers=2, bidirectional=True, forget_bias=1.5)
+    h = 7
+    for name, value in biased.named_parameters():
+        before = dict(plain.named_parameters())[name]
+        if name.endswith("bias_ih_l0"):
+            assert torch.equal(value[h:2 * h], torch.full((h,), 1.5))
+        elif name.endswith("bias_hh_l0"):
+            assert torch.equal(value[h:2 * h], torch.zeros(h))
+        else:  # every weight as PyTorch initialized it
+            assert torch.equal(value, before), name
+            continue
+        keep = torch.cat([value[:h], value[2 * h:]])
+        assert torch.equal(keep, torch.cat([before[:h], before[2 * h:]])), name
+    # What PyTorch's own LSTM makes of it: from zero input and state, and a cell state of 1,
+    # the new cell state is sigmoid(forget) * 1 + sigmoid(input) * tanh(cell candidate).
+    rnn = biased.layers[0][0]
+    bias = rnn.bias_ih_l0 + rnn.bias_hh_l0
+    i, f, g = bias[:h], bias[h:2 * h], bias[2 * h:3 * h]
+    _, (_, c) = rnn(torch.zeros(1, 1, 5), (torch.zeros(1, 1, h), torch.ones(1, 1, h)))
+    expected = torch.sigmoid(f) + torch.sigmoid(i) * torch.tanh(g)
+    torch.testing.assert_close(c[0, 0], expected)
+    assert torch.allclose(torch.sigmoid(f), torch.full((h,), torch.sigmoid(torch.tensor(1.5))))
+
+
+def test_forget_bias_leaves_cells_without_a_forget_gate_alone():
+    for cell in ("rnn", "gru"):
+        torch.manual_seed(0)
+        plain = RecurrentEncoder(cell, 5, 7)
+        torch.manual_seed(0)
+        biased = RecurrentEncoder(cell, 5, 7, forget_bias=1.0)
+        assert all(torch.equal(a, b) for a, b in zip(plain.parameters(), biased.parameters(),
+                                                     strict=True))

@@ -129,7 +129,8 @@ class RecurrentEncoder(nn.Module):
     """
 
     def __init__(self, cell: str, input_size: int, hidden_size: int, num_layers: int = 1,
-                 bidirectional: bool = False, dropout: float = 0.0):
+                 bidirectional: bool = False, dropout: float = 0.0,
+                 forget_bias: float | None = None):
         super().__init__()
         self.cell, self.directions = cell, 2 if bidirectional else 1
         self.hidden_size = hidden_size
@@ -141,6 +142,20 @@ class RecurrentEncoder(nn.Module):
                 for _ in range(self.directions))
             for depth in range(num_layers))
         self.output_size = hidden_size * self.directions
+        if cell == "lstm" and forget_bias is not None:
+            self.set_forget_bias(forget_bias)
+
+    def set_forget_bias(self, value: float) -> None:
+        """An LSTM's forget gate starts at bias `value`: PyTorch adds two bias vectors, each
+        ordered (input, forget, cell, output) gates, so the input one's forget slice takes the
+        value and the hidden one's is zero. After PyTorch's initialization: the random stream,
+        and so every other weight, stays as without it."""
+        h = self.hidden_size
+        with torch.no_grad():
+            for layer in self.layers:
+                for rnn in layer:
+                    rnn.bias_ih_l0[h:2 * h].fill_(value)
+                    rnn.bias_hh_l0[h:2 * h].zero_()
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """x: [B, T, E], lengths: [B] -> outputs [B, T, D*H] (padding positions: unspecified).

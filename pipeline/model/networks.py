@@ -97,7 +97,7 @@ class RecurrentNet(nn.Module):
         word_size = params.embedding_dim + params.char_filters
         self.encoder = RecurrentEncoder(
             cell, word_size, params.hidden_size, params.num_layers,
-            params.bidirectional, params.dropout,
+            params.bidirectional, params.dropout, params.forget_bias,
         )
         self.dropout = Dropout(params.dropout)
         self.head = nn.Linear(self.encoder.output_size, num_classes)
