@@ -53,6 +53,10 @@ class Layout:
     def metrics(self) -> Path:
         return self.root / "metrics" / self.task
 
+    def tuning(self, cell: str) -> Path:
+        """A cell's tuning record: its study's best settings (tune stage)."""
+        return self.metrics / "tuning" / f"{cell}.json"
+
     def _metrics(self, kind: str, cell: str, seed: int, suffix: str) -> Path:
         return self.metrics / kind / f"{cell}-seed{seed}{suffix}"
 

@@ -1,6 +1,7 @@
 """One thin module per DVC stage: each reads params.yaml and calls one `pipeline` function.
 
-Per-task stages are called as `python -m stages.X TASK`, per-run ones as `... TASK CELL SEED`;
+Per-task stages are called as `python -m stages.X TASK`, per-cell ones as `... TASK CELL`,
+per-run ones as `... TASK CELL SEED`;
 the long-range ones as `... PROBLEM LENGTH` and `... PROBLEM LENGTH CELL SEED`.
 """
 
@@ -53,6 +54,16 @@ def run_task_stage(step: Callable[[TaskParams, Layout], Any]) -> None:
     def go() -> None:
         (task,) = _args("TASK")
         step(load_params().for_task(task), Layout(ROOT, task))
+
+    _run_and_exit(go)
+
+
+def run_task_cell_stage(step: Callable[[TaskParams, str, Layout], Any]) -> None:
+    """A per-task-and-cell stage: `step(task params, cell, task layout)`."""
+
+    def go() -> None:
+        task, cell = _args("TASK", "CELL")
+        step(load_params().for_task(task), cell, Layout(ROOT, task))
 
     _run_and_exit(go)
 

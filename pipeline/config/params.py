@@ -23,6 +23,7 @@ from pipeline.config.sections import (
     each_once,
     empty_if_none,
 )
+from pipeline.config.tune import TuneParams
 from pipeline.errors import fail
 
 TASK_SECTIONS = ("data", "prepare", "model", "train")
@@ -65,6 +66,7 @@ class SharedParams(Section):
     overrides: dict[Cell, dict[str, Any]]
     evaluate: EvaluateParams
     tracking: TrackingParams
+    tune: TuneParams
 
     _unique = field_validator("cells", "seeds")(each_once)
 

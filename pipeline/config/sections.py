@@ -138,6 +138,9 @@ class ModelParams(Section):
     freeze_embeddings: bool  # keep pretrained vectors fixed (prepare.vectors) instead of tuning
     crf: bool  # tagging: a CRF output layer with Viterbi decoding instead of per-token softmax
     char_filters: int = Field(ge=0)  # tagging: a char CNN's word features (0 = off)
+    # LSTM only: the forget gate's bias at initialization (Jozefowicz et al. 2015: 1 closes
+    # most of the LSTM-GRU gap); None keeps PyTorch's uniform initialization
+    forget_bias: float | None
 
 
 class TrainParams(Section):
@@ -181,6 +184,21 @@ class EvaluateParams(Section):
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
+def database_uri(cls: type, uri: str | None) -> str | None:
+    """A validator: a database URI without a password (libpq's PGPASSWORD or ~/.pgpass holds
+    it), or None."""
+    if uri is None:
+        return uri
+    parts = urlsplit(uri)
+    if not parts.scheme or parts.scheme.split("+")[0] not in ("postgresql", "mysql", "sqlite"):
+        raise ValueError("expected a database URI: postgresql://USER@HOST:PORT/DB "
+                         f"(or mysql://, sqlite:///), got {uri.split('@')[-1]!r}")
+    if parts.password:
+        raise ValueError("holds a password: put it in PGPASSWORD or ~/.pgpass instead, "
+                         "never in params.yaml")
+    return uri
+
+
 class ServerParams(Section):
     """`rnnbench server`: a tracking server a team shares. Connection settings only: the
     database password comes from PGPASSWORD or ~/.pgpass, the auth admin's from MLflow's
@@ -193,19 +211,7 @@ class ServerParams(Section):
     workers: PositiveInt
     auth: bool  # MLflow's basic-auth app
 
-    @field_validator("backend_store")
-    @classmethod
-    def _no_password(cls, uri: str | None) -> str | None:
-        if uri is None:
-            return uri
-        parts = urlsplit(uri)
-        if not parts.scheme or parts.scheme.split("+")[0] not in ("postgresql", "mysql", "sqlite"):
-            raise ValueError("expected a database URI: postgresql://USER@HOST:PORT/DB "
-                             f"(or mysql://, sqlite:///), got {uri.split('@')[-1]!r}")
-        if parts.password:
-            raise ValueError("holds a password: put it in PGPASSWORD or ~/.pgpass instead, "
-                             "never in params.yaml")
-        return uri
+    _no_password = field_validator("backend_store")(database_uri)
 
     @model_validator(mode="after")
     def _auth_off_loopback(self) -> ServerParams:

@@ -11,15 +11,17 @@ from pipeline.paths import Layout
 
 class TextDataModule(pl.LightningDataModule):
     def __init__(self, layout: Layout, batch_size: int, eval_batch_size: int = 256,
-                 pool: int = 50, seed: int = 0):
+                 pool: int = 50, seed: int = 0,
+                 splits: tuple[str, ...] = ("train", "val", "test")):
         super().__init__()
         self.layout, self.batch_size, self.eval_batch_size = layout, batch_size, eval_batch_size
         self.pool, self.seed = pool, seed
+        self.names = splits  # tuning reads train and val only: the test split stays unseen
         self.first_epoch = 0  # a resumed fit starts later in the sampler's sequence of orders
         self.splits: dict[str, EncodedSplit] = {}
 
     def setup(self, stage: str | None = None) -> None:
-        for name in ("train", "val", "test"):
+        for name in self.names:
             if name not in self.splits:
                 self.splits[name] = EncodedSplit(self.layout.split(name))
 

@@ -28,6 +28,7 @@ from pipeline.tracking.runs import (
     log_metrics,
     set_tags,
     start_cell_run,
+    start_trial_run,
 )
 from pipeline.tracking.store import (
     client_for,
@@ -48,5 +49,5 @@ __all__ = [
     "find_experiment", "frame", "git_info", "inner_folder", "load_pyfunc", "log_files",
     "log_metrics", "log_model", "model_uri", "project_root", "register_version", "registered_name",
     "require_server", "serve_ui", "set_alias", "set_tags", "shown_uri", "start_cell_run",
-    "store_errors", "tag_version", "tracking_uri", "version_by_alias",
+    "start_trial_run", "store_errors", "tag_version", "tracking_uri", "version_by_alias",
 ]

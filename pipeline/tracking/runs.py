@@ -172,6 +172,25 @@ def _start_cell_run(client: MlflowClient, params: TaskParams, cell: str, seed: i
     return client, run_id, parent
 
 
+def start_trial_run(params: TaskParams, cell: str, trial: int, values: dict[str, Any],
+                    data_hash: str, root: Path) -> tuple[MlflowClient, str]:
+    """Create the run of one tuning trial, nested under the task's comparison like the cell
+    runs it precedes, with the settings it tries as params."""
+    client = client_for(params, root)
+    with store_errors(client.tracking_uri, "starting the trial's run"):
+        exp_id = experiment_id(client, params.experiment, root)
+        parent = comparison_run(client, exp_id, params, data_hash, git_info(root))
+        tags = {PARENT_TAG: parent, f"{TAG}.kind": "trial", f"{TAG}.cell": cell,
+                f"{TAG}.task": params.name, f"{TAG}.trial": str(trial),
+                f"{TAG}.data_hash": data_hash, f"{TAG}.host": platform.node(),
+                f"{TAG}.pid": str(os.getpid())}
+        run = client.create_run(exp_id, run_name=f"{params.name}/{cell}/trial{trial}",
+                                tags=tags)
+        client.log_batch(run.info.run_id, params=[
+            Param(k, str(v)) for k, v in {"cell": cell, "trial": trial, **values}.items()])
+    return client, run.info.run_id
+
+
 def process_gone(host: str, pid: str) -> bool:
     """Whether the process that tagged a run is certainly dead: on this host, and no such pid
     (runs of other hosts, or of live processes, may still be training)."""

@@ -18,17 +18,19 @@ import torch
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 
 from pipeline import tracking
-from pipeline.config import CellParams, Family, TaskParams, TrainParams
+from pipeline.config import CellParams, TaskParams, TrainParams
 from pipeline.data.datamodule import TextDataModule
 from pipeline.data.prepare import read_test_examples
-from pipeline.files import atomic_dir, read_json, tree_digest
+from pipeline.files import atomic_dir
 from pipeline.model.inference import WEIGHTS_FILE
 from pipeline.model.lightning_module import CellClassifier
-from pipeline.model.networks import build_network, count_parameters, equal_params_width
+from pipeline.model.networks import count_parameters
 from pipeline.model.record import TrainRecord, write_record
 from pipeline.paths import CHARS_FILE, VOCAB_FILE, Layout
 from pipeline.training.callbacks import EpochHistory, ResumeState, write_history
 from pipeline.training.gpus import claim_gpu
+from pipeline.training.inputs import FitInputs
+from pipeline.tuning.settings import tuned
 
 # Known noise: batches load in the main process on purpose (tiny tensors already in memory),
 # Lightning's own pytree deprecation, a resumed fit's checkpoint folder, and an advert printed
@@ -62,8 +64,10 @@ def rank_zero() -> bool:
 
 
 def build_trainer(cp: CellParams, callbacks: list[pl.Callback], scratch: Path,
-                  fast_dev_run: bool = False, gpu: int | None = None) -> pl.Trainer:
-    """The Trainer of one fit; on the GPU `gpu` (an index) where one was claimed."""
+                  fast_dev_run: bool = False, gpu: int | None = None,
+                  checkpoints: bool = True) -> pl.Trainer:
+    """The Trainer of one fit; on the GPU `gpu` (an index) where one was claimed; without
+    `checkpoints`, none written (a tuning trial keeps only its score)."""
     accelerator, precision = resolve_device(cp.train)
     if accelerator == "gpu":
         # Deterministic cuBLAS; cuDNN RNNs with inter-layer dropout stay nondeterministic.
@@ -79,7 +83,7 @@ def build_trainer(cp: CellParams, callbacks: list[pl.Callback], scratch: Path,
         gradient_clip_val=cp.train.grad_clip or None,
         deterministic=True if accelerator == "cpu" else "warn",
         callbacks=callbacks, logger=False, default_root_dir=scratch,
-        enable_model_summary=False, fast_dev_run=fast_dev_run,
+        enable_model_summary=False, fast_dev_run=fast_dev_run, enable_checkpointing=checkpoints,
         enable_progress_bar=sys.stderr.isatty(),
     )
     # Deterministic mode also fills every new tensor with NaN, a debugging aid that changes no
@@ -115,26 +119,15 @@ def train_cell(params: TaskParams, cell: str, layout: Layout, seed: int | None =
     """Fit one cell on one task with one seed (default: the first), write its model folder
     and history; returns the model's record (None with `fast_dev_run`: a check writes
     nothing; and in a DDP fit's processes other than rank 0)."""
-    cp = params.for_cell(cell, seed)
+    cp = tuned(params, params.for_cell(cell, seed), layout)
     seed = cp.seed
-    stats_file = layout.require_prepared() / "stats.json"
-    family = Family.read(read_json(stats_file).get("family"), str(stats_file))
+    inputs = FitInputs.read(layout)
+    family, labels, data_hash = inputs.family, inputs.labels, inputs.data_hash
     pl.seed_everything(seed, workers=True, verbose=False)
     torch.set_num_threads(cp.train.threads)
-    vocab_size = len(read_json(layout.prepared / VOCAB_FILE))
-    labels = read_json(layout.prepared / "labels.json")
-    chars_file = layout.prepared / CHARS_FILE
-    num_chars = len(read_json(chars_file)) if chars_file.exists() else 0
-    if cp.model.sizing == "equal_params":  # the width is what equal budgets change
-        width = equal_params_width(family, cell, vocab_size, len(labels), cp.model, num_chars)
-        cp = cp.model_copy(update={"model": cp.model.model_copy(update={"hidden_size": width})})
-    data_hash = tree_digest(layout.prepared)
-    dm = TextDataModule(layout, cp.train.batch_size, params.evaluate.batch_size,
-                        cp.train.bucket_pool, seed)
-    vectors_file = layout.prepared / "vectors.pt"
-    vectors = torch.load(vectors_file, weights_only=True) if vectors_file.exists() else None
-    net = build_network(family, cell, vocab_size, len(labels), cp.model, vectors, num_chars)
-    module = CellClassifier(net, cp.train, labels)
+    cp = inputs.sized(cp)  # the width is what equal budgets change
+    dm = inputs.data(cp, params.evaluate.batch_size)
+    module = inputs.module(cp)
     n_params = count_parameters(module.net)
     accelerator, precision = resolve_device(cp.train)
     if fast_dev_run:
@@ -146,7 +139,7 @@ def train_cell(params: TaskParams, cell: str, layout: Layout, seed: int | None =
     client, run_id, parent_id = tracking.start_cell_run(
         params, cell, seed, data_hash, layout.root.resolve(),
         {"num_parameters": n_params, "model.hidden_size": cp.model.hidden_size,
-         "vocab_size": vocab_size, "num_classes": len(labels),
+         "vocab_size": inputs.vocab_size, "num_classes": len(labels),
          "accelerator": accelerator, "precision": precision}) if lead else (None, "", "")
     history = EpochHistory(client, run_id, echo=lead and not sys.stderr.isatty())
     folder = fit_folder(layout, cp, data_hash)
@@ -200,15 +193,15 @@ def train_cell(params: TaskParams, cell: str, layout: Layout, seed: int | None =
         train_seconds=round(seconds, 2), epochs=len(history.rows),
         best_epoch=best_row["epoch"] if best_row else 0, monitor=module.monitor,
         best_val=round(float(best.best_model_score or 0), 6), accelerator=accelerator,
-        precision=precision, data_hash=data_hash, family=family, vocab_size=vocab_size,
-        num_chars=num_chars, labels=labels, params=cp, prepare=params.prepare)
+        precision=precision, data_hash=data_hash, family=family, vocab_size=inputs.vocab_size,
+        num_chars=inputs.num_chars, labels=labels, params=cp, prepare=params.prepare)
     # The folder is the whole model: weights, record and vocabularies, so that it predicts on
     # texts without the data it was trained on (and is logged as one MLflow Model).
     model_dir = layout.model_dir(cell, seed)
     with atomic_dir(model_dir) as out:
         torch.save({k: v.cpu() for k, v in module.net.state_dict().items()}, out / WEIGHTS_FILE)
         write_record(out, record)
-        for name in (VOCAB_FILE, CHARS_FILE) if num_chars else (VOCAB_FILE,):
+        for name in (VOCAB_FILE, CHARS_FILE) if inputs.num_chars else (VOCAB_FILE,):
             shutil.copyfile(layout.prepared / name, out / name)
     write_history(layout.history(cell, seed), history.rows)
 

@@ -1,0 +1,87 @@
+"""A cell's tuning record (metrics/<task>/tuning/<cell>.json, the tune stage's output) and how
+the train stage applies it. Light on purpose: every train stage imports it, and so does a tune
+stage with tuning off, which has nothing to load PyTorch for."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from pipeline.config import CellParams, TaskParams
+from pipeline.config.sections import describe
+from pipeline.errors import fail
+from pipeline.files import read_json, write_json
+from pipeline.paths import Layout
+
+Value = float | int | str | bool
+
+
+class TrialSummary(BaseModel):
+    number: int
+    state: str  # COMPLETE, PRUNED or FAIL
+    value: float | None  # its best validation score
+    params: dict[str, Value]
+
+
+class TuningRecord(BaseModel):
+    """What one cell's study found. `settings` (keyed `model.<key>` / `train.<key>`) is what
+    the train stage applies; the rest is for the report."""
+
+    enabled: bool
+    cell: str
+    settings: dict[str, Value]
+    monitor: str | None = None  # val_acc, or val_entity_f1 for BIO tag sets
+    trials: int = 0  # finished: complete and pruned
+    pruned: int = 0
+    best_trial: int | None = None
+    best_value: float | None = None
+    default_value: float | None = None  # trial 0: the untuned settings, at the same budget
+    study: str | None = None
+    importance: dict[str, float] = {}  # fANOVA, per tuned setting
+    history: list[TrialSummary] = []
+
+
+def read_tuning(path: Path) -> TuningRecord:
+    try:
+        return TuningRecord.model_validate(read_json(path))
+    except ValidationError as err:
+        fail(f"{path}: not a tuning record ({describe(err)}); rerun its tune stage")
+
+
+def apply(cp: CellParams, settings: dict[str, Any]) -> CellParams:
+    """`cp` with the tuned settings in place."""
+    sections = {"model": cp.model.model_dump(), "train": cp.train.model_dump()}
+    for key, value in settings.items():
+        section, name = key.split(".", 1)
+        sections[section][name] = value
+    try:
+        return CellParams(cell=cp.cell, seed=cp.seed, **sections)  # type: ignore[arg-type]
+    except ValidationError as err:
+        fail(f"tuned settings of {cp.cell}: {describe(err)}; rerun its tune stage")
+
+
+def tuned(params: TaskParams, cp: CellParams, layout: Layout) -> CellParams:
+    """The settings a fit uses: with tuning on, its cell's best from the study (text tasks;
+    the synthetic sweep keeps its own settings)."""
+    if not params.tune.enabled or params.suite is not None:
+        return cp
+    path = layout.tuning(cp.cell)
+    if not path.exists():
+        fail(f"{path}: missing; with tune.enabled: true a cell trains at its study's best "
+             f"settings: run `dvc repro tune@{params.name}-{cp.cell}` first")
+    return apply(cp, read_tuning(path).settings)
+
+
+def tune_cell(params: TaskParams, cell: str, layout: Layout) -> TuningRecord:
+    """The tune stage: run the cell's study (tuning on) and write its record; with tuning off,
+    a record that says so, which the train stage ignores."""
+    if params.tune.enabled:
+        from pipeline.tuning.study import run_study  # PyTorch, Lightning, Optuna: only here
+
+        record = run_study(params, cell, layout)
+    else:
+        record = TuningRecord(enabled=False, cell=cell, settings={})
+    write_json(layout.tuning(cell), record.model_dump())
+    return record

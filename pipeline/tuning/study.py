@@ -1,0 +1,209 @@
+"""One Optuna study per task and cell (stage `tune@<task>-<cell>`), so that cells are compared
+each at its own best settings rather than at settings chosen on one of them.
+
+Every cell gets the same budget: `tune.trials` finished trials (pruned ones count; a failed
+one, such as one interrupted, is run again), the same pruner and the same sampler seed over
+the same space (less the LSTM's forget-gate bias for the other cells). Trial 0 is the untuned
+settings, so the study also scores the default at that budget. Trials train on the training
+split and are scored on the validation split; their data module never loads the test split.
+The study is kept in an RDB storage (a sqlite file under .rnnbench/tuning/, or a team's
+database): a rerun after an interruption resumes it, and several workers may run trials of one
+study at once (Optuna's distributed mode).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import EarlyStopping
+from sqlalchemy.exc import SQLAlchemyError
+
+from pipeline import tracking
+from pipeline.config import CellParams, TaskParams
+from pipeline.config.tune import Dimension
+from pipeline.errors import fail
+from pipeline.paths import Layout
+from pipeline.training.fit import build_trainer
+from pipeline.training.inputs import FitInputs
+from pipeline.tuning.settings import TrialSummary, TuningRecord, Value, apply
+
+STUDIES = Path(".rnnbench") / "tuning"  # under the project root; gitignored
+FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+
+
+class Prune(pl.Callback):
+    """Optuna's pruning inside Lightning's loop: report each epoch's validation score, stop
+    the trial when the pruner says so. (optuna-integration's callback derives from the
+    `lightning` package's Callback, which pytorch_lightning's Trainer refuses.)"""
+
+    def __init__(self, trial: optuna.Trial, monitor: str):
+        self.trial, self.monitor = trial, monitor
+        self.best: float | None = None
+
+    def on_validation_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        if trainer.sanity_checking or self.monitor not in trainer.callback_metrics:
+            return
+        value = float(trainer.callback_metrics[self.monitor])
+        self.best = value if self.best is None else max(self.best, value)
+        self.trial.report(value, trainer.current_epoch)
+        if self.trial.should_prune():
+            raise optuna.TrialPruned(f"epoch {trainer.current_epoch + 1}: {value:.4f}")
+
+
+def suggest(trial: optuna.Trial, key: str, dim: Dimension) -> Value:
+    if dim.choices is not None:
+        return trial.suggest_categorical(key, dim.choices)
+    assert dim.low is not None and dim.high is not None
+    return trial.suggest_float(key, dim.low, dim.high, log=dim.log)
+
+
+def defaults(cp: CellParams, dims: dict[str, Dimension]) -> dict[str, Value]:
+    """The untuned settings, where the space can hold them (trial 0)."""
+    out = {}
+    for key, dim in dims.items():
+        section, name = key.split(".", 1)
+        value = getattr(getattr(cp, section), name)
+        inside = (value in dim.choices if dim.choices is not None else
+                  value is not None and dim.low <= value <= dim.high)  # type: ignore[operator]
+        if inside:
+            out[key] = value
+    return out
+
+
+def study_name(params: TaskParams, base: CellParams, dims: dict[str, Dimension],
+               data_hash: str) -> str:
+    """Named by everything a trial's score depends on except the number of trials, so that a
+    larger budget continues the same study and any other change starts a new one."""
+    tp = params.tune
+    inputs = {"space": {k: d.model_dump() for k, d in dims.items()}, "base": base.model_dump(),
+              "data": data_hash, "pruner": [tp.pruner, tp.startup_trials, tp.warmup_epochs],
+              "sampler_seed": tp.sampler_seed, "eval": params.evaluate.batch_size}
+    key = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:12]
+    return f"{params.name}-{base.cell}-{key}"
+
+
+def storage_for(params: TaskParams, layout: Layout, name: str) -> optuna.storages.RDBStorage:
+    """The study's storage: a sqlite file of the project's, or `tune.storage` (a team's
+    database; its password from PGPASSWORD). A trial whose process died (kill -9) stops
+    beating, is failed after 90 s, and runs again."""
+    url, lock_file = params.tune.storage, None
+    if url is None:  # the real project's, also from a DVC experiment's temporary copy
+        folder = tracking.project_root(layout.root) / STUDIES
+        folder.mkdir(parents=True, exist_ok=True)
+        db = (folder / f"{name}.db").resolve()
+        url, lock_file = f"sqlite:///{db}", db.with_name(db.name + ".lock")
+    try:
+        with contextlib.ExitStack() as stack:
+            if lock_file is not None:  # processes opening a new file would each create its
+                lock = stack.enter_context(lock_file.open("a"))  # tables: one at a time
+                fcntl.flock(lock, fcntl.LOCK_EX)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(url, heartbeat_interval=30, grace_period=90)
+    except (SQLAlchemyError, optuna.exceptions.StorageInternalError) as err:
+        reason = str(getattr(err, "orig", None) or err).strip().splitlines()[0]
+        fail(f"tune.storage {url.split('@')[-1]}: cannot open the study's storage: {reason}")
+
+
+def run_study(params: TaskParams, cell: str, layout: Layout) -> TuningRecord:
+    tp = params.tune
+    inputs = FitInputs.read(layout)
+    base = params.for_cell(cell)  # the first seed: every trial starts from the same draw
+    if tp.max_epochs is not None:
+        base = apply(base, {"train.max_epochs": tp.max_epochs})
+    dims = tp.dimensions(cell)
+    monitor = inputs.module(inputs.sized(base)).monitor
+    name = study_name(params, base, dims, inputs.data_hash)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    pruner = (optuna.pruners.MedianPruner(tp.startup_trials, tp.warmup_epochs)
+              if tp.pruner == "median" else optuna.pruners.NopPruner())
+    study = optuna.create_study(
+        study_name=name, storage=storage_for(params, layout, name), direction="maximize",
+        sampler=optuna.samplers.TPESampler(seed=tp.sampler_seed), pruner=pruner,
+        load_if_exists=True)
+    if not study.trials:
+        study.enqueue_trial(defaults(base, dims))
+
+    def objective(trial: optuna.Trial) -> float:
+        values = {key: suggest(trial, key, dim) for key, dim in dims.items()}
+        return fit_trial(params, trial, apply(base, values), inputs, values, monitor)
+
+    while (done := finished(study)) < tp.trials:
+        study.optimize(objective, n_trials=tp.trials - done)
+    return summarize(study, cell, monitor, dims)
+
+
+def finished(study: optuna.Study) -> int:
+    return sum(t.state in FINISHED for t in study.trials)
+
+
+def fit_trial(params: TaskParams, trial: optuna.Trial, cp: CellParams, inputs: FitInputs,
+              values: dict[str, Value], monitor: str) -> float:
+    """One trial: a fit on the training split, scored by its best validation epoch."""
+    pl.seed_everything(cp.seed, workers=True, verbose=False)
+    torch.set_num_threads(cp.train.threads)
+    cp = inputs.sized(cp)
+    dm = inputs.data(cp, params.evaluate.batch_size, splits=("train", "val"))
+    module = inputs.module(cp)
+    client, run_id = tracking.start_trial_run(params, cp.cell, trial.number, values,
+                                              inputs.data_hash, inputs.layout.root.resolve())
+    prune = Prune(trial, monitor)
+    stop = EarlyStopping(monitor=monitor, mode="max", patience=cp.train.patience)
+    trainer: pl.Trainer | None = None
+    state = "FAILED"
+    try:
+        with tempfile.TemporaryDirectory(prefix="rnnbench-trial-") as scratch:
+            trainer = build_trainer(cp, [prune, stop], Path(scratch), checkpoints=False)
+            trainer.fit(module, datamodule=dm)
+        state = "FINISHED"
+    except BaseException as err:
+        # Lightning turns Ctrl-C into sys.exit(1): give it back its meaning, so that Optuna
+        # fails the trial (a rerun runs it again) and the stage exits 130.
+        if isinstance(err, KeyboardInterrupt) or (trainer is not None and trainer.interrupted):
+            state = "KILLED"
+            raise KeyboardInterrupt from None
+        if isinstance(err, optuna.TrialPruned):
+            state = "FINISHED"
+            tracking.set_tags(client, run_id, {f"{tracking.TAG}.trial_state": "PRUNED"})
+        raise
+    finally:
+        if prune.best is not None:
+            tracking.log_metrics(client, run_id, {f"best_{monitor}": prune.best})
+        tracking.end_run(client, run_id, state)
+    print(f"{params.name}/{cp.cell} trial {trial.number}: best {monitor} "
+          f"{prune.best or 0:.4f} ({values})", file=sys.stderr)
+    return prune.best if prune.best is not None else 0.0
+
+
+def summarize(study: optuna.Study, cell: str, monitor: str, dims: dict[str, Any]
+              ) -> TuningRecord:
+    done = [t for t in study.trials if t.state in FINISHED]
+    complete = [t for t in done if t.state == optuna.trial.TrialState.COMPLETE]
+    best = study.best_trial
+    importance: dict[str, float] = {}
+    # fANOVA apportions the variance of the scores: none when every trial scored the same
+    if len({t.value for t in complete}) >= 2 and len(dims) >= 2:
+        evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
+        importance = {k: round(v, 4) for k, v in optuna.importance.get_param_importances(
+            study, evaluator=evaluator, params=list(dims)).items()}
+    first = next((t for t in study.trials if t.number == 0), None)
+    return TuningRecord(
+        enabled=True, cell=cell, settings=best.params, monitor=monitor, trials=len(done),
+        pruned=len(done) - len(complete), best_trial=best.number,
+        best_value=round(best.value, 6) if best.value is not None else None,
+        default_value=round(first.value, 6) if first and first.value is not None else None,
+        study=study.study_name, importance=importance,
+        history=[TrialSummary(number=t.number, state=t.state.name,
+                              value=None if t.value is None else round(t.value, 6),
+                              params=t.params) for t in study.trials])
