@@ -168,7 +168,14 @@ def _start_cell_run(client: MlflowClient, params: TaskParams, cell: str, seed: i
     client.log_batch(run_id, params=[Param(k, v) for k, v in values.items()])
     lineage = MlflowDataset(name=params.data.dataset, digest=data_hash[:32],
                             source_type="local", source=str(root / "data" / params.name))
-    client.log_inputs(run_id, [DatasetInput(lineage, [InputTag("mlflow.data.context", "train")])])
+    inputs = [DatasetInput(lineage, [InputTag("mlflow.data.context", "train")])]
+    try:
+        client.log_inputs(run_id, inputs)
+    except MlflowException:
+        # Workers starting together log the same dataset: MLflow looks it up, then inserts
+        # it, and all but one insert hit its unique key (1 of 6 on PostgreSQL, measured). It
+        # exists now: the second call links this run to it.
+        client.log_inputs(run_id, inputs)
     return client, run_id, parent
 
 
