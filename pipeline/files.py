@@ -1,7 +1,9 @@
-"""Atomic writes: an output either appears whole or not at all."""
+"""Atomic writes: an output either appears whole or not at all; and a lock for files that
+several processes would create at once."""
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -17,6 +19,15 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+@contextmanager
+def one_at_a_time(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `path`.lock for the block: processes started together that
+    would each create the same new file (a database's tables) take turns."""
+    with path.with_name(path.name + ".lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 @contextmanager

@@ -23,6 +23,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pipeline.errors import fail
 
@@ -43,25 +44,41 @@ class Plan:
     needs: dict[str, set[str]]
 
 
-def plan(root: Path, targets: Sequence[str] = ()) -> Plan:
-    """What `dvc repro [targets]` would run: the stages DVC reports changed and every stage
-    downstream of one, limited to the targets and what they depend on."""
-    import networkx as nx
+def read_dag(root: Path, status: bool = True) -> tuple[Any, dict[str, Any], set[str]]:
+    """DVC's stage graph (edges run from a stage to the stages it depends on), the stages by
+    name in dvc.yaml's order, and (with `status`) the names of those DVC reports changed."""
     from dvc.exceptions import DvcException
     from dvc.repo import Repo, lock_repo
 
     try:
-        # one lock for both: DVC reads dvc.yaml and params.yaml again at each lock (0.4 s)
+        # one lock for all: DVC reads dvc.yaml and params.yaml again at each lock (0.4 s)
         with Repo(str(root)) as repo, lock_repo(repo):
-            changed = set(repo.status())
-            graph = repo.index.graph  # edges run from a stage to the stages it depends on
-            name = {stage: stage.addressing for stage in graph}
-            stages = {name[s]: s for s in repo.index.stages}
+            changed = set(repo.status()) if status else set()
+            return repo.index.graph, {s.addressing: s for s in repo.index.stages}, changed
     except DvcException as err:
         fail(f"dvc: {err}")
+
+
+def upstream(root: Path, stage: str) -> list[str]:
+    """`stage` and every stage it depends on, in dvc.yaml's order."""
+    import networkx as nx
+
+    graph, stages, _ = read_dag(root, status=False)
+    if stage not in stages:
+        fail(f"{stage}: no such stage in dvc.yaml (`dvc stage list` names them)")
+    needed = {stage} | {s.addressing for s in nx.descendants(graph, stages[stage])}
+    return [n for n in stages if n in needed]
+
+
+def plan(root: Path, targets: Sequence[str] = ()) -> Plan:
+    """What `dvc repro [targets]` would run: the stages DVC reports changed and every stage
+    downstream of one, limited to the targets and what they depend on."""
+    import networkx as nx
+
+    graph, stages, changed = read_dag(root)
     stale = set(changed)
     for stage_name in changed:
-        stale |= {name[s] for s in nx.ancestors(graph, stages[stage_name])}
+        stale |= {s.addressing for s in nx.ancestors(graph, stages[stage_name])}
     if targets:
         wanted: set[str] = set()
         for target in targets:
@@ -69,10 +86,11 @@ def plan(root: Path, targets: Sequence[str] = ()) -> Plan:
             if not picked:
                 fail(f"{target}: no such stage in dvc.yaml (`dvc stage list` names them)")
             for n in picked:
-                wanted |= {n} | {name[s] for s in nx.descendants(graph, stages[n])}
+                wanted |= {n} | {s.addressing for s in nx.descendants(graph, stages[n])}
         stale &= wanted
     order = [n for n in stages if n in stale]
-    needs = {n: {name[s] for s in nx.descendants(graph, stages[n])} & stale for n in order}
+    needs = {n: {s.addressing for s in nx.descendants(graph, stages[n])} & stale
+             for n in order}
     return Plan(order, needs)
 
 
@@ -87,8 +105,8 @@ class Lane:
 
 
 class Runner:
-    def __init__(self, root: Path, jobs: int, prefix: bool):
-        self.root, self.jobs, self.prefix = root, jobs, prefix
+    def __init__(self, root: Path, prefix: bool):
+        self.root, self.prefix = root, prefix
         self.finished: queue.Queue[Lane] = queue.Queue()
         self.print_lock = threading.Lock()
 
@@ -133,7 +151,7 @@ def reproduce(root: Path, targets: Sequence[str] = (), jobs: int | None = None) 
     if not work.order:
         print("Data and pipelines are up to date.")
         return []
-    runner = Runner(root, jobs, prefix=jobs > 1)
+    runner = Runner(root, prefix=jobs > 1)
     pending, running, done = list(work.order), {}, []
     failed: Lane | None = None
     interrupted = False

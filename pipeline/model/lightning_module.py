@@ -11,6 +11,11 @@ from pipeline.metrics import entity_scores, is_bio
 from pipeline.model.networks import RecurrentNet, loss_and_hits
 
 
+def monitor_for(labels: list[str] | None) -> str:
+    """The validation metric early stopping, the kept weights and tuning follow."""
+    return "val_entity_f1" if labels and is_bio(labels) else "val_acc"
+
+
 class CellClassifier(pl.LightningModule):
     """Trains a built network (`build_network`: a classifier or a tagger) with TrainParams, as
     lightning-hydra-template's modules receive theirs: what the network is stays with whoever
@@ -22,7 +27,7 @@ class CellClassifier(pl.LightningModule):
         # NER: token accuracy is mostly the O tag (an all-O tagger scores 95% on WNUT-16), so
         # early stopping and the kept weights follow validation entity F1 instead.
         self.entity_labels = labels if labels and is_bio(labels) else None
-        self.monitor = "val_entity_f1" if self.entity_labels else "val_acc"
+        self.monitor = monitor_for(labels)
         self._val_tags: tuple[list[list[str]], list[list[str]]] = ([], [])
 
     def forward(self, batch: Batch) -> torch.Tensor:

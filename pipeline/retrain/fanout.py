@@ -23,6 +23,7 @@ from pipeline.data.prepare import task_source
 from pipeline.errors import fail
 from pipeline.files import atomic_dir, atomic_file, read_json, write_json
 from pipeline.paths import Layout
+from pipeline.repro import upstream
 from pipeline.retrain.repo import STAGE_RAN, DataState, data_state, dvc, preflight
 
 JOB_FILE, LOCK_FILE = "job.json", "dvc.lock"
@@ -37,13 +38,7 @@ class TaskJob:
     before: DataState
     after: DataState
     ran: list[str]  # stages it ran
-
-
-def task_stages(lock: dict, task: str) -> dict:
-    """The dvc.lock entries of one task's stages."""
-    own = {f"download@{task}", f"prepare@{task}", f"evaluate@{task}"}
-    return {name: entry for name, entry in (lock.get("stages") or {}).items()
-            if name in own or name.startswith(f"train@{task}-")}
+    stages: list[str]  # the stages it brought up to date: evaluate@<task> and all upstream
 
 
 def run_task_job(params_file: Path, root: Path, task: str, out: Path) -> TaskJob:
@@ -61,7 +56,8 @@ def run_task_job(params_file: Path, root: Path, task: str, out: Path) -> TaskJob
     log = dvc(root, "repro", f"evaluate@{task}")
     ran = [m.group(1) for line in log.splitlines() if (m := STAGE_RAN.match(line))]
     dvc(root, "push", "--run-cache")
-    job = TaskJob(task, refreshed, before, data_state(params, root)[task], ran)
+    job = TaskJob(task, refreshed, before, data_state(params, root)[task], ran,
+                  upstream(root, f"evaluate@{task}"))
     with atomic_dir(out / task) as folder:  # whole or not at all
         shutil.copy(root / LOCK_FILE, folder / LOCK_FILE)
         shutil.copytree(Layout(root, task).metrics, folder / "metrics")
@@ -77,7 +73,7 @@ def _read_job(folder: Path, params: Params) -> TaskJob:
     raw = read_json(folder / JOB_FILE)
     try:
         job = TaskJob(raw["task"], raw["refreshed"], DataState(**raw["before"]),
-                      DataState(**raw["after"]), list(raw["ran"]))
+                      DataState(**raw["after"]), list(raw["ran"]), list(raw["stages"]))
     except (KeyError, TypeError) as err:
         fail(f"{folder / JOB_FILE}: not a task job's record ({err})")
     if job.task not in params.tasks:
@@ -99,12 +95,13 @@ def gather(root: Path, jobs_dir: Path, params: Params) -> list[TaskJob]:
     lock = lock or {"schema": "2.0"}
     stages = lock.setdefault("stages", {})
     for folder, job in zip(folders, jobs, strict=True):
-        theirs = task_stages(yaml.safe_load((folder / LOCK_FILE).read_text()) or {}, job.task)
+        recorded = (yaml.safe_load((folder / LOCK_FILE).read_text()) or {}).get("stages") or {}
+        theirs = {name: recorded[name] for name in job.stages if name in recorded}
         if f"evaluate@{job.task}" not in theirs:
             fail(f"{folder / LOCK_FILE}: no evaluate@{job.task} entry; was the job's round "
                  "finished?")
-        for name in list(task_stages(lock, job.task)):
-            del stages[name]
+        for name in job.stages:
+            stages.pop(name, None)
         stages.update(theirs)
     for folder, job in zip(folders, jobs, strict=True):
         with atomic_dir(Layout(root, job.task).metrics) as metrics:

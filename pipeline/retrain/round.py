@@ -56,12 +56,9 @@ def run_round(params_file: Path, root: Path, jobs_dir: Path | None = None) -> Ro
     remote = preflight(root)
     params = load_params(params_file)
     client = tracking.client_for(params, root)  # a tracking server that is down stops here
-    dvc(root, "pull", "--allow-missing")
-    before = data_state(params, root)
     jobs = {job.task: job for job in gather(root, jobs_dir, params)} if jobs_dir else {}
-    if jobs:
-        dvc(root, "pull", "--allow-missing")  # the models and data the jobs pushed
-        before |= {task: job.before for task, job in jobs.items()}
+    dvc(root, "pull", "--allow-missing")  # with jobs: also the models and data they pushed
+    before = data_state(params, root) | {task: job.before for task, job in jobs.items()}
     refreshed = [t for t in params.tasks if (jobs[t].refreshed if t in jobs else
                                              not task_source(params.for_task(t).data).pin.value)]
     for task in refreshed:

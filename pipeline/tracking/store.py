@@ -8,7 +8,6 @@ real project root, never the working directory. MLFLOW_TRACKING_URI overrides it
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
@@ -27,6 +26,7 @@ from mlflow.tracking import MlflowClient
 
 from pipeline.config import SharedParams
 from pipeline.errors import RnnbenchError, causes, fail
+from pipeline.files import one_at_a_time
 
 # MLflow logs a database error with its traceback before raising it; rnnbench reports it in one
 # line (store_errors below), whole with RNNBENCH_DEBUG=1.
@@ -154,8 +154,7 @@ def client_for(params: SharedParams, root: Path | None = None) -> MlflowClient:
         # Stages side by side (`rnnbench repro`, the DVC queue) each create a new database's
         # tables on opening it, and all but one failed ("table ... already exists"): one at a
         # time, the others then find them made.
-        with db.with_name(db.name + ".lock").open("a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with one_at_a_time(db):
             return MlflowClient(uri)
 
 

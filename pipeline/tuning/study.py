@@ -14,7 +14,6 @@ study at once (Optuna's distributed mode).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import sys
@@ -33,6 +32,8 @@ from pipeline import tracking
 from pipeline.config import CellParams, TaskParams
 from pipeline.config.tune import Dimension
 from pipeline.errors import fail
+from pipeline.files import one_at_a_time
+from pipeline.model.lightning_module import monitor_for
 from pipeline.paths import Layout
 from pipeline.training.fit import build_trainer
 from pipeline.training.inputs import FitInputs
@@ -97,20 +98,17 @@ def storage_for(params: TaskParams, layout: Layout, name: str) -> optuna.storage
     """The study's storage: a sqlite file of the project's, or `tune.storage` (a team's
     database; its password from PGPASSWORD). A trial whose process died (kill -9) stops
     beating, is failed after 90 s, and runs again."""
-    url, lock_file = params.tune.storage, None
+    url, db = params.tune.storage, None
     if url is None:  # the real project's, also from a DVC experiment's temporary copy
         folder = tracking.project_root(layout.root) / STUDIES
         folder.mkdir(parents=True, exist_ok=True)
         db = (folder / f"{name}.db").resolve()
-        url, lock_file = f"sqlite:///{db}", db.with_name(db.name + ".lock")
+        url = f"sqlite:///{db}"
     try:
-        with contextlib.ExitStack() as stack:
-            if lock_file is not None:  # processes opening a new file would each create its
-                lock = stack.enter_context(lock_file.open("a"))  # tables: one at a time
-                fcntl.flock(lock, fcntl.LOCK_EX)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return optuna.storages.RDBStorage(url, heartbeat_interval=30, grace_period=90)
+        # processes opening a new sqlite file would each create its tables: one at a time
+        with one_at_a_time(db) if db else contextlib.nullcontext(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(url, heartbeat_interval=30, grace_period=90)
     except (SQLAlchemyError, optuna.exceptions.StorageInternalError) as err:
         reason = str(getattr(err, "orig", None) or err).strip().splitlines()[0]
         fail(f"tune.storage {url.split('@')[-1]}: cannot open the study's storage: {reason}")
@@ -123,7 +121,7 @@ def run_study(params: TaskParams, cell: str, layout: Layout) -> TuningRecord:
     if tp.max_epochs is not None:
         base = apply(base, {"train.max_epochs": tp.max_epochs})
     dims = tp.dimensions(cell)
-    monitor = inputs.module(inputs.sized(base)).monitor
+    monitor = monitor_for(inputs.labels)
     name = study_name(params, base, dims, inputs.data_hash)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     pruner = (optuna.pruners.MedianPruner(tp.startup_trials, tp.warmup_epochs)
