@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pipeline.errors import fail
@@ -21,10 +21,16 @@ def reports_dir(root: Path) -> Path:
 @dataclass(frozen=True)
 class Layout:
     """One task's files: data/<task>/, models/<task>/<cell>/seed<seed>/, metrics/<task>/...;
-    and reports/."""
+    and reports/. With tuning on, each seed is also fitted at the untuned settings, so that the
+    report can say what tuning changed: `untuned` is that fit's layout, inside the same stages'
+    outputs (its model in the tuned model's folder, its metrics beside the tuned ones)."""
 
     root: Path
     task: str
+    untuned: bool = False
+
+    def as_untuned(self) -> Layout:
+        return replace(self, untuned=True)
 
     @property
     def raw(self) -> Path:
@@ -47,7 +53,8 @@ class Layout:
         return self.prepared / f"{name}.pt"
 
     def model_dir(self, cell: str, seed: int) -> Path:
-        return self.root / "models" / self.task / cell / f"seed{seed}"
+        folder = self.root / "models" / self.task / cell / f"seed{seed}"
+        return folder / "untuned" if self.untuned else folder
 
     @property
     def metrics(self) -> Path:
@@ -58,9 +65,14 @@ class Layout:
         return self.metrics / "tuning" / f"{cell}.json"
 
     def _metrics(self, kind: str, cell: str, seed: int, suffix: str) -> Path:
-        return self.metrics / kind / f"{cell}-seed{seed}{suffix}"
+        untuned = "-untuned" if self.untuned else ""
+        return self.metrics / kind / f"{cell}-seed{seed}{untuned}{suffix}"
 
     def history(self, cell: str, seed: int) -> Path:
+        """Per epoch; the untuned fit's in its model folder (the train stage's one output
+        besides the tuned fit's plotted history)."""
+        if self.untuned:
+            return self.model_dir(cell, seed) / "history.csv"
         return self._metrics("history", cell, seed, ".csv")
 
     def test_metrics(self, cell: str, seed: int) -> Path:

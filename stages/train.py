@@ -1,7 +1,8 @@
-"""Stage `train@<task>-<cell>-<seed>`: fit one cell on one task with one seed."""
+"""Stage `train@<task>-<cell>-<seed>`: fit one cell on one task with one seed (with tuning on,
+at its best settings and at the untuned ones)."""
 
-from pipeline.training.fit import train_cell
+from pipeline.training.fit import train_stage
 from stages import run_cell_stage
 
 if __name__ == "__main__":
-    run_cell_stage(train_cell)
+    run_cell_stage(train_stage)

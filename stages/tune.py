@@ -1,7 +1,7 @@
 """Stage `tune@<task>-<cell>`: one cell's study of its best settings (a record saying tuning is
 off, by default)."""
 
-from pipeline.tuning.settings import tune_cell
+from pipeline.tuning.tune import tune_cell
 from stages import run_task_cell_stage
 
 if __name__ == "__main__":

@@ -72,7 +72,8 @@ def test_server_on_postgres_with_auth_refuses_strangers_and_keeps_secrets(databa
         code = ("from pathlib import Path; from pipeline import tracking; "
                 "from pipeline.config import load_params; "
                 f"tp = load_params(Path('{params}')).for_task('{TASK}'); "
-                "c, run, parent = tracking.start_cell_run(tp, 'gru', 1, 'ab' * 32, Path('.'), {}); "
+                "c, run, parent = tracking.start_cell_run("
+                "tp, tp.for_cell('gru', 1), 'ab' * 32, Path('.'), {}); "
                 "Path('note.txt').write_text('kept'); "
                 "tracking.log_files(c, run, [(Path('note.txt'), 'notes')]); "
                 "tracking.end_run(c, run, 'FINISHED'); print(run)")
@@ -117,7 +118,8 @@ tp = load_params(Path(params)).for_task("{task}")
 Path(ready).touch()
 while not Path(go).exists():  # every worker has imported everything: start together
     time.sleep(0.005)
-client, run, parent = tracking.start_cell_run(tp, cell, seed, "cd" * 32, Path("."), {{}})
+cp = tp.for_cell(cell, seed)
+client, run, parent = tracking.start_cell_run(tp, cp, "cd" * 32, Path("."), {{}})
 tracking.end_run(client, run, "FINISHED")
 """
 

@@ -14,12 +14,16 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from pipeline.tuning.settings import read_tuning, tune_cell
+from pipeline.config import load_params
+from pipeline.model.record import read_record
+from pipeline.tuning.settings import read_tuning
+from pipeline.tuning.tune import tune_cell
 from tests.conftest import SEED, TASK, copy_prepared, load_task
 
 pytestmark = pytest.mark.slow
@@ -57,7 +61,7 @@ def test_every_cell_gets_the_same_budget_without_the_test_split(tuned_project):
         tuned = set(record.settings)
         assert ("model.forget_bias" in tuned) == (cell == "lstm")  # the LSTM's alone
         assert {"train.lr", "model.dropout", "model.hidden_size"} <= tuned
-        assert record.best_value == max(t.value for t in record.history if t.value is not None)
+        assert record.best_value == max(t.value for t in record.history if t.state == "COMPLETE")
         # trial 0 is the untuned settings, where the space holds them
         assert record.history[0].params["train.lr"] == params.train.lr
         assert record.default_value == record.history[0].value
@@ -75,19 +79,75 @@ def test_trials_are_nested_mlflow_runs_under_the_comparison(tuned_project):
     assert len({r.data.tags["mlflow.parentRunId"] for r in trials}) == 1
 
 
-def test_the_train_stage_fits_each_cell_at_its_best_settings(tuned_project, prepared):
-    from pipeline.training.fit import train_cell
+@pytest.fixture(scope="module")
+def compared(tuned_project, prepared) -> Path:
+    """The tuned project through its train stages (each cell at its best settings, and at the
+    untuned ones), its evaluate stage and the report."""
+    from pipeline.evaluation.evaluate import evaluate_task
+    from pipeline.report.assemble import write_report
+    from pipeline.training.fit import train_stage
 
     folder = tuned_project
     for path in (prepared / "data" / TASK / "prepared").glob("test*"):  # a fit tests again
         shutil.copy(path, folder / "data" / TASK / "prepared" / path.name)
+    shutil.copytree(prepared / "data" / TASK / "raw", folder / "data" / TASK / "raw")
     params, layout = load_task(folder)
-    record = read_tuning(layout.tuning("gru"))
-    trained = train_cell(params, "gru", layout, SEED)
-    assert trained is not None
-    for key, value in record.settings.items():
-        section, name = key.split(".", 1)
-        assert getattr(getattr(trained.params, section), name) == value
+    for cell in params.cells:
+        train_stage(params, cell, layout, SEED)
+    evaluate_task(params, layout)
+    write_report(load_params(folder / "params.yaml"), folder)
+    return folder
+
+
+def test_the_train_stage_fits_each_cell_at_its_best_settings_and_untuned(compared):
+    params, layout = load_task(compared)
+    client = MlflowClient(f"sqlite:///{compared / 'mlruns' / 'mlflow.db'}")
+    for cell in params.cells:
+        record = read_tuning(layout.tuning(cell))
+        trained = read_record(layout.model_dir(cell, SEED))
+        untuned = read_record(layout.as_untuned().model_dir(cell, SEED))
+        assert untuned.params == params.for_cell(cell, SEED)
+        for key, value in record.settings.items():
+            section, name = key.split(".", 1)
+            assert getattr(getattr(trained.params, section), name) == value
+        tags = {run_id: client.get_run(run_id).data for run_id in (trained.run_id,
+                                                                   untuned.run_id)}
+        assert tags[trained.run_id].tags["rnnbench.settings"] == "tuned"
+        assert tags[untuned.run_id].tags["rnnbench.settings"] == "untuned"
+        # each run logs the settings it trained at
+        assert float(tags[trained.run_id].params["train.lr"]) == trained.params.train.lr
+        assert float(tags[untuned.run_id].params["train.lr"]) == params.train.lr
+        assert layout.test_metrics(cell, SEED).exists()
+        assert layout.as_untuned().test_metrics(cell, SEED).exists()
+
+
+def test_the_report_sets_tuned_against_untuned_and_says_if_the_verdict_changed(compared):
+    reports = compared / "reports"
+    text = (reports / "comparison.md").read_text()
+    section = text[text.index("### Tuning"):text.index("by length")]
+    summary = json.loads((reports / "summary.json").read_text())["tasks"][TASK]
+    tuning = summary["tuning"]
+    assert tuning["trials"] == 3 and set(tuning["cells"]) == {"rnn", "lstm", "gru"}
+    assert "Every cell got the same budget: 3 trials" in section
+    for cell, name in (("rnn", "RNN"), ("lstm", "LSTM"), ("gru", "GRU")):
+        row = tuning["cells"][cell]
+        assert row["trials"] == 3 and row["tuned_accuracy"] == summary["cells"][cell]["accuracy"]
+        untuned = json.loads((compared / "metrics" / TASK / "test" /
+                              f"{cell}-seed{SEED}-untuned.json").read_text())
+        assert row["untuned_accuracy"] == untuned["accuracy"]
+        assert re.search(rf"\| {name} \| 3 \(\d\) \| ", section)
+        assert f"- {name} (trial {row['best_trial']}): " in section
+    changed = [set(t) for t in tuning["untuned_tiers"]] != [set(t) for t in summary["tiers"]]
+    assert tuning["verdict_changed"] == changed
+    said = "Tuning changed the verdict" if tuning["verdict_changed"] else \
+        "Tuning did not change the verdict"
+    assert said in text.splitlines()[4]  # the verdict at the top says it
+    assert ("tuning changed it." if tuning["verdict_changed"] else "the same tiers.") in section
+    if any(tuning["cells"][c]["importance"] for c in tuning["cells"]):
+        assert "![hyperparameter importance](figures/sentiment_tuning.png)" in section
+        assert (reports / "figures" / "sentiment_tuning.png").stat().st_size > 0
+    html = (reports / "comparison.html").read_text()
+    assert "Tuning" in html
 
 
 def test_tuning_off_writes_a_record_that_training_ignores(prepared, tmp_path):
@@ -97,7 +157,7 @@ def test_tuning_off_writes_a_record_that_training_ignores(prepared, tmp_path):
     assert not record.enabled and record.settings == {}
     assert json.loads(layout.tuning("lstm").read_text())["enabled"] is False
     probe = subprocess.run(
-        [sys.executable, "-c", "import sys; from pipeline.tuning.settings import tune_cell; "
+        [sys.executable, "-c", "import sys; from pipeline.tuning.tune import tune_cell; "
          "print('torch' in sys.modules)"], capture_output=True, text=True, check=True)
     assert probe.stdout.strip() == "False"
 
@@ -141,3 +201,27 @@ def test_an_interrupted_study_resumes_where_it_stopped(prepared, tmp_path):
     ran = [int(n) for n in re.findall(r"rnn trial (\d+):", rerun.stderr)]
     assert len(ran) == 4 - len(before) and min(ran) > before[-1][0]  # only what was missing
     assert read_tuning(folder / "metrics" / TASK / "tuning" / "rnn.json").trials == 4
+
+
+def test_the_record_holds_the_budget_only_and_fanova_finds_the_setting_that_matters(tmp_path):
+    from pipeline.report.figures import plot_importance
+    from pipeline.tuning.study import summarize
+
+    space = {"train.lr": optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True),
+             "model.dropout": optuna.distributions.FloatDistribution(0.0, 0.7)}
+    study = optuna.create_study(direction="maximize")  # a study that once ran a larger budget
+    draws = np.random.default_rng(0)
+    for _ in range(40):
+        lr, dropout = 10 ** draws.uniform(-4, -2), draws.uniform(0, 0.7)
+        score = 0.9 - abs(np.log10(lr) + 3) / 4  # the learning rate decides, dropout not
+        study.add_trial(optuna.trial.create_trial(
+            params={"train.lr": lr, "model.dropout": dropout}, distributions=space, value=score))
+    record = summarize(study, 30, "gru", "val_acc", space)
+    assert record.trials == 30 and [t.number for t in record.history] == list(range(30))
+    first = study.trials[:30]
+    assert record.best_trial == max(first, key=lambda t: t.value).number
+    assert record.importance["train.lr"] > 0.8 > 0.2 > record.importance["model.dropout"]
+    figure = tmp_path / "importance.png"
+    plot_importance({"gru": record.importance, "rnn": {"train.lr": 0.5, "model.dropout": 0.5}},
+                    figure)
+    assert figure.stat().st_size > 5000

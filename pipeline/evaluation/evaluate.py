@@ -27,6 +27,7 @@ from pipeline.model.inference import forward_batches, load_trained
 from pipeline.model.networks import RecurrentNet, loss_and_hits
 from pipeline.model.record import TrainRecord
 from pipeline.paths import Layout
+from pipeline.tuning.settings import tuning_on
 
 Prediction = int | list[int]
 
@@ -133,14 +134,18 @@ def evaluate_cell(params: TaskParams, cell: str, layout: Layout, seed: int | Non
                                           layout.predictions(cell, seed),
                                           layout.diagnostics(cell, seed))])
     extra = f", entity F1 {metrics['entity_f1']:.4f}" if "entity_f1" in metrics else ""
-    print(f"{layout.task}/{cell}/seed{seed}: test accuracy {metrics['accuracy']:.4f}, "
+    untuned = " (untuned)" if layout.untuned else ""
+    print(f"{layout.task}/{cell}/seed{seed}{untuned}: test accuracy {metrics['accuracy']:.4f}, "
           f"macro-F1 {metrics['macro_f1']:.4f}{extra}, {throughput:,.0f} examples/s",
           file=sys.stderr)
     return metrics
 
 
-def evaluate_task(params: TaskParams, layout: Layout) -> dict[tuple[str, int], dict[str, Any]]:
-    """Every compared cell and seed of one task, in one process: a stage per run spent more
-    time importing than evaluating (about 4 s of 5.5)."""
-    return {(cell, seed): evaluate_cell(params, cell, layout, seed)
-            for cell in params.cells for seed in params.seeds}
+def evaluate_task(params: TaskParams, layout: Layout
+                  ) -> dict[tuple[str, int, bool], dict[str, Any]]:
+    """Every compared cell and seed of one task (with tuning on, also each at its untuned
+    settings), in one process: a stage per run spent more time importing than evaluating
+    (about 4 s of 5.5). Keyed (cell, seed, untuned)."""
+    layouts = [layout, layout.as_untuned()] if tuning_on(params) else [layout]
+    return {(cell, seed, at.untuned): evaluate_cell(params, cell, at, seed)
+            for at in layouts for cell in params.cells for seed in params.seeds}

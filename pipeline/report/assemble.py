@@ -26,6 +26,8 @@ from pipeline.report.render import provenance, render_html, render_markdown
 from pipeline.report.results import collect, headline
 from pipeline.report.stats import REFERENCE_SPREADS
 from pipeline.report.task import render_task, task_summary
+from pipeline.report.tuning import tuning_section
+from pipeline.tuning.settings import tuning_on
 
 
 def write_report(params: Params, root: Path) -> Path:
@@ -58,9 +60,15 @@ def write_report(params: Params, root: Path) -> Path:
             spread = REFERENCE_SPREADS.get((tp.data.dataset, metric))
             verdicts[name] = verdict(results, label, tests, spread)
             card.append((name, label, tiers(results, tests)))
+            tuning: list[str] = []
+            if tuning_on(tp):
+                tuning, tuning_summary, change = tuning_section(
+                    tp, layout, results, metric, label, figures / f"{name}_tuning.png")
+                verdicts[name] += " " + change
+                diag_summary["tuning"] = tuning_summary
             caveats = task_caveats(tp, results, stats, metric)
             sections[name] = render_task(tp, results, stats, source, lengths, tests,
-                                         verdicts[name], diagnostics, caveats)
+                                         verdicts[name], diagnostics, caveats, tuning)
             summary[name] = {**task_summary(tp, stats, results, metric, tests),
                              "caveats": caveats,
                              "by_length": lengths, **diag_summary}

@@ -133,6 +133,25 @@ def plot_confusions(results: list[dict[str, Any]], label: str, path: Path) -> No
     save(fig, path)
 
 
+def plot_importance(importance: dict[str, dict[str, float]], path: Path) -> None:
+    """Each cell's fANOVA importance per tuned setting, as bars side by side (cells in their
+    colours; a setting a cell was not tuned on has no bar)."""
+    keys = sorted({k for values in importance.values() for k in values})
+    fig, ax = plt.subplots(figsize=(6, 0.45 * len(keys) * len(importance) + 1.2))
+    height = 0.8 / len(importance)
+    for k, (cell, values) in enumerate(importance.items()):
+        y = np.arange(len(keys)) + height * (k - (len(importance) - 1) / 2)
+        ax.barh(y, [values.get(key, 0.0) for key in keys], height, label=CELL_NAMES[cell],
+                color=CELL_COLORS[cell])
+    ax.set_yticks(range(len(keys)), keys)
+    ax.invert_yaxis()
+    ax.set_xlabel("importance (share of the variance of the validation score)")
+    ax.set_xlim(0, 1)
+    ax.grid(alpha=0.3, axis="x")
+    ax.legend()
+    save(fig, path)
+
+
 def write_series(path: Path, x_name: str, x: list[Any], series: dict[str, list[Any]]) -> None:
     """A wide CSV (x, one column per cell) for `dvc plots show`."""
     with atomic_file(path) as fh:

@@ -49,9 +49,11 @@ def confusion_section(results: list[dict[str, Any]], fig: str, tagging: bool) ->
 
 def render_task(params: TaskParams, results: list[dict[str, Any]], stats: dict[str, Any],
                 source: dict[str, Any], lengths: dict[str, Any], tests: Tests,
-                summary_line: str, diagnostics: list[str], caveats: list[str]) -> list[str]:
-    """One task's section: table, significance, accuracy by length, gradient flow and gates
-    (`diagnostics`), curves, confusions, per-label F1, data and settings."""
+                summary_line: str, diagnostics: list[str], caveats: list[str],
+                tuning: list[str]) -> list[str]:
+    """One task's section: table, significance, what tuning found (`tuning`, with tuning on),
+    accuracy by length, gradient flow and gates (`diagnostics`), curves, confusions,
+    per-label F1, data and settings."""
     first = results[0]["train"]
     runs_in = sorted({run["train"].parent_run_id for r in results for run in r["runs"]})
     metric, label = headline(first.family, first.labels)
@@ -96,13 +98,12 @@ def render_task(params: TaskParams, results: list[dict[str, Any]], stats: dict[s
                  f" (one per cell; the interval is a bootstrap over test examples of {label}: "
                  "how far another test sample could move it; `-S 'seeds=[1,2,3,4,5]'` gives "
                  "intervals and t-tests over seeds)."),
-              "", "### Significance", "", *significance_table(results, tests)]
+              "", "### Significance", "", *significance_table(results, tests), "", *tuning]
     sp = stats["splits"]
     limited = (f"a seeded sample of {params.data.max_examples:,} examples "
                f"(`task.{params.name}.data.max_examples`; `null` = all)"
                if params.data.max_examples else "all examples")
     lines += [
-        "",
         f"### {label[0].upper() + label[1:]} by length",
         "",
         *length_table(lengths, results),
@@ -141,7 +142,8 @@ def render_task(params: TaskParams, results: list[dict[str, Any]], stats: dict[s
         "",
         f"- Model: `{as_yaml(params.model.model_dump())}`",
         f"- Training: `{as_yaml(params.train.model_dump())}`",
-        f"- Per-cell overrides: `{as_yaml(params.overrides or {})}`",
+        f"- Per-cell overrides: `{as_yaml(params.overrides or {})}`"
+        + ("; each cell's tuned settings replace these (Tuning, above)." if tuning else ""),
         f"- Device: {first.accelerator} ({first.precision}); data hash "
         f"`{first.data_hash[:16]}…`.",
         f"- MLflow experiment `{params.experiment}`, comparison run(s) "

@@ -25,7 +25,7 @@ from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from pipeline.config import TaskParams
+from pipeline.config import CellParams, TaskParams
 from pipeline.errors import fail
 from pipeline.tracking.store import call, client_for, experiment_id, store_errors
 
@@ -129,23 +129,25 @@ def comparison_run(client: MlflowClient, exp_id: str, params: TaskParams, data_h
     return run.info.run_id
 
 
-def start_cell_run(params: TaskParams, cell: str, seed: int, data_hash: str, root: Path,
-                   extra_params: dict[str, Any]) -> tuple[MlflowClient, str, str]:
+def start_cell_run(params: TaskParams, cp: CellParams, data_hash: str, root: Path,
+                   extra_params: dict[str, Any], settings: str | None = None
+                   ) -> tuple[MlflowClient, str, str]:
     """Create the run for one trained cell and seed, nested under its comparison (which
     every seed shares), before any training: a store that cannot take it fails first, in one
-    line. Returns the client, the run id and the comparison's run id."""
+    line. `cp`: the settings it trains at; `settings`: with tuning on, "tuned" or "untuned"
+    (tag `rnnbench.settings`). Returns the client, the run id and the comparison's run id."""
     client = client_for(params, root)
     with store_errors(client.tracking_uri, "starting the run"):
-        return _start_cell_run(client, params, cell, seed, data_hash, root, extra_params)
+        return _start_cell_run(client, params, cp, data_hash, root, extra_params, settings)
 
 
-def _start_cell_run(client: MlflowClient, params: TaskParams, cell: str, seed: int,
-                    data_hash: str, root: Path, extra_params: dict[str, Any]
-                    ) -> tuple[MlflowClient, str, str]:
+def _start_cell_run(client: MlflowClient, params: TaskParams, cp: CellParams,
+                    data_hash: str, root: Path, extra_params: dict[str, Any],
+                    settings: str | None) -> tuple[MlflowClient, str, str]:
     exp_id = experiment_id(client, params.experiment, root)
     git = git_info(root)
     parent = comparison_run(client, exp_id, params, data_hash, git)
-    cp = params.for_cell(cell, seed)
+    cell, seed = cp.cell, cp.seed
     end_stale_runs(client, exp_id, params.name, cell, seed)
     tags = {PARENT_TAG: parent, f"{TAG}.kind": "cell", f"{TAG}.cell": cell,
             f"{TAG}.task": params.name, f"{TAG}.seed": str(seed),
@@ -158,7 +160,10 @@ def _start_cell_run(client: MlflowClient, params: TaskParams, cell: str, seed: i
             f"{TAG}.host": platform.node(), f"{TAG}.pid": str(os.getpid())}
     if exp := os.environ.get("DVC_EXP_NAME"):
         tags[f"{TAG}.dvc_exp"] = exp
-    run = client.create_run(exp_id, run_name=f"{params.name}/{cell}/seed{seed}", tags=tags)
+    if settings:
+        tags[f"{TAG}.settings"] = settings
+    name = f"{params.name}/{cell}/seed{seed}" + (" (untuned)" if settings == "untuned" else "")
+    run = client.create_run(exp_id, run_name=name, tags=tags)
     run_id = run.info.run_id
     values = {"task": params.name, "cell": cell, "seed": seed,
               **flatten("data", params.data.model_dump()),

@@ -30,7 +30,7 @@ from pipeline.paths import CHARS_FILE, VOCAB_FILE, Layout
 from pipeline.training.callbacks import EpochHistory, ResumeState, write_history
 from pipeline.training.gpus import claim_gpu
 from pipeline.training.inputs import FitInputs
-from pipeline.tuning.settings import tuned
+from pipeline.tuning.settings import tuned, tuning_on
 
 # Known noise: batches load in the main process on purpose (tiny tensors already in memory),
 # Lightning's own pytree deprecation, a resumed fit's checkpoint folder, and an advert printed
@@ -101,7 +101,13 @@ def fit_folder(layout: Layout, cp: CellParams, data_hash: str) -> Path:
     its inputs, so that only a rerun of the same stage with the same inputs resumes from it."""
     inputs = json.dumps({"data": data_hash, "run": cp.model_dump()}, sort_keys=True)
     key = hashlib.sha256(inputs.encode()).hexdigest()[:12]
-    return layout.root / FITS / f"{layout.task}-{cp.cell}-seed{cp.seed}-{key}"
+    return layout.root / FITS / f"{fit_prefix(layout, cp.cell, cp.seed)}{key}"
+
+
+def fit_prefix(layout: Layout, cell: str, seed: int) -> str:
+    """What the checkpoint folders of one stage's fit share (the tuned and the untuned fit of
+    one seed apart), followed by 12 characters of digest."""
+    return f"{layout.task}-{cell}-seed{seed}-" + ("untuned-" if layout.untuned else "")
 
 
 def check_setup(cp: CellParams, module: CellClassifier, dm: TextDataModule, name: str,
@@ -136,11 +142,12 @@ def train_cell(params: TaskParams, cell: str, layout: Layout, seed: int | None =
 
     # In a DDP fit every process runs this stage; rank 0 alone logs and writes its outputs.
     lead = rank_zero()
+    settings = ("untuned" if layout.untuned else "tuned") if tuning_on(params) else None
     client, run_id, parent_id = tracking.start_cell_run(
-        params, cell, seed, data_hash, layout.root.resolve(),
-        {"num_parameters": n_params, "model.hidden_size": cp.model.hidden_size,
-         "vocab_size": inputs.vocab_size, "num_classes": len(labels),
-         "accelerator": accelerator, "precision": precision}) if lead else (None, "", "")
+        params, cp, data_hash, layout.root.resolve(),
+        {"num_parameters": n_params, "vocab_size": inputs.vocab_size,
+         "num_classes": len(labels), "accelerator": accelerator, "precision": precision},
+        settings) if lead else (None, "", "")
     history = EpochHistory(client, run_id, echo=lead and not sys.stderr.isatty())
     folder = fit_folder(layout, cp, data_hash)
     last_epoch = folder / "last.ckpt"
@@ -182,7 +189,7 @@ def train_cell(params: TaskParams, cell: str, layout: Layout, seed: int | None =
     if best.best_model_path:  # no checkpoint only if no epoch validated: keep the last
         state = torch.load(best.best_model_path, weights_only=True, map_location="cpu")
         module.load_state_dict(state["state_dict"])
-    for done in folder.parent.glob(f"{layout.task}-{cell}-seed{seed}-*"):
+    for done in folder.parent.glob(fit_prefix(layout, cell, seed) + "?" * 12):
         shutil.rmtree(done, ignore_errors=True)  # this fit's, and those of changed inputs
 
     best_row = (max(history.rows, key=lambda r: r.get(module.monitor, 0))
@@ -213,7 +220,19 @@ def train_cell(params: TaskParams, cell: str, layout: Layout, seed: int | None =
                                           f"best_{module.monitor}": record.best_val,
                                           "num_parameters": n_params})
     tracking.end_run(client, run_id, "FINISHED")
-    print(f"{params.name}/{cell}/seed{seed}: best {module.monitor} {record.best_val:.4f} "
+    print(f"{params.name}/{cell}/seed{seed}{' (untuned)' if layout.untuned else ''}: "
+          f"best {module.monitor} {record.best_val:.4f} "
           f"at epoch {record.best_epoch} ({record.epochs} epochs, {seconds:.1f}s, "
           f"{n_params:,} params); MLflow run {run_id}", file=sys.stderr)
+    return record
+
+
+def train_stage(params: TaskParams, cell: str, layout: Layout, seed: int | None = None
+                ) -> TrainRecord | None:
+    """Stage `train@<task>-<cell>-<seed>`: the cell at its settings; with tuning on, at its
+    study's best and then, same seed, at the untuned settings, which the report sets against
+    them (what tuning gained, and whether it changed the ranking)."""
+    record = train_cell(params, cell, layout, seed)
+    if tuning_on(params):
+        train_cell(params, cell, layout.as_untuned(), seed)
     return record

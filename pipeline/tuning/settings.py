@@ -12,7 +12,7 @@ from pydantic import BaseModel, ValidationError
 from pipeline.config import CellParams, TaskParams
 from pipeline.config.sections import describe
 from pipeline.errors import fail
-from pipeline.files import read_json, write_json
+from pipeline.files import read_json
 from pipeline.paths import Layout
 
 Value = float | int | str | bool
@@ -62,26 +62,19 @@ def apply(cp: CellParams, settings: dict[str, Any]) -> CellParams:
         fail(f"tuned settings of {cp.cell}: {describe(err)}; rerun its tune stage")
 
 
+def tuning_on(params: TaskParams) -> bool:
+    """Whether this task's cells train at their studies' best settings (and once more each
+    at the untuned ones): text tasks; the synthetic sweep keeps its own settings."""
+    return params.tune.enabled and params.suite is None
+
+
 def tuned(params: TaskParams, cp: CellParams, layout: Layout) -> CellParams:
-    """The settings a fit uses: with tuning on, its cell's best from the study (text tasks;
-    the synthetic sweep keeps its own settings)."""
-    if not params.tune.enabled or params.suite is not None:
+    """The settings a fit uses: with tuning on, its cell's best from the study, except in the
+    untuned fit beside it."""
+    if not tuning_on(params) or layout.untuned:
         return cp
     path = layout.tuning(cp.cell)
     if not path.exists():
         fail(f"{path}: missing; with tune.enabled: true a cell trains at its study's best "
              f"settings: run `dvc repro tune@{params.name}-{cp.cell}` first")
     return apply(cp, read_tuning(path).settings)
-
-
-def tune_cell(params: TaskParams, cell: str, layout: Layout) -> TuningRecord:
-    """The tune stage: run the cell's study (tuning on) and write its record; with tuning off,
-    a record that says so, which the train stage ignores."""
-    if params.tune.enabled:
-        from pipeline.tuning.study import run_study  # PyTorch, Lightning, Optuna: only here
-
-        record = run_study(params, cell, layout)
-    else:
-        record = TuningRecord(enabled=False, cell=cell, settings={})
-    write_json(layout.tuning(cell), record.model_dump())
-    return record

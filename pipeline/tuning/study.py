@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import sys
 import tempfile
 import warnings
@@ -137,13 +138,13 @@ def run_study(params: TaskParams, cell: str, layout: Layout) -> TuningRecord:
         values = {key: suggest(trial, key, dim) for key, dim in dims.items()}
         return fit_trial(params, trial, apply(base, values), inputs, values, monitor)
 
-    while (done := finished(study)) < tp.trials:
+    while (done := len(finished(study))) < tp.trials:
         study.optimize(objective, n_trials=tp.trials - done)
-    return summarize(study, cell, monitor, dims)
+    return summarize(study, tp.trials, cell, monitor, dims)
 
 
-def finished(study: optuna.Study) -> int:
-    return sum(t.state in FINISHED for t in study.trials)
+def finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    return [t for t in study.trials if t.state in FINISHED]
 
 
 def fit_trial(params: TaskParams, trial: optuna.Trial, cp: CellParams, inputs: FitInputs,
@@ -184,18 +185,23 @@ def fit_trial(params: TaskParams, trial: optuna.Trial, cp: CellParams, inputs: F
     return prune.best if prune.best is not None else 0.0
 
 
-def summarize(study: optuna.Study, cell: str, monitor: str, dims: dict[str, Any]
-              ) -> TuningRecord:
-    done = [t for t in study.trials if t.state in FINISHED]
+def summarize(study: optuna.Study, budget: int, cell: str, monitor: str,
+              dims: dict[str, Any]) -> TuningRecord:
+    """The record of the study's first `budget` finished trials: a study that once ran more
+    (a larger budget earlier) still gives this cell exactly what every other cell gets."""
+    done = finished(study)[:budget]
     complete = [t for t in done if t.state == optuna.trial.TrialState.COMPLETE]
-    best = study.best_trial
+    # as Optuna's best trial: a complete one (a pruned trial's value is where it was stopped)
+    best = max(complete or done, key=lambda t: -math.inf if t.value is None else t.value)
     importance: dict[str, float] = {}
     # fANOVA apportions the variance of the scores: none when every trial scored the same
     if len({t.value for t in complete}) >= 2 and len(dims) >= 2:
+        budgeted = optuna.create_study(direction="maximize")  # in memory: these trials only
+        budgeted.add_trials(done)
         evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
         importance = {k: round(v, 4) for k, v in optuna.importance.get_param_importances(
-            study, evaluator=evaluator, params=list(dims)).items()}
-    first = next((t for t in study.trials if t.number == 0), None)
+            budgeted, evaluator=evaluator, params=list(dims)).items()}
+    first = next((t for t in done if t.number == 0), None)
     return TuningRecord(
         enabled=True, cell=cell, settings=best.params, monitor=monitor, trials=len(done),
         pruned=len(done) - len(complete), best_trial=best.number,
@@ -204,4 +210,4 @@ def summarize(study: optuna.Study, cell: str, monitor: str, dims: dict[str, Any]
         study=study.study_name, importance=importance,
         history=[TrialSummary(number=t.number, state=t.state.name,
                               value=None if t.value is None else round(t.value, 6),
-                              params=t.params) for t in study.trials])
+                              params=t.params) for t in done])
