@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import multiprocessing
 import os
 import shutil
 import sys
@@ -21,6 +22,7 @@ from pipeline import tracking
 from pipeline.config import CellParams, TaskParams, TrainParams
 from pipeline.data.datamodule import TextDataModule
 from pipeline.data.prepare import read_test_examples
+from pipeline.errors import fail, run_guarded
 from pipeline.files import atomic_dir
 from pipeline.model.inference import WEIGHTS_FILE
 from pipeline.model.lightning_module import CellClassifier
@@ -232,7 +234,28 @@ def train_stage(params: TaskParams, cell: str, layout: Layout, seed: int | None 
     """Stage `train@<task>-<cell>-<seed>`: the cell at its settings; with tuning on, at its
     study's best and then, same seed, at the untuned settings, which the report sets against
     them (what tuning gained, and whether it changed the ranking)."""
-    record = train_cell(params, cell, layout, seed)
-    if tuning_on(params):
-        train_cell(params, cell, layout.as_untuned(), seed)
+    if not tuning_on(params):
+        return train_cell(params, cell, layout, seed)
+    # Two independent single-thread fits: side by side where a second core is free (each
+    # gives the same numbers either way), which halves the stage under a plain `dvc repro`.
+    untuned = (params, cell, layout.as_untuned(), seed)
+    if (os.cpu_count() or 1) < 2 or params.train.devices > 1:
+        record = train_cell(params, cell, layout, seed)
+        train_cell(*untuned)
+        return record
+    beside = multiprocessing.get_context("spawn").Process(target=fit_beside, args=untuned)
+    beside.start()
+    try:
+        record = train_cell(params, cell, layout, seed)
+    finally:
+        beside.join()
+    if beside.exitcode:
+        fail(f"train@{params.name}-{cell}-{seed}: the untuned fit failed "
+             f"(exit {beside.exitcode}; its error is above)")
     return record
+
+
+def fit_beside(params: TaskParams, cell: str, layout: Layout, seed: int) -> None:
+    """A fit in a process of its own, reporting as a stage does: bad input in one line,
+    Ctrl-C as exit 130, no traceback."""
+    run_guarded(lambda: train_cell(params, cell, layout, seed))
