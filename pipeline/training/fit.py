@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -23,7 +24,7 @@ from pipeline.config import CellParams, TaskParams, TrainParams
 from pipeline.data.datamodule import TextDataModule
 from pipeline.data.prepare import read_test_examples
 from pipeline.errors import fail, run_guarded
-from pipeline.files import atomic_dir
+from pipeline.files import atomic_dir, one_at_a_time
 from pipeline.model.inference import WEIGHTS_FILE
 from pipeline.model.lightning_module import CellClassifier
 from pipeline.model.networks import count_parameters
@@ -207,12 +208,20 @@ def train_cell(params: TaskParams, cell: str, layout: Layout, seed: int | None =
     # The folder is the whole model: weights, record and vocabularies, so that it predicts on
     # texts without the data it was trained on (and is logged as one MLflow Model).
     model_dir = layout.model_dir(cell, seed)
-    with atomic_dir(model_dir) as out:
-        torch.save({k: v.cpu() for k, v in module.net.state_dict().items()}, out / WEIGHTS_FILE)
-        write_record(out, record)
-        for name in (VOCAB_FILE, CHARS_FILE) if inputs.num_chars else (VOCAB_FILE,):
-            shutil.copyfile(layout.prepared / name, out / name)
-    write_history(layout.history(cell, seed), history.rows)
+    # With tuning on, the untuned fit of this seed writes its folder inside this one's, maybe
+    # at the same moment: they take turns, and this one's keeps what that one wrote.
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with (one_at_a_time(folder.parent / f"{layout.task}-{cell}-seed{seed}")
+          if tuning_on(params) else contextlib.nullcontext()):
+        with atomic_dir(model_dir) as out:
+            torch.save({k: v.cpu() for k, v in module.net.state_dict().items()},
+                       out / WEIGHTS_FILE)
+            write_record(out, record)
+            for name in (VOCAB_FILE, CHARS_FILE) if inputs.num_chars else (VOCAB_FILE,):
+                shutil.copyfile(layout.prepared / name, out / name)
+            if not layout.untuned and (model_dir / "untuned").is_dir():
+                (model_dir / "untuned").rename(out / "untuned")
+        write_history(layout.history(cell, seed), history.rows)
 
     if params.suite is None:  # a text task; the synthetic sweep's cells read symbol ids
         tracking.log_model(client, run_id, model_dir, read_test_examples(layout.prepared, 2))

@@ -124,13 +124,16 @@ def run_study(params: TaskParams, cell: str, layout: Layout) -> TuningRecord:
     dims = tp.dimensions(cell)
     monitor = monitor_for(inputs.labels)
     name = study_name(params, base, dims, inputs.data_hash)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # errors reach the user as one line (run_guarded); Optuna would log each with its traceback
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     pruner = (optuna.pruners.MedianPruner(tp.startup_trials, tp.warmup_epochs)
               if tp.pruner == "median" else optuna.pruners.NopPruner())
     study = optuna.create_study(
         study_name=name, storage=storage_for(params, layout, name), direction="maximize",
-        sampler=optuna.samplers.TPESampler(seed=tp.sampler_seed), pruner=pruner,
-        load_if_exists=True)
+        pruner=pruner, load_if_exists=True)
+    # Seeded by the trials already there: a resumed study draws on instead of repeating the
+    # first draws of its seed (and an uninterrupted one gets `sampler_seed` itself).
+    study.sampler = optuna.samplers.TPESampler(seed=tp.sampler_seed + len(study.trials))
     if not study.trials:
         study.enqueue_trial(defaults(base, dims))
 
