@@ -15,6 +15,7 @@ from pipeline.report.results import collect
 from pipeline.report.stats import p_value, points
 from pipeline.tuning.settings import TuningRecord, read_tuning
 
+ROUGH_BELOW = 30  # trials per cell under which the importance shares are called rough
 MONITOR_NAMES = {"val_acc": "validation accuracy", "val_entity_f1": "validation entity F1"}
 
 
@@ -101,7 +102,10 @@ def tuning_section(tp: TaskParams, layout: Layout, results: list[dict[str, Any]]
                   "Hyperparameter importance (Optuna's fANOVA over each cell's complete trials): "
                   f"the share of the variance of {validation} across trials that each setting "
                   "explains; a setting a cell does not have (the LSTM's forget-gate bias) has "
-                  "no bar.", ""]
+                  "no bar."
+                  + (f" With {tp.tune.trials} trials per cell these shares are rough: fANOVA "
+                     f"fits a random forest to {tp.tune.trials} points (Greff et al. ran 200 "
+                     "per variant)." if tp.tune.trials < ROUGH_BELOW else ""), ""]
     else:
         lines += ["No hyperparameter importance: no cell's trials differed in score.", ""]
     summary = {"trials": tp.tune.trials, "cells": cells,
