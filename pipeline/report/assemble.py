@@ -61,17 +61,18 @@ def write_report(params: Params, root: Path) -> Path:
             verdicts[name] = verdict(results, label, tests, spread)
             card.append((name, label, tiers(results, tests)))
             tuning: list[str] = []
+            tuning_summary: dict = {}
             if tuning_on(tp):
                 tuning, tuning_summary, change = tuning_section(
                     tp, layout, results, metric, label, figures / f"{name}_tuning.png")
                 verdicts[name] += " " + change
-                diag_summary["tuning"] = tuning_summary
             caveats = task_caveats(tp, results, stats, metric)
             sections[name] = render_task(tp, results, stats, source, lengths, tests,
                                          verdicts[name], diagnostics, caveats, tuning)
             summary[name] = {**task_summary(tp, stats, results, metric, tests),
                              "caveats": caveats,
-                             "by_length": lengths, **diag_summary}
+                             "by_length": lengths, **diag_summary,
+                             **({"tuning": tuning_summary} if tuning_summary else {})}
             parents += sorted({run["train"].parent_run_id
                                for r in results for run in r["runs"]})
             data.append((name, f"`{source['source']}` (`{source['sha256']}`)",

@@ -58,7 +58,7 @@ def tuning_section(tp: TaskParams, layout: Layout, results: list[dict[str, Any]]
                    f"{tier_words(before)})" if tier_words(before) != tier_words(after) else "")
         change = f"Tuning did not change the verdict{reorder}."
     seeds = len(tp.seeds)
-    monitor = next(iter(records.values())).monitor or "val_acc"
+    monitor = results[0]["train"].monitor  # what the trials were scored by, too
     validation = MONITOR_NAMES.get(monitor, monitor)
     lines = ["### Tuning", "", budget_line(tp), "",
              f"| cell | trials (pruned) | {validation}: untuned / best trial | test {label}: "
