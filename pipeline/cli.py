@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from pipeline.config import CELLS, Params, TaskParams, load_params
-from pipeline.errors import fail, run_guarded
+from pipeline.errors import fail, redact, run_guarded
 from pipeline.paths import Layout
 
 app = typer.Typer(
@@ -138,7 +138,11 @@ def ui(params: ParamsOpt = Path("params.yaml"),
     def go() -> None:
         p = load_params(params)
         uri = tracking.tracking_uri(p)
-        base = f"http://127.0.0.1:{port}" if uri.startswith("sqlite:") else uri.rstrip("/")
+        # before MLflow loads and opens the store (6-8 s): a busy port is said at once
+        if uri.startswith("sqlite:") and tracking.port_in_use("127.0.0.1", port):
+            fail(f"--port {port}: already in use on 127.0.0.1; choose another port")
+        base = (f"http://127.0.0.1:{port}" if uri.startswith("sqlite:")
+                else redact(uri).rstrip("/"))
         if Path(uri.removeprefix("sqlite:///")).exists() or not uri.startswith("sqlite:"):
             client = tracking.client_for(p, ROOT)
             for tp, layout in each_task(params, None):
@@ -161,7 +165,9 @@ def server(params: ParamsOpt = Path("params.yaml"),
     """Run a tracking server a team shares: MLflow on tracking.server's database (PostgreSQL),
     serving the artifacts itself, with basic auth where tracking.server.auth is on. Workers
     then set MLFLOW_TRACKING_URI to it."""
-    from pipeline.config.sections import ServerParams
+    from pydantic import ValidationError
+
+    from pipeline.config.sections import ServerParams, describe
     from pipeline.tracking.server import serve
 
     def go() -> None:
@@ -170,8 +176,9 @@ def server(params: ParamsOpt = Path("params.yaml"),
         if changed:
             try:
                 settings = ServerParams(**{**p.tracking.server.model_dump(), **changed})
-            except ValueError as err:
-                fail(f"--{next(iter(changed))}: {str(err).splitlines()[-1].strip()}")
+            except ValidationError as err:
+                options = " and ".join(f"--{name}" for name in changed)
+                fail(f"{options}: {describe(err, prefix='tracking.server.')}")
             p = p.model_copy(update={"tracking": p.tracking.model_copy(
                 update={"server": settings})})
         serve(p, ROOT.resolve())

@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from pipeline.errors import fail
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -90,9 +92,24 @@ def write_json(path: Path, data: Any) -> None:
         fh.write("\n")
 
 
-def read_json(path: Path) -> Any:
-    with open(path, encoding="utf-8") as fh:
-        return json.load(fh)
+def decode_utf8(data: bytes, origin: str) -> str:
+    """UTF-8 text (a byte-order mark dropped); a bad byte is one line naming its line."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        fail(f"{origin} line {line}: not valid UTF-8 (byte {data[err.start]:#04x}: "
+             f"{err.reason})")
+
+
+def read_json(path: Path, hint: str = "rerun the step that wrote it") -> Any:
+    """A JSON file a stage or job wrote; cut off or garbled, one line naming it and `hint`
+    (a missing file stays a FileNotFoundError: callers say what should have made it)."""
+    text = decode_utf8(Path(path).read_bytes(), str(path))
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        fail(f"{path} line {err.lineno}: not valid JSON ({err.msg}); {hint}")
 
 
 def file_digest(path: Path, algo: str = "sha256", chunk: int = 1 << 20) -> str:

@@ -17,8 +17,10 @@ import yaml
 
 from pipeline.config import TaskParams, load_params, parse_params
 from pipeline.paths import Layout
+from tests.secret_guard import pytest_runtest_makereport  # noqa: F401 (the hook: every test)
 
 ROOT = Path(__file__).resolve().parents[1]
+pytest_plugins = ["pytester"]  # test_secrets runs the suite's secret guard on tests that leak
 
 # A shell started in the background (nohup, `&` in a script) ignores Ctrl-C, and so would every
 # process the tests start, which then could not show how they stop on it: give them back the

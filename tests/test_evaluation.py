@@ -3,6 +3,8 @@ weights-only load, each network rebuilt from its record to the same scores, and 
 error of evaluating a cell that was never trained."""
 
 import json
+import shutil
+from pathlib import Path
 
 import torch
 from typer.testing import CliRunner
@@ -40,3 +42,19 @@ def test_evaluating_an_untrained_cell_names_the_train_stage(prepared, tmp_path, 
     assert result.output.strip() == (f"error: models/{TASK}/lstm/seed{SEED}: no trained model; "
                                      f"run train@{TASK}-lstm-{SEED}")
     assert not (tmp_path / "metrics").exists()
+
+
+def test_an_empty_weights_file_is_one_line_naming_it(trained, tmp_path, monkeypatch):
+    """A model.pt cut to 0 bytes (a full disk, a killed copy): PyTorch's EOFError reached
+    Click, which printed only `Aborted.` (its answer to Ctrl-D)."""
+    _, layout, *_ = trained
+    project = copy_prepared(layout.root, tmp_path)
+    model = Path("models") / TASK / "gru" / f"seed{SEED}"
+    shutil.copytree(layout.root / model, project / model)
+    (project / model / "model.pt").write_bytes(b"")
+    monkeypatch.chdir(project)
+    result = CliRunner().invoke(app, ["evaluate", "gru"])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip() == (f"error: {model / 'model.pt'}: unreadable weights (empty "
+                                     f"file); run train@{TASK}-gru-{SEED}")
+    assert not (project / "metrics").exists()

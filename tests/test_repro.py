@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -128,3 +129,25 @@ def test_ctrl_c_stops_every_lane_and_exits_130(repo):
     assert err.strip().splitlines()[-1] == "interrupted"
     assert not any((repo / f"{n}.json").exists() for n in GRAPH)
     assert os.listdir(repo)  # the repo is intact; a rerun would start over
+
+
+def test_a_second_run_while_one_runs_is_refused_naming_the_holder(repo):
+    """DVC's refusal spans lines (the holder's PID and command on the next one); the second
+    run printed the first line alone, ending in "is being blocked by:"."""
+    write_dvc_yaml(repo, sleep=dict.fromkeys(GRAPH, 30.0))
+    first = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "repro", "-j", "2"],
+                             cwd=repo, text=True, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not list(repo.glob(".dvc/tmp/rwlock*")):
+            time.sleep(0.2)
+        time.sleep(2)  # inside a stage's command, its outputs locked
+        second = run(repo, "repro", check=False)
+    finally:
+        first.send_signal(signal.SIGINT)
+        first.communicate(timeout=60)
+    assert second.returncode == 2, second.stdout + second.stderr
+    (line,) = second.stderr.strip().splitlines()
+    assert line.startswith("error: dvc: ") and "Traceback" not in second.stderr
+    assert re.search(r"is being blocked by: \(PID \d+\): .*dvc.* repro", line), line

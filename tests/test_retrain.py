@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from pipeline.tracking.store import LEAN
+from pipeline.tracking.server import LEAN
 from tests.conftest import ROOT, SAMPLE_CSV, SEED, TASK, tiny_params, write_params
 from tests.servers import free_port, serving
 from tests.test_serving import invoke
@@ -275,3 +275,32 @@ def test_a_round_fanned_out_as_a_job_per_task_then_a_final_job(rounds, setup, se
     assert md5s(work / "metrics" / TASK) == md5s(jobs / TASK / "metrics")
     assert "up to date" in sh(work, "dvc", "status").stdout.lower()  # models pulled, lock merged
     assert len(versions(server)) == before + 1  # the job's winner, registered once
+
+
+@pytest.mark.parametrize(("name", "content", "says"), [
+    ("job.json", '{"task": "sentiment", "refreshed": tr', "line 1: not valid JSON (Expecting"),
+    ("dvc.lock", "schema: '2.0'\nstages:\n  evaluate@sentiment: [", "line 3: not valid YAML"),
+])
+def test_a_task_job_result_cut_off_is_one_line_and_changes_nothing(tmp_path, name, content,
+                                                                   says):
+    """An artifact upload cut short left half a job.json: the final job stopped on a
+    JSONDecodeError traceback."""
+    from pipeline.config import load_params
+    from pipeline.errors import RnnbenchError
+    from pipeline.retrain.fanout import gather
+
+    job = tmp_path / "fanout" / TASK
+    (job / "metrics").mkdir(parents=True)
+    state = {"md5": "0" * 32, "examples": 1, "sha256": "0" * 64}
+    (job / "job.json").write_text(json.dumps({"task": TASK, "refreshed": [], "before": state,
+                                              "after": state, "ran": [], "stages": []}))
+    (job / "dvc.lock").write_text("schema: '2.0'\nstages: {}\n")
+    (job / name).write_text(content)
+    (tmp_path / "dvc.lock").write_text("schema: '2.0'\nstages: {}\n")
+    with pytest.raises(RnnbenchError) as err:
+        gather(tmp_path, tmp_path / "fanout", load_params(ROOT / "params.yaml"))
+    assert str(err.value).startswith(f"{job / name} {says}" if name == "job.json"
+                                     else f"{job / name}: {says}")
+    assert "\n" not in str(err.value)
+    assert (tmp_path / "dvc.lock").read_text() == "schema: '2.0'\nstages: {}\n"
+    assert not (tmp_path / "metrics").exists()

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -18,7 +15,7 @@ from pipeline.cli import app
 from pipeline.model.record import read_record
 from pipeline.training.fit import train_cell
 from tests.conftest import SEED, TASK, copy_prepared, load_task
-from tests.servers import free_port
+from tests.servers import free_port, serving
 
 pytestmark = pytest.mark.slow
 
@@ -45,30 +42,19 @@ def project(prepared, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def server(project):
+def ui(project):
+    """`rnnbench ui` serving the project's store: its URL, and the file its output goes to."""
     params, layout = load_task(project)
     train_cell(params, "gru", layout)
     port = free_port()
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "rnnbench"), "ui", "--port", str(port)],
-        cwd=project, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{base}/health", timeout=2) as resp:
-                if resp.status == 200:
-                    break
-        except OSError:
-            if proc.poll() is not None:
-                pytest.fail(f"rnnbench ui exited: {proc.stdout.read().decode()[-2000:]}")
-            time.sleep(0.5)
-    else:
-        os.killpg(proc.pid, signal.SIGTERM)
-        pytest.fail("rnnbench ui did not answer /health within 90 s")
-    yield base
-    os.killpg(proc.pid, signal.SIGTERM)  # the server and its workers share the session
-    proc.wait(timeout=30)
+    with serving([str(Path(sys.executable).parent / "rnnbench"), "ui", "--port", str(port)],
+                 f"http://127.0.0.1:{port}/health", cwd=project, timeout=90) as log:
+        yield f"http://127.0.0.1:{port}", log
+
+
+@pytest.fixture(scope="module")
+def server(ui):
+    return ui[0]
 
 
 def test_ui_serves_the_project_runs(server):
@@ -90,17 +76,25 @@ def test_remote_tracking_server_receives_runs(server, project, monkeypatch):
     assert "lstm" in result.output
 
 
-def test_ui_refuses_a_busy_port(server, project, monkeypatch):
-    monkeypatch.chdir(project)
+def test_ui_links_each_task_to_the_comparison_of_its_trained_models(ui, project):
+    """Printed before serving: a link per task to the comparison of its trained models' runs."""
+    base, log = ui
+    record = read_record(load_task(project)[1].model_dir("gru", SEED))
+    link = next(line for line in log.read_text().splitlines() if line.startswith(f"{TASK}: "))
+    assert f"{base}/#/compare-runs?runs=" in link and record.run_id in link
+
+
+def test_ui_refuses_a_busy_port_before_loading_mlflow(server, project):
+    """At once: MLflow's import and the store's opening took 6-8 s before the port was
+    looked at."""
     port = server.rsplit(":", 1)[1]
-    result = CliRunner().invoke(app, ["ui", "--port", port])
-    assert result.exit_code == 2
-    assert f"--port {port}: already in use" in result.output
-    # before serving: a link per task to the comparison of its trained models' runs
-    _, layout = load_task(project)
-    record = read_record(layout.model_dir("gru", SEED))
-    link = next(line for line in result.output.splitlines() if line.startswith(f"{TASK}: "))
-    assert f"http://127.0.0.1:{port}/#/compare-runs?runs=" in link and record.run_id in link
+    code = ("import sys\nfrom pipeline.cli import app\ntry:\n    app(['ui', '--port', sys.argv[1]])"
+            "\nexcept SystemExit as end:\n    print(end.code, 'mlflow' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code, port], cwd=project, capture_output=True,
+                         text=True, timeout=120)
+    assert out.stderr.strip() == (f"error: --port {port}: already in use on 127.0.0.1; "
+                                  "choose another port")
+    assert out.stdout.split() == ["2", "False"]  # exit 2, and MLflow never imported
 
 
 def test_experiments_open_on_their_runs_in_the_ui(server):

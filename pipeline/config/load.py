@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from pipeline.config.params import Params
 from pipeline.config.sections import describe
 from pipeline.errors import fail
+from pipeline.files import decode_utf8
 
 PARAMS_FILE = "params.yaml"
 
@@ -40,9 +41,12 @@ def load_params(path: Path | str = PARAMS_FILE) -> Params:
     """Read and validate params.yaml; any problem is one RnnbenchError line."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         fail(f"{path}: not found (run from the project root, where params.yaml lives)")
+    except OSError as err:
+        fail(f"{path}: cannot read ({err.strerror or err})")
+    text = decode_utf8(data, str(path))
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as err:

@@ -184,19 +184,26 @@ class EvaluateParams(Section):
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
+def no_password(cls: type, uri: str | None) -> str | None:
+    """A validator: a URI without a password, or None. params.yaml is committed and its
+    values reach logs; the password is the client's own (PGPASSWORD or ~/.pgpass for a
+    database, MLFLOW_TRACKING_PASSWORD for a tracking server)."""
+    if uri is not None and urlsplit(uri).password:
+        raise ValueError("holds a password: put it in PGPASSWORD or ~/.pgpass (a database) or "
+                         "MLFLOW_TRACKING_PASSWORD (a tracking server) instead, never in "
+                         "params.yaml")
+    return uri
+
+
 def database_uri(cls: type, uri: str | None) -> str | None:
-    """A validator: a database URI without a password (libpq's PGPASSWORD or ~/.pgpass holds
-    it), or None."""
+    """A validator: a database URI without a password, or None."""
     if uri is None:
         return uri
     parts = urlsplit(uri)
     if not parts.scheme or parts.scheme.split("+")[0] not in ("postgresql", "mysql", "sqlite"):
         raise ValueError("expected a database URI: postgresql://USER@HOST:PORT/DB "
-                         f"(or mysql://, sqlite:///), got {uri.split('@')[-1]!r}")
-    if parts.password:
-        raise ValueError("holds a password: put it in PGPASSWORD or ~/.pgpass instead, "
-                         "never in params.yaml")
-    return uri
+                         "(or mysql://, sqlite:///)")
+    return no_password(cls, uri)
 
 
 class ServerParams(Section):
@@ -226,6 +233,8 @@ class TrackingParams(Section):
     uri: str | None
     experiment: str | None  # default: the task's name
     server: ServerParams
+
+    _no_password = field_validator("uri")(no_password)
 
 
 class CellParams(Section):

@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 
 from pipeline.data.loading import Batch, BucketBatchSampler, EncodedSplit, collate
-from pipeline.errors import fail
+from pipeline.errors import fail, one_line
 from pipeline.model.networks import RecurrentNet
 from pipeline.model.record import TrainRecord, read_record
 
@@ -22,12 +23,16 @@ def load_trained(folder: Path, hint: str) -> tuple[RecurrentNet, TrainRecord]:
     if not folder.is_dir():
         fail(f"{folder}: no trained model; {hint}")
     record = read_record(folder, hint=hint)
-    try:
-        state = torch.load(folder / WEIGHTS_FILE, weights_only=True, map_location="cpu")
-    except (OSError, ValueError, RuntimeError) as err:
-        fail(f"{folder / WEIGHTS_FILE}: unreadable ({err}); {hint}")
+    weights = folder / WEIGHTS_FILE
     model = record.build_network()
-    model.load_state_dict(state)
+    try:
+        # an empty or cut-off file ends the unpickler early: EOFError, which Click would
+        # otherwise take for Ctrl-D and answer with a bare "Aborted."
+        model.load_state_dict(torch.load(weights, weights_only=True, map_location="cpu"))
+    except (OSError, EOFError, pickle.UnpicklingError, ValueError, RuntimeError) as err:
+        reason = "empty file" if weights.is_file() and not weights.stat().st_size else (
+            one_line(str(err)) or type(err).__name__)
+        fail(f"{weights}: unreadable weights ({reason}); {hint}")
     return model.eval(), record
 
 

@@ -7,11 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from pipeline.config import Cell, CellParams, Family, PrepareParams
 from pipeline.config.sections import describe
-from pipeline.errors import fail
+from pipeline.errors import fail, redact
 from pipeline.files import read_json, write_json
 from pipeline.model.networks import RecurrentNet, build_network
 
@@ -26,7 +26,7 @@ class TrainRecord(BaseModel):
     seed: int
     run_id: str  # the MLflow run it was trained under, and its comparison (parent) run
     parent_run_id: str
-    tracking_uri: str
+    tracking_uri: str  # without its password, if it had one
     num_parameters: int
     train_seconds: float
     epochs: int
@@ -43,6 +43,8 @@ class TrainRecord(BaseModel):
     params: CellParams  # the settings after the cell's overrides (hidden_size as built)
     prepare: PrepareParams  # how texts become tokens (lowercase, max_length) for predictions
 
+    _no_password = field_validator("tracking_uri")(lambda cls, uri: redact(uri))
+
     def build_network(self, vectors: dict[str, torch.Tensor] | None = None) -> RecurrentNet:
         """The untrained network these weights belong to."""
         return build_network(self.family, self.cell, self.vocab_size, len(self.labels),
@@ -58,7 +60,7 @@ def read_record(folder: Path, hint: str = "retrain this cell") -> TrainRecord:
     where it is missing or is not a record of this version of rnnbench."""
     path = folder / RECORD_FILE
     try:
-        return TrainRecord.model_validate(read_json(path))
+        return TrainRecord.model_validate(read_json(path, hint))
     except (OSError, ValueError) as err:  # ValidationError is a ValueError
         reason = describe(err) if isinstance(err, ValidationError) else str(err)
         fail(f"{path}: no readable model record ({reason}); {hint}")

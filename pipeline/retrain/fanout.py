@@ -14,14 +14,16 @@ from __future__ import annotations
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from pipeline import tracking
 from pipeline.config import Params, load_params
+from pipeline.config.load import yaml_error
 from pipeline.data.prepare import task_source
 from pipeline.errors import fail
-from pipeline.files import atomic_dir, atomic_file, read_json, write_json
+from pipeline.files import atomic_dir, atomic_file, decode_utf8, read_json, write_json
 from pipeline.paths import Layout
 from pipeline.repro import upstream
 from pipeline.retrain.repo import STAGE_RAN, DataState, data_state, dvc, preflight
@@ -70,7 +72,8 @@ def _read_job(folder: Path, params: Params) -> TaskJob:
         if not (folder / name).exists():
             fail(f"{folder / name}: missing; a task job (`rnnbench retrain --task T`) writes "
                  f"{JOB_FILE}, {LOCK_FILE} and metrics/ there")
-    raw = read_json(folder / JOB_FILE)
+    raw = read_json(folder / JOB_FILE,
+                    f"run its task job again (`rnnbench retrain --task {folder.name}`)")
     try:
         job = TaskJob(raw["task"], raw["refreshed"], DataState(**raw["before"]),
                       DataState(**raw["after"]), list(raw["ran"]), list(raw["stages"]))
@@ -82,6 +85,13 @@ def _read_job(folder: Path, params: Params) -> TaskJob:
     return job
 
 
+def _read_lock(path: Path) -> Any:
+    try:
+        return yaml.safe_load(decode_utf8(path.read_bytes(), str(path)))
+    except yaml.YAMLError as err:
+        fail(f"{path}: {yaml_error(err)}; run the job that wrote it again")
+
+
 def gather(root: Path, jobs_dir: Path, params: Params) -> list[TaskJob]:
     """Merge every task job's dvc.lock entries and metrics under `jobs_dir` into `root`. All
     are read and checked before anything is changed."""
@@ -91,11 +101,11 @@ def gather(root: Path, jobs_dir: Path, params: Params) -> list[TaskJob]:
              "`rnnbench retrain --task T`)")
     jobs = [_read_job(f, params) for f in folders]
     lock_file = root / LOCK_FILE
-    lock = yaml.safe_load(lock_file.read_text()) if lock_file.exists() else {}
+    lock = _read_lock(lock_file) if lock_file.exists() else {}
     lock = lock or {"schema": "2.0"}
     stages = lock.setdefault("stages", {})
     for folder, job in zip(folders, jobs, strict=True):
-        recorded = (yaml.safe_load((folder / LOCK_FILE).read_text()) or {}).get("stages") or {}
+        recorded = (_read_lock(folder / LOCK_FILE) or {}).get("stages") or {}
         theirs = {name: recorded[name] for name in job.stages if name in recorded}
         if f"evaluate@{job.task}" not in theirs:
             fail(f"{folder / LOCK_FILE}: no evaluate@{job.task} entry; was the job's round "

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from pipeline.config import ReaderParams
-from pipeline.data.readers import decode, read_conll, read_conllu
+from pipeline.data.readers import read_conll, read_conllu
 from pipeline.errors import fail
-from pipeline.files import atomic_file
+from pipeline.files import atomic_file, decode_utf8
 
 Example = dict[str, Any]
 
@@ -29,7 +29,7 @@ def read_inputs(path: Path, reader: ReaderParams) -> list[Example]:
         return [{"tokens": ex["tokens"]} for ex in read_conll(path, reader)]
     if suffix == ".conllu":
         return [{"tokens": ex["tokens"]} for ex in read_conllu(path, reader)]
-    text = decode(path.read_bytes(), str(path))
+    text = decode_utf8(path.read_bytes(), str(path))
     if suffix == ".csv":
         rows = csv.DictReader(text.splitlines())
         if reader.text_column not in (rows.fieldnames or []):

@@ -1,53 +1,37 @@
-"""Tracking: every MLflow call of rnnbench goes through this package (the store, its guard and
-the UI server in `store`, the runs in `runs`); callers use `tracking.<name>`."""
+"""Tracking: every MLflow call of rnnbench goes through this package (where the store is in
+`location`, the store and its guard in `store`, the runs in `runs`, models and the registry in
+`models`, the team's server and the UI in `server`); callers use `tracking.<name>`.
 
-from pipeline.tracking.models import (
-    CHALLENGER,
-    CHAMPION,
-    download_model_folder,
-    frame,
-    inner_folder,
-    load_pyfunc,
-    log_model,
-    model_uri,
-    register_version,
-    registered_name,
-    set_alias,
-    tag_version,
-    version_by_alias,
-)
-from pipeline.tracking.runs import (
-    COMPARISON_TAG,
-    PARENT_TAG,
-    TAG,
-    comparison_rows,
-    end_run,
-    ensure_run,
-    git_info,
-    log_files,
-    log_metrics,
-    set_tags,
-    start_cell_run,
-    start_trial_run,
-)
-from pipeline.tracking.store import (
-    client_for,
-    compare_url,
-    experiment_id,
-    find_experiment,
-    project_root,
-    require_server,
-    serve_ui,
-    shown_uri,
-    store_errors,
-    tracking_uri,
-)
+Names load on first use, so a command that needs only `location` (a port, a URI) does not
+import MLflow (1.7 s) first.
+"""
 
-__all__ = [
-    "CHALLENGER", "CHAMPION", "COMPARISON_TAG", "PARENT_TAG", "TAG", "client_for", "compare_url",
-    "comparison_rows", "download_model_folder", "end_run", "ensure_run", "experiment_id",
-    "find_experiment", "frame", "git_info", "inner_folder", "load_pyfunc", "log_files",
-    "log_metrics", "log_model", "model_uri", "project_root", "register_version", "registered_name",
-    "require_server", "serve_ui", "set_alias", "set_tags", "shown_uri", "start_cell_run",
-    "start_trial_run", "store_errors", "tag_version", "tracking_uri", "version_by_alias",
-]
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_HOME = {
+    "location": ("check_database", "is_database", "port_in_use", "project_root", "shown_uri",
+                 "tracking_uri"),
+    "models": ("CHALLENGER", "CHAMPION", "download_model_folder", "frame", "inner_folder",
+               "load_pyfunc", "log_model", "model_uri", "register_version", "registered_name",
+               "set_alias", "tag_version", "version_by_alias"),
+    "runs": ("COMPARISON_TAG", "PARENT_TAG", "TAG", "comparison_rows", "end_run", "ensure_run",
+             "git_info", "log_files", "log_metrics", "set_tags", "start_cell_run",
+             "start_trial_run"),
+    "server": ("serve_ui",),
+    "store": ("client_for", "compare_url", "experiment_id", "find_experiment",
+              "require_server", "store_errors"),
+}
+_MODULE_OF = {name: module for module, names in _HOME.items() for name in names}
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value

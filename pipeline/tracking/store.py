@@ -1,10 +1,5 @@
-"""The MLflow store: where it is, a client for it, its experiments, one guard that turns its
-failures into one line, and the UI server over a local store.
-
-Every run lands in one store whatever DVC does: `dvc exp run --temp` and the experiment queue
-run stages inside `.dvc/tmp/exps/...`, so the default sqlite store is resolved against the
-real project root, never the working directory. MLFLOW_TRACKING_URI overrides it.
-"""
+"""The MLflow store: a client for it (the local one created whole or not at all), its
+experiments, and one guard that turns its failures into one line. Where it is: `location`."""
 
 from __future__ import annotations
 
@@ -13,10 +8,9 @@ import logging
 import os
 import signal
 import socket
-import sys
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import closing, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -27,48 +21,12 @@ from mlflow.tracking import MlflowClient
 from pipeline.config import SharedParams
 from pipeline.errors import RnnbenchError, causes, fail
 from pipeline.files import one_at_a_time
+from pipeline.tracking.location import check_database, is_database, tracking_uri
 
 # MLflow logs a database error with its traceback before raising it; rnnbench reports it in one
 # line (store_errors below), whole with RNNBENCH_DEBUG=1.
 if not os.environ.get("RNNBENCH_DEBUG"):
     logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
-
-
-def project_root(start: Path | None = None) -> Path:
-    """The real project root, also from inside a DVC experiment's temporary copy."""
-    here = (start or Path.cwd()).resolve()
-    parts = here.parts
-    for i in range(len(parts) - 2):
-        if parts[i : i + 3] == (".dvc", "tmp", "exps"):
-            return Path(*parts[:i])
-    for folder in (here, *here.parents):
-        if (folder / "dvc.yaml").exists() or (folder / ".dvc").is_dir():
-            return folder
-    return here
-
-
-def local_store(root: Path) -> Path:
-    return project_root(root) / "mlruns"
-
-
-def tracking_uri(params: SharedParams, root: Path | None = None) -> str:
-    if uri := os.environ.get("MLFLOW_TRACKING_URI"):
-        return uri
-    if params.tracking.uri:
-        return params.tracking.uri
-    return f"sqlite:///{local_store(root or Path.cwd()) / 'mlflow.db'}"
-
-
-def shown_uri(uri: str, root: Path) -> str:
-    """The store as a report names it: inside the project, relative to it (a valid sqlite URI
-    from the project root), so a committed report points at the store of every clone."""
-    path = Path(uri.removeprefix("sqlite:///"))
-    if not uri.startswith("sqlite:///") or not path.is_absolute():
-        return uri
-    try:
-        return f"sqlite:///{path.relative_to(project_root(root))}"
-    except ValueError:
-        return uri
 
 
 @contextmanager
@@ -147,15 +105,55 @@ def client_for(params: SharedParams, root: Path | None = None) -> MlflowClient:
             require_server(uri)
             for name, value in SERVER_RETRIES.items():
                 os.environ.setdefault(name, value)
-        if not uri.startswith("sqlite:///"):
-            return MlflowClient(uri)
-        db = Path(uri.removeprefix("sqlite:///"))
-        db.parent.mkdir(parents=True, exist_ok=True)
-        # Stages side by side (`rnnbench repro`, the DVC queue) each create a new database's
-        # tables on opening it, and all but one failed ("table ... already exists"): one at a
-        # time, the others then find them made.
-        with one_at_a_time(db):
-            return MlflowClient(uri)
+        elif is_database(uri):
+            check_database(uri, "MLflow store")
+        elif uri.startswith("sqlite:///"):
+            create_local_store(Path(uri.removeprefix("sqlite:///")))
+        return MlflowClient(uri)
+
+
+def create_local_store(db: Path) -> None:
+    """Make sure the sqlite store `db` exists whole. MLflow builds a new store's schema in
+    about 40 steps; killed in between, it left a database that every later run failed on
+    ("duplicate column name", "table ... already exists"). So a new store is built in a
+    scratch file and renamed into place, one process at a time (stages started side by side
+    would each build it); a store left unfinished by an older rnnbench, holding no run yet,
+    is built again."""
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with one_at_a_time(db):
+        if db.exists():
+            if not unfinished(db):
+                return
+            db.unlink()
+        scratch = db.with_name(f".{db.name}.new")
+        for leftover in (scratch, scratch.with_name(scratch.name + "-journal")):
+            leftover.unlink(missing_ok=True)  # from a creator that was killed
+        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+        store = SqlAlchemyStore(f"sqlite:///{scratch}", str(db.parent / "artifacts"))
+        store.engine.dispose()
+        os.replace(scratch, db)
+
+
+def unfinished(db: Path) -> bool:
+    """Whether `db` is a store whose schema was never finished and which holds no run: one
+    that can be rebuilt from nothing. A store with runs is left to MLflow (an old schema is
+    its `mlflow db upgrade`)."""
+    import sqlite3
+
+    from mlflow.store.db.utils import _get_latest_schema_revision
+
+    try:
+        with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+            tables = {name for (name,) in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'")}
+            version = (conn.execute("SELECT version_num FROM alembic_version").fetchone()
+                       if "alembic_version" in tables else None)
+            runs = conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0] \
+                if "runs" in tables else 0
+    except sqlite3.DatabaseError:
+        return False  # not a database MLflow made: MLflow's own error says so
+    return not runs and (version is None or version[0] != _get_latest_schema_revision())
 
 
 def call(what: str, uri: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -203,35 +201,3 @@ def compare_url(base: str, experiment: str, run_ids: list[str]) -> str:
     """The MLflow UI's side-by-side comparison of these runs (parallel coordinates, charts)."""
     query = urlencode({"runs": json.dumps(run_ids), "experiments": json.dumps([experiment])})
     return f"{base}/#/compare-runs?{query}"
-
-
-def port_in_use(host: str, port: int) -> bool:
-    """Whether something already answers on host:port (a server to be started would fail)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family) as probe:
-        return probe.connect_ex((host, port)) == 0
-
-
-def serve_ui(uri: str, port: int, workers: int) -> None:
-    """Replace this process by an MLflow server for the local store `uri` on 127.0.0.1:`port`
-    (the server takes this PID: stopping it is one signal). A remote store is its own UI."""
-    if not uri.startswith("sqlite:///"):
-        print(f"runs are on a tracking server: open {uri}")
-        return
-    db = Path(uri.removeprefix("sqlite:///"))
-    if not db.exists():
-        fail(f"{db}: no MLflow store yet; run `dvc repro` first")
-    if port_in_use("127.0.0.1", port):
-        fail(f"--port {port}: already in use on 127.0.0.1; choose another port")
-    print(f"MLflow UI on http://127.0.0.1:{port} (store {db}); Ctrl-C stops it", file=sys.stderr)
-    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri,
-           "--artifacts-destination", str(db.parent / "artifacts"),
-           "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
-    sys.stdout.flush()
-    os.execve(sys.executable, cmd, {**os.environ, **LEAN})
-
-
-# MLflow 3's server also starts a pool of job-executor processes for its GenAI features (trace
-# archival, scorers), none of which rnnbench uses: 1.5 GB resident here for nothing, unless
-# the user sets the variable.
-LEAN = {k: os.environ.get(k, v) for k, v in {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}.items()}

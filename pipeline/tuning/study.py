@@ -105,6 +105,8 @@ def storage_for(params: TaskParams, layout: Layout, name: str) -> optuna.storage
         folder.mkdir(parents=True, exist_ok=True)
         db = (folder / f"{name}.db").resolve()
         url = f"sqlite:///{db}"
+    elif tracking.is_database(url):
+        tracking.check_database(url, "tune.storage")  # seconds, not the driver's retries
     try:
         # processes opening a new sqlite file would each create its tables: one at a time
         with one_at_a_time(db) if db else contextlib.nullcontext(), warnings.catch_warnings():
@@ -112,7 +114,7 @@ def storage_for(params: TaskParams, layout: Layout, name: str) -> optuna.storage
             return optuna.storages.RDBStorage(url, heartbeat_interval=30, grace_period=90)
     except (SQLAlchemyError, optuna.exceptions.StorageInternalError) as err:
         reason = str(getattr(err, "orig", None) or err).strip().splitlines()[0]
-        fail(f"tune.storage {url.split('@')[-1]}: cannot open the study's storage: {reason}")
+        fail(f"tune.storage {url}: cannot open the study's storage: {reason}")
 
 
 def run_study(params: TaskParams, cell: str, layout: Layout) -> TuningRecord:
