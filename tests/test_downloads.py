@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import socket
 import tarfile
 import threading
@@ -254,10 +255,51 @@ def test_a_label_missing_from_a_held_out_split_is_a_warning(tmp_path):
     params, layout = csv_task(tmp_path, lambda i: "rare" if i == 7 else ("pos", "neg")[i % 2])
     prepare(params.data, params.prepare, layout)
     stats = json.loads((layout.prepared / "stats.json").read_text())
-    lacking = [s for s in ("val", "test") if not stats["splits"][s]["label_counts"]["rare"]]
-    assert lacking and len(stats["warnings"]) == len(lacking)
-    assert all(f"the {s} split holds no 'rare'" in w
-               for s, w in zip(lacking, stats["warnings"], strict=True))
+    counts = {s: stats["splits"][s]["label_counts"]["rare"] for s in ("train", "val", "test")}
+    lacking = [s for s in ("val", "test") if not counts[s]]
+    unseen = [s for s in ("val", "test") if counts[s] and not counts["train"]]
+    expected = [w for s in ("val", "test") for w in (
+        [f"the {s} split holds 'rare' (1 of its"] if s in unseen else []) + (
+        [f"the {s} split holds no 'rare' (of 3 labels)"] if s in lacking else [])]
+    assert lacking and len(stats["warnings"]) == len(expected)
+    assert all(w.startswith(e) for w, e in zip(stats["warnings"], expected, strict=True))
+    assert all("training never shows: no model can predict them" in w
+               for w in stats["warnings"] if "holds 'rare'" in w)
+
+
+def test_a_held_out_split_whose_labels_training_never_shows_is_refused(tmp_path, capsys):
+    """A label per row: every held-out label is one training lacks, so nothing could be
+    evaluated; one line says so, naming a few labels, not 2 KB of them."""
+    params, layout = csv_task(tmp_path, lambda i: f"label{i:03d}")
+    with pytest.raises(RnnbenchError) as err:
+        prepare(params.data, params.prepare, layout)
+    message = str(err.value)
+    assert re.fullmatch(r"data: no label of the val split \('label\d+', 'label\d+', 'label\d+', "
+                        r"'label\d+', 'label\d+' and \d+ more\) occurs in the training split "
+                        r"\(.* and \d+ more\); nothing could be evaluated: check the label "
+                        r"column, or how the data is split", message)
+    assert len(message) < 300 and not layout.prepared.exists()
+
+
+def test_empty_texts_are_dropped_counted_and_named_by_line(tmp_path, capsys):
+    empty = {3, 50, 51, 120, 199}
+    params, layout = csv_task(tmp_path, lambda i: ("pos", "neg")[i % 2])
+    path = tmp_path / "reviews.csv"
+    rows = [[" ".join(text.split()), label] for text, label in csv.reader(path.open())]
+    for i in empty:
+        rows[i + 1][0] = " " if i == 50 else ""  # blank counts as empty
+    with open(path, "w", newline="") as fh:
+        csv.writer(fh).writerows(rows)
+    download(params.data, layout)
+    prepare(params.data, params.prepare, layout)
+    stats = json.loads((layout.prepared / "stats.json").read_text())
+    assert stats["dropped_empty"] == 5 and stats["examples"] == 195
+    assert sum(s["examples"] for s in stats["splits"].values()) == 195
+    # the file's physical lines: a header, then one line per row (texts made one line)
+    lines = ", ".join(f"line {i + 2}" for i in sorted(empty))
+    note = f"5 of 200 examples dropped: their text has no token ({lines})"
+    assert stats["warnings"][0] == note
+    assert f"warning: {note}" in capsys.readouterr().err
 
 
 def test_a_failed_read_leaves_no_folder_behind(tmp_path):

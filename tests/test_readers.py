@@ -116,14 +116,16 @@ def test_csv_reads_configured_columns(tmp_path):
     path = write(tmp_path, "d.csv", 'review,stars,film\n"Great, really",pos,a\nDull,neg,b\n')
     rows = list(read_csv(path, reader(text_column="review", label_column="stars",
                                       group_column="film")))
-    assert rows == [{"text": "Great, really", "label": "pos", "group": "a"},
-                    {"text": "Dull", "label": "neg", "group": "b"}]
+    assert rows == [{"text": "Great, really", "label": "pos", "group": "a", "line": 2},
+                    {"text": "Dull", "label": "neg", "group": "b", "line": 3}]
 
 
 @pytest.mark.parametrize(("content", "message"), [
     ("text,other\nhi,x\n", r"no column 'label' \(data.reader\); columns are \['text', 'other'\]"),
     ("text,label\nhi\n", r"line 2: expected 2 columns"),
     ("text,label\nhi,\n", r"line 2: empty 'label'"),
+    # physical lines, not records: the quoted text before spans lines 2-3
+    ('text,label\n"two\nlines",pos\n\nok,\n', r"line 5: empty 'label'"),
     ("", r"no column 'text'"),
 ])
 def test_csv_bad_input(tmp_path, content, message):

@@ -12,6 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import yaml
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
@@ -159,3 +160,22 @@ def test_only_a_significantly_better_challenger_becomes_champion(tmp_path):
     tags = client.get_model_version(name, same.version).tags
     assert tags["promotion"] == "kept" and float(tags["promotion.p_value"]) >= 0.05
     assert {"cell", "seed", "data_hash", "git_commit", "test_accuracy"} <= tags.keys()
+
+
+def test_predict_refuses_a_model_of_another_kind_of_task(trained, tmp_path, monkeypatch):
+    """A sentiment classifier asked for POS tags answered with sentiment labels (and a tagger
+    asked for sentiment with tags), exit 0."""
+    params, layout, *_ = trained
+    raw = yaml.safe_load((layout.root / "params.yaml").read_text())
+    raw["tasks"].append("pos")
+    raw["task"]["pos"] = {"data": {"dataset": "brown_pos"}, "prepare": {}, "model": {},
+                          "train": {}}
+    write_params(tmp_path, raw)
+    monkeypatch.chdir(tmp_path)
+    folder = layout.model_dir("gru", SEED)
+    result = CliRunner().invoke(app, ["predict", "--task", "pos", "--model", str(folder),
+                                      "a fine film"])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip() == (
+        f"error: --model {folder}: a classification model (trained for task '{params.name}'), "
+        "but task 'pos' is tagging; name one of pos's models")

@@ -115,17 +115,45 @@ def require_two_labels(train: Counter[str], everywhere: Counter[str]) -> None:
              "data.reader.label_column (csv) or the tag column")
 
 
-def missing_labels(splits: dict[str, Any], labels: list[str]) -> list[str]:
-    """Labels the validation or test split never holds: their per-label scores are undefined,
-    and the split under-tests any cell that predicts them (printed, and shown in the report)."""
+def _named(labels: list[str], most: int = 5) -> str:
+    """'a', 'b' and 7 more: a list that stays one readable line however many labels."""
+    shown = ", ".join(map(repr, labels[:most]))
+    return shown + (f" and {len(labels) - most} more" if len(labels) > most else "")
+
+
+def held_out_warnings(counts: dict[str, Counter[str]], labels: list[str]) -> list[str]:
+    """One line per held-out split about the labels it lacks, or holds without the training
+    split having them (printed, and shown in the report). A split none of whose labels occurs
+    in training is refused: no model could get a single one of its examples right."""
     out = []
     for split in ("val", "test"):
-        absent = [lab for lab in labels if not splits[split]["label_counts"][lab]]
+        held = counts[split]
+        unseen = [lab for lab in labels if held[lab] and not counts["train"][lab]]
+        if unseen and len(unseen) == len(held):
+            fail(f"data: no label of the {split} split ({_named(unseen)}) occurs in the "
+                 f"training split ({_named(sorted(counts['train']))}); nothing could be "
+                 "evaluated: check the label column, or how the data is split")
+        if unseen:
+            n = sum(held[lab] for lab in unseen)
+            out.append(f"the {split} split holds {_named(unseen)} ({n:,} of its "
+                       f"{held.total():,} labels) which training never shows: no model can "
+                       "predict them")
+        absent = [lab for lab in labels if not held[lab]]
         if absent:
-            out.append(f"the {split} split holds no {', '.join(map(repr, absent))} "
-                       f"(of {len(labels)} labels); its scores say nothing about "
+            out.append(f"the {split} split holds no {_named(absent)} (of {len(labels)} "
+                       f"labels); its scores say nothing about "
                        f"{'them' if len(absent) > 1 else 'it'}")
     return out
+
+
+def drop_empty(examples: list[dict[str, Any]], tokens: list[list[str]]
+               ) -> tuple[list[dict[str, Any]], list[list[str]], list[str]]:
+    """The examples whose text has at least one token (an empty text would train and test as
+    a lone <unk>), and where each dropped one was (its file line, else its position)."""
+    keep = [i for i, toks in enumerate(tokens) if toks]
+    dropped = [f"line {ex['line']}" if "line" in ex else f"example {i + 1}"
+               for i, ex in enumerate(examples) if not tokens[i]]
+    return [examples[i] for i in keep], [tokens[i] for i in keep], dropped
 
 
 def prepare(data: DataParams, prep: PrepareParams, layout: Layout) -> Path:
@@ -140,14 +168,17 @@ def prepare(data: DataParams, prep: PrepareParams, layout: Layout) -> Path:
         keep = sorted(random.Random(data.split_seed).sample(range(len(examples)),
                                                             data.max_examples))
         examples = [examples[i] for i in keep]
+    dropped: list[str] = []
+    if family == Family.CLASSIFICATION:
+        tokens = [text_tokens(ex["text"], prep.lowercase, prep.max_length)
+                  for ex in tqdm(examples, desc="tokenize", unit="ex", mininterval=1)]
+        examples, tokens, dropped = drop_empty(examples, tokens)
+        targets = [[str(ex["label"])] for ex in examples]
     index = split_examples(examples, data)
     if not all(index[s] for s in SPLITS):
         fail(f"data: too few examples/groups ({len(examples)}) for a train/val/test split")
 
     if family == Family.CLASSIFICATION:
-        tokens = [text_tokens(ex["text"], prep.lowercase, prep.max_length)
-                  for ex in tqdm(examples, desc="tokenize", unit="ex", mininterval=1)]
-        targets = [[str(ex["label"])] for ex in examples]
         char_vocab = None
     else:  # tagging: the data's own tokens, one tag each
         words, tokens = map(list, zip(*(word_tokens(ex["tokens"], prep.lowercase,
@@ -158,13 +189,21 @@ def prepare(data: DataParams, prep: PrepareParams, layout: Layout) -> Path:
         char_vocab = Vocab.build(spelling(w) for i in index["train"] for w in words[i])
     everywhere = Counter(y for ys in targets for y in ys)
     labels = sorted(everywhere)
-    require_two_labels(Counter(y for i in index["train"] for y in targets[i]), everywhere)
+    counts = {s: Counter(y for i in index[s] for y in targets[i]) for s in SPLITS}
+    require_two_labels(counts["train"], everywhere)
+    warnings = held_out_warnings(counts, labels)
+    if dropped:
+        warnings.insert(0, f"{len(dropped):,} of {len(examples) + len(dropped):,} examples "
+                           f"dropped: their text has no token ({', '.join(dropped[:10])}"
+                           f"{' ...' if len(dropped) > 10 else ''})")
     label_id = {label: i for i, label in enumerate(labels)}
     vocab = Vocab.build((tokens[i] for i in index["train"]), prep.min_freq, prep.max_size)
 
     stats: dict[str, Any] = {"family": family, "examples": len(examples), "vocab_size": len(vocab),
                              "labels": labels, "raw_sha256": file_digest(raw_file),
                              "splits": {}}
+    if family == Family.CLASSIFICATION:
+        stats["dropped_empty"] = len(dropped)
     with atomic_dir(layout.prepared) as out:
         for split in SPLITS:
             ids = [vocab.encode(tokens[i]) for i in index[split]]
@@ -175,7 +214,7 @@ def prepare(data: DataParams, prep: PrepareParams, layout: Layout) -> Path:
             torch.save(blob, out / f"{split}.pt")
             groups = len({examples[i].get("group") for i in index[split]})
             stats["splits"][split] = split_stats(ids, ys, labels, groups)
-        stats["warnings"] = missing_labels(stats["splits"], labels)
+        stats["warnings"] = warnings
         if prep.vectors is not None:
             blob, stats["vectors"] = load_vectors(prep.vectors, vocab,
                                                   [tokens[i] for i in index["train"]])

@@ -18,18 +18,10 @@ from typing import Any
 from pipeline.config import ReaderParams
 from pipeline.data.archives import members, read_member
 from pipeline.errors import fail
+from pipeline.files import decode_utf8
 
 Example = dict[str, Any]
 Reader = Callable[[Path, ReaderParams], Iterator[Example]]
-
-
-def decode(data: bytes, origin: str) -> str:
-    """UTF-8 text; a bad byte is reported with its line number."""
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        line = data[: err.start].count(b"\n") + 1
-        fail(f"{origin} line {line}: not valid UTF-8 ({err.reason})")
 
 
 def _file_bytes(path: Path) -> bytes:
@@ -46,7 +38,7 @@ def read_rotten_tomatoes(artifact: Path, _: ReaderParams) -> Iterator[Example]:
         raw = bz2.decompress(read_member(artifact, member))
     except (OSError, EOFError, ValueError) as err:
         fail(f"{artifact}: cannot read {member}: {err}")
-    rows = csv.DictReader(io.StringIO(decode(raw, origin)))
+    rows = csv.DictReader(io.StringIO(decode_utf8(raw, origin)))
     expected = {"category", "text", "movie_name"}
     if not expected <= set(rows.fieldnames or ()):
         fail(f"{origin}: expected columns {sorted(expected)}, got {rows.fieldnames}")
@@ -69,27 +61,35 @@ def read_imdb(artifact: Path, _: ReaderParams) -> Iterator[Example]:
             continue
         split, label, doc, rating = m.groups()
         found += 1
-        yield {"text": decode(fh.read(), f"{artifact}:{name}"), "label": label,
+        yield {"text": decode_utf8(fh.read(), f"{artifact}:{name}"), "label": label,
                "rating": int(rating), "group": f"{split}/{doc}", "split": split}
     if not found:
         fail(f"{artifact}: no aclImdb/{{train,test}}/{{pos,neg}}/ID_RATING.txt files found")
 
 
 def read_csv(artifact: Path, opts: ReaderParams) -> Iterator[Example]:
-    """A CSV with a header: text and label columns named in data.reader."""
-    text = decode(_file_bytes(artifact), str(artifact))
-    rows = csv.DictReader(io.StringIO(text))
-    columns = rows.fieldnames or []
+    """A CSV with a header: text and label columns named in data.reader. Each example keeps
+    the physical line its row starts on (`line`; a quoted text may span several), which is
+    what messages name."""
+    rows = csv.reader(io.StringIO(decode_utf8(_file_bytes(artifact), str(artifact))))
+    columns = next(rows, [])
     for needed in (opts.text_column, opts.label_column):
         if needed not in columns:
             fail(f"{artifact}: no column {needed!r} (data.reader); columns are {columns}")
-    for line, row in enumerate(rows, start=2):
-        if None in row or any(v is None for v in row.values()):
-            fail(f"{artifact} line {line}: expected {len(columns)} columns")
-        if not row[opts.label_column].strip():
+    at = {name: columns.index(name) for name in columns}
+    ended = rows.line_num  # the physical line the previous row ended on
+    for values in rows:
+        line, ended = ended + 1, rows.line_num
+        if not values:  # a blank line
+            continue
+        if len(values) != len(columns):
+            fail(f"{artifact} line {line}: expected {len(columns)} columns, got {len(values)}")
+        label = values[at[opts.label_column]].strip()
+        if not label:
             fail(f"{artifact} line {line}: empty {opts.label_column!r}")
-        yield {"text": row[opts.text_column], "label": row[opts.label_column].strip(),
-               "group": row.get(opts.group_column or "", "") or f"row{line}"}
+        group = values[at[opts.group_column]] if opts.group_column in at else ""
+        yield {"text": values[at[opts.text_column]], "label": label,
+               "group": group or f"row{line}", "line": line}
 
 
 def read_conll(artifact: Path, opts: ReaderParams) -> Iterator[Example]:
@@ -104,7 +104,7 @@ def read_conll(artifact: Path, opts: ReaderParams) -> Iterator[Example]:
     def group() -> str:
         return f"doc{doc}" if doc else f"sentence{sentences}"
 
-    for line_no, line in enumerate(decode(_file_bytes(artifact), origin).splitlines(), 1):
+    for line_no, line in enumerate(decode_utf8(_file_bytes(artifact), origin).splitlines(), 1):
         cols = line.split()
         if cols and cols[0] == "-DOCSTART-":
             doc += 1
@@ -136,7 +136,7 @@ def read_conllu(artifact: Path, opts: ReaderParams) -> Iterator[Example]:
     origin = str(artifact)
     field = {"upos": 3, "xpos": 4}[opts.tag_field]
     doc, sent, tokens, tags = 0, 0, [], []
-    for line_no, line in enumerate(decode(_file_bytes(artifact), origin).splitlines(), 1):
+    for line_no, line in enumerate(decode_utf8(_file_bytes(artifact), origin).splitlines(), 1):
         if line.startswith("#"):
             if line.startswith("# newdoc"):
                 doc += 1
@@ -169,7 +169,7 @@ def read_wnut16(artifact: Path, opts: ReaderParams) -> Iterator[Example]:
     tokens: list[str] = []
     tags: list[str] = []
     n = 0
-    for line_no, line in enumerate(decode(read_member(artifact, member), origin).splitlines(),
+    for line_no, line in enumerate(decode_utf8(read_member(artifact, member), origin).splitlines(),
                                    start=1):
         if not line.strip():
             if tokens:
@@ -227,7 +227,8 @@ def read_brown(artifact: Path, opts: ReaderParams) -> Iterator[Example]:
             continue
         found += 1
         doc = name.rsplit("/", 1)[-1]
-        for line_no, line in enumerate(decode(fh.read(), f"{artifact}:{name}").splitlines(), 1):
+        text = decode_utf8(fh.read(), f"{artifact}:{name}")
+        for line_no, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
             tokens, tags = [], []

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from pipeline import tracking
 from pipeline.config import TaskParams
+from pipeline.data.catalog import get_dataset
 from pipeline.errors import fail
 from pipeline.paths import Layout
 from pipeline.serving.predictor import Predictor
@@ -22,7 +23,17 @@ def model_folder(path: Path) -> Path:
 
 def load_predictor(spec: str, params: TaskParams, layout: Layout) -> Predictor:
     """`spec`: champion | challenger (the task's registered model), an MLflow run id, or a
-    path to a model folder."""
+    path to a model folder; a model trained for another kind of task is refused (a tagger
+    asked for sentiment would answer with tags)."""
+    predictor = _load(spec, params, layout)
+    record, family = predictor.record, get_dataset(params.data.dataset).family
+    if record.family != family:
+        fail(f"--model {spec}: a {record.family} model (trained for task {record.task!r}), "
+             f"but task {params.name!r} is {family}; name one of {params.name}'s models")
+    return predictor
+
+
+def _load(spec: str, params: TaskParams, layout: Layout) -> Predictor:
     if Path(spec).exists():
         return Predictor(model_folder(Path(spec)))
     if spec in (tracking.CHAMPION, tracking.CHALLENGER):
