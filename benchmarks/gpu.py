@@ -5,7 +5,8 @@ PyTorch's packed and padded paths, and rnnbench's Lightning loop against a bare 
 Reviews are synthetic word ids with IMDB's length profile (log-normal, median 230 tokens, tail
 clipped at 2,500), batched as training batches them (length buckets). Tokens/s counts real
 tokens only, so a path that computes padding pays for it. Written for a CUDA GPU; `--small`
-runs the same code on the CPU at toy sizes (the test suite does this).
+runs the same code on the CPU at toy sizes (the test suite does this), without bf16 for a cell
+this CPU cannot run in bf16 (the results say so under the cell's `skipped`).
 
     python -m benchmarks.gpu [--small] [--cells lstm gru rnn] [--out DIR]
 """
@@ -34,6 +35,7 @@ from pipeline.config import CellParams, ModelParams, TrainParams
 from pipeline.data.loading import Batch, BucketBatchSampler
 from pipeline.model.lightning_module import CellClassifier
 from pipeline.model.networks import build_network
+from pipeline.training.bf16 import cpu_bf16_refusal
 from pipeline.training.fit import build_trainer
 
 SIZES = {  # full run on a GPU / toy run on the CPU
@@ -153,9 +155,14 @@ def main() -> None:
                                else None, "sizes": size, "cells": {}}
     for cell in args.cells:
         per_cell: dict[str, Any] = {}
+        precisions = dict(PRECISIONS)
+        if device.type == "cpu" and (refusal := cpu_bf16_refusal(cell)):
+            # a CPU without bf16 instructions: said in the results, never a failure
+            del precisions["bf16-mixed"]
+            per_cell["skipped"] = {"bf16-mixed": f"this CPU cannot run it: {refusal}"}
         for batch_size in size["batches"]:
             batches = bucketed_batches(size, batch_size, device)
-            for precision, autocast in PRECISIONS.items():
+            for precision, autocast in precisions.items():
                 if autocast is not None and device.type == "cpu" and not args.small:
                     continue
                 for path in args.paths:
@@ -165,7 +172,7 @@ def main() -> None:
         # rnnbench's loop against the bare one: the exact path, the middle batch size
         batch_size = size["batches"][len(size["batches"]) // 2]
         batches = bucketed_batches(size, batch_size, device)
-        for precision in PRECISIONS:
+        for precision in precisions:
             lightning = precision if precision != "fp32" else "32-true"
             rate = lightning_rate(cell, batches, size, lightning, device)
             bare = per_cell[f"batch{batch_size}/{precision}/exact"]["train_tokens_per_s"]

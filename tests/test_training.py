@@ -67,6 +67,25 @@ def test_cpu_uses_full_precision():
         assert resolve_device(params.train) == ("cpu", "32-true")
 
 
+def test_bf16_on_a_cpu_without_it_is_one_line_before_training(prepared, tmp_path):
+    """An AVX2-only CPU cannot run an LSTM in bf16 (oneDNN refuses): said before any fit,
+    naming the key, instead of a traceback from inside the first step."""
+    from pipeline.errors import RnnbenchError
+    from pipeline.training.bf16 import cpu_bf16_refusal
+
+    if cpu_bf16_refusal("lstm") is None:
+        pytest.skip("this CPU runs an LSTM in bf16 (it has AVX-512 BF16 or AMX)")
+    raw = yaml.safe_load((prepared / "params.yaml").read_text())
+    raw["train"].update(accelerator="cpu", precision="bf16-mixed")
+    write_params(copy_prepared(prepared, tmp_path), raw)
+    params, layout = load_task(tmp_path)
+    with pytest.raises(RnnbenchError, match=r"^train.precision bf16-mixed: this CPU cannot run "
+                       r"the lstm in bf16 \(could not create a primitive descriptor for the LSTM "
+                       r"forward propagation primitive\); use 32-true here, or a GPU$"):
+        train_cell(params, "lstm", layout)
+    assert not layout.model_dir("lstm", SEED).exists()
+
+
 @requires_gpu
 @pytest.mark.gpu
 def test_gpu_uses_bf16_when_available():

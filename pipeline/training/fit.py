@@ -30,6 +30,7 @@ from pipeline.model.lightning_module import CellClassifier
 from pipeline.model.networks import count_parameters
 from pipeline.model.record import TrainRecord, write_record
 from pipeline.paths import CHARS_FILE, VOCAB_FILE, Layout
+from pipeline.training.bf16 import cpu_bf16_refusal
 from pipeline.training.callbacks import EpochHistory, ResumeState, write_history
 from pipeline.training.gpus import claim_gpu
 from pipeline.training.inputs import FitInputs
@@ -72,6 +73,10 @@ def build_trainer(cp: CellParams, callbacks: list[pl.Callback], scratch: Path,
     """The Trainer of one fit; on the GPU `gpu` (an index) where one was claimed; without
     `checkpoints`, none written (a tuning trial keeps only its score)."""
     accelerator, precision = resolve_device(cp.train)
+    if accelerator == "cpu" and precision.startswith("bf16") and (
+            refusal := cpu_bf16_refusal(cp.cell)):
+        fail(f"train.precision {precision}: this CPU cannot run the {cp.cell} in bf16 "
+             f"({refusal}); use 32-true here, or a GPU")
     if accelerator == "gpu":
         # Deterministic cuBLAS; cuDNN RNNs with inter-layer dropout stay nondeterministic.
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
