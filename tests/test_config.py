@@ -1,7 +1,10 @@
 import copy
 import re
+import shlex
+import shutil
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from pipeline.cli import app
@@ -124,3 +127,74 @@ def test_an_empty_sweep_is_allowed_and_skips_it(key):
     raw = repo_params()
     raw["longrange"][key] = []
     assert getattr(parse_params(raw).longrange, key) == []
+
+
+def readme_exp_runs() -> list[list[str]]:
+    """Every `dvc exp run` command in the README's shell blocks, as argument lists (a loop's
+    `$cell` taken as one cell)."""
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", (ROOT / "README.md").read_text(), re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            words = shlex.split(line.replace("$cell", "rnn"), comments=True)
+            if words[:3] == ["dvc", "exp", "run"]:
+                commands.append(words)
+    return commands
+
+
+def set_params(words: list[str]) -> list[str]:
+    return [words[i + 1] for i, word in enumerate(words[:-1]) if word in ("-S", "--set-param")]
+
+
+def test_every_dvc_exp_run_of_the_readme_leaves_a_params_file_dvc_and_rnnbench_read(tmp_path):
+    """Each command's `-S` values applied to params.yaml by DVC's own function (the one `dvc
+    exp run` calls), then the file read back by DVC's parser and by rnnbench's schema. An
+    inline `data: {dataset: ...}` mapping got the IMDB mirror's URL written into it unquoted,
+    and every later `dvc` command failed on the file."""
+    from dvc.utils.hydra import apply_overrides
+    from dvc.utils.serialize import load_yaml
+
+    commands = [words for words in readme_exp_runs() if set_params(words)]
+    assert len(commands) >= 20  # the README's: own data, tasks, seeds, tuning, team, ...
+    assert any("url:" in value for words in commands for value in set_params(words))
+    for words in commands:
+        path = tmp_path / "params.yaml"
+        shutil.copy(ROOT / "params.yaml", path)
+        apply_overrides(path, set_params(words))
+        load_yaml(path)  # DVC reads it again
+        load_params(path)  # and so does every stage
+
+
+def test_params_sections_dvc_may_write_urls_into_are_block_mappings():
+    """What makes the test above hold for any -S: a non-empty inline mapping under `task` or
+    `data`/`prepare` is one DVC would write a URL into unquoted."""
+    root = yaml.compose((ROOT / "params.yaml").read_text())
+
+    def inline(node: yaml.Node, where: str) -> list[str]:
+        if not isinstance(node, yaml.MappingNode):
+            return []
+        here = [where] if node.flow_style and node.value else []
+        return here + [hit for key, value in node.value
+                       for hit in inline(value, f"{where}.{key.value}".lstrip("."))]
+
+    assert [hit for key, value in root.value if key.value in ("task", "data", "prepare")
+            for hit in inline(value, key.value)] == []
+
+
+def test_params_that_are_not_utf8_are_one_line_naming_the_line(tmp_path):
+    """Saved in Latin-1 by an editor: a UnicodeDecodeError traceback, exit 1."""
+    path = tmp_path / "params.yaml"
+    path.write_bytes((ROOT / "params.yaml").read_bytes().replace(
+        b"# rnnbench parameters", "# rnnbench paramètres".encode("latin-1"), 1))
+    result = CliRunner().invoke(app, ["check", "--params", str(path)])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip() == (f"error: {path} line 1: not valid UTF-8 (byte 0xe8: "
+                                     "invalid continuation byte)")
+
+
+def test_a_server_option_refused_by_the_schema_names_the_option_and_why():
+    """pydantic's text ends in a link to its docs; that last line was all the CLI kept."""
+    result = CliRunner().invoke(app, ["server", "--host", "192.0.2.1"])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip() == (
+        "error: --host: tracking.server.host 192.0.2.1 is reachable from other machines: set "
+        "tracking.server.auth: true (MLflow's basic auth)")
