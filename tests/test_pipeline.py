@@ -175,24 +175,35 @@ def exp_ref(repo: Path, name: str) -> str:
     raise AssertionError(f"no experiment {name}: {sh(repo, 'dvc', 'exp', 'list')}")
 
 
-def test_imdb_from_a_local_mirror_url_trains_and_reports_all_cells(repo):
+def test_imdb_from_a_local_mirror_and_a_users_conll_file_train_and_report_all_cells(repo):
+    """Both tasks' data replaced in one experiment (each experiment costs its own processes):
+    sentiment on IMDB from a URL, POS on the user's CoNLL file of BIO-tagged tweets."""
     from tests.httpserver import FileServer
     from tests.test_downloads import imdb_archive, md5
 
     data = imdb_archive()
+    tweets = ROOT / "tests" / "data" / "wnut16_sample.txt"  # token<TAB>tag, blank-line separated
     with FileServer() as srv:
         srv.files["/aclImdb_v1.tar.gz"] = data
         url = srv.url + "/aclImdb_v1.tar.gz"
-        log = sh(repo, "dvc", "exp", "run", "--temp", "-n", "imdb-mirror",
+        log = sh(repo, "dvc", "exp", "run", "--temp", "-n", "imdb-conll",
                  "-S", f"+task.{TASK}.data.dataset=imdb",
-                 "-S", f"+task.{TASK}.data.source={{kind:url,url:'{url}',md5:{md5(data)}}}")
-    assert f"Running stage 'download@{TASK}'" in log and f"'train@{TASK}-gru-{SEED}'" in log
-    assert "Running stage 'download@pos'" not in log
-    summary = report_cells(repo, "imdb-mirror")
+                 "-S", f"+task.{TASK}.data.source={{kind:url,url:'{url}',md5:{md5(data)}}}",
+                 "-S", "task.pos.data.dataset=conll", "-S", f"task.pos.data.source.path={tweets}")
+    for task in (TASK, "pos"):
+        assert f"Running stage 'download@{task}'" in log and f"'train@{task}-gru-{SEED}'" in log
+    assert "Running stage 'longrange@" not in log  # the synthetic sweep does not read tasks
+    summary = report_cells(repo, "imdb-conll")
     assert summary["dataset"] == "imdb" and set(summary["cells"]) == set(CELLS)
+    tagged = report_cells(repo, "imdb-conll", "pos")
+    assert tagged["family"] == "tagging" and set(tagged["cells"]) == set(CELLS)
+    assert tagged["ranked_by"] == "entity_f1"  # BIO tags: scored as entities
+    assert all(0 < c["accuracy"] <= 1 for c in tagged["cells"].values())
 
 
-def test_a_users_csv_trains_and_reports_all_cells(repo, tmp_path):
+def test_a_users_csv_without_the_sweep_trains_and_reports_all_cells(repo, tmp_path):
+    """The sentiment task on the user's CSV, in an experiment without the synthetic sweep:
+    no generate or longrange stage runs, and the report leaves the sweep out."""
     from tests.conftest import SAMPLE_CSV
 
     rows = list(csv.DictReader(SAMPLE_CSV.open()))
@@ -206,30 +217,12 @@ def test_a_users_csv_trains_and_reports_all_cells(repo, tmp_path):
              "-S", f"+task.{TASK}.data.dataset=csv",
              "-S", f"+task.{TASK}.data.source={{kind:local,path:'{path}'}}",
              "-S", f"+task.{TASK}.data.reader="
-                   "{text_column:review,label_column:sentiment,group_column:film}")
-    assert "Running stage 'download@pos'" not in log
-    summary = report_cells(repo, "own-csv")
-    assert summary["dataset"] == "csv" and set(summary["cells"]) == set(CELLS)
-
-
-def test_a_users_conll_file_trains_and_reports_all_cells(repo):
-    tweets = ROOT / "tests" / "data" / "wnut16_sample.txt"  # token<TAB>tag, blank-line separated
-    log = sh(repo, "dvc", "exp", "run", "--temp", "-n", "own-conll",
-             "-S", "task.pos.data.dataset=conll", "-S", f"task.pos.data.source.path={tweets}")
-    assert f"Running stage 'train@pos-rnn-{SEED}'" in log
-    assert f"Running stage 'train@{TASK}-" not in log
-    assert f"Running stage 'evaluate@{TASK}'" not in log  # its metrics came from the commit
-    assert "Running stage 'longrange@" not in log  # the synthetic sweep does not read tasks
-    summary = report_cells(repo, "own-conll", "pos")
-    assert summary["family"] == "tagging" and set(summary["cells"]) == set(CELLS)
-    assert summary["ranked_by"] == "entity_f1"  # BIO tags: scored as entities
-    assert all(0 < c["accuracy"] <= 1 for c in summary["cells"].values())
-
-
-def test_an_empty_sweep_runs_no_synthetic_stage_and_the_report_omits_it(repo):
-    log = sh(repo, "dvc", "exp", "run", "--temp", "-n", "no-sweep", "-S", "longrange.problems=[]")
-    assert "Running stage 'report'" in log
+                   "{text_column:review,label_column:sentiment,group_column:film}",
+             "-S", "longrange.problems=[]")
+    assert "Running stage 'download@pos'" not in log and "Running stage 'report'" in log
     assert "Running stage 'generate" not in log and "Running stage 'longrange" not in log
     summary = json.loads(sh(repo, "git", "show",
-                            f"{exp_ref(repo, 'no-sweep')}:reports/summary.json"))
-    assert summary["longrange"] is None and set(summary["tasks"][TASK]["cells"]) == set(CELLS)
+                            f"{exp_ref(repo, 'own-csv')}:reports/summary.json"))
+    assert summary["longrange"] is None
+    assert summary["tasks"][TASK]["dataset"] == "csv"
+    assert set(summary["tasks"][TASK]["cells"]) == set(CELLS)
