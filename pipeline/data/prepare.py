@@ -174,19 +174,17 @@ def prepare(data: DataParams, prep: PrepareParams, layout: Layout) -> Path:
                   for ex in tqdm(examples, desc="tokenize", unit="ex", mininterval=1)]
         examples, tokens, dropped = drop_empty(examples, tokens)
         targets = [[str(ex["label"])] for ex in examples]
-    index = split_examples(examples, data)
-    if not all(index[s] for s in SPLITS):
-        fail(f"data: too few examples/groups ({len(examples)}) for a train/val/test split")
-
-    if family == Family.CLASSIFICATION:
-        char_vocab = None
     else:  # tagging: the data's own tokens, one tag each
         words, tokens = map(list, zip(*(word_tokens(ex["tokens"], prep.lowercase,
                                                     prep.max_length) for ex in examples),
                                       strict=True))
         targets = [[str(t) for t in ex["tags"]][: prep.max_length] for ex in examples]
-        # Characters keep their case: capitals are what marks names and sentence starts.
-        char_vocab = Vocab.build(spelling(w) for i in index["train"] for w in words[i])
+    index = split_examples(examples, data)
+    if not all(index[s] for s in SPLITS):
+        fail(f"data: too few examples/groups ({len(examples)}) for a train/val/test split")
+    # Characters keep their case: capitals are what marks names and sentence starts.
+    char_vocab = (Vocab.build(spelling(w) for i in index["train"] for w in words[i])
+                  if family == Family.TAGGING else None)
     everywhere = Counter(y for ys in targets for y in ys)
     labels = sorted(everywhere)
     counts = {s: Counter(y for i in index[s] for y in targets[i]) for s in SPLITS}
