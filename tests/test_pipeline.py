@@ -122,28 +122,29 @@ def test_second_repro_runs_nothing(repo):
     assert len(cell_runs(repo)) == len(CELLS)  # skipped stages create no runs
 
 
-def test_a_task_change_in_a_temp_experiment_retrains_that_task_only(repo):
-    log = sh(repo, "dvc", "exp", "run", "--temp", "-S", f"+task.{TASK}.train.lr=0.004",
-             "-n", "lr4")
-    assert "Running stage 'download@" not in log and "Running stage 'prepare@" not in log
-    assert f"Running stage 'train@{TASK}-gru-{SEED}'" in log and "Running stage 'report'" in log
-    assert "Running stage 'train@pos-" not in log
+def test_a_task_change_and_a_cell_override_retrain_only_what_they_touch(repo):
+    """One temporary experiment changes sentiment's learning rate for every cell and the RNN's
+    on every task: DVC reruns sentiment's cells and every task's RNN (the synthetic sweep's
+    too), nothing else, and the runs land in the project's store, not the temporary copy's."""
+    log = sh(repo, "dvc", "exp", "run", "--temp", "-n", "lr4",
+             "-S", f"+task.{TASK}.train.lr=0.004", "-S", "+overrides.rnn.lr=0.001")
+    ran = set(re.findall(r"Running stage '([^']+)'", log))
+    assert {s for s in ran if s.startswith(("download@", "prepare@", "generate@"))} == set()
+    assert {s for s in ran if s.startswith("train@")} == {
+        f"train@{TASK}-rnn-{SEED}", f"train@{TASK}-gru-{SEED}", f"train@pos-rnn-{SEED}"}
+    assert {s for s in ran if s.startswith("longrange@")} == {
+        f"longrange@recall-{n}-rnn-{SEED}" for n in (6, 12)}
+    assert "report" in ran
     assert "lr4" in sh(repo, "dvc", "exp", "show", "--csv")
-    runs = cell_runs(repo)  # the temp copy wrote into the project's store, not its own
+    runs = cell_runs(repo)
     assert len(runs) == 2 * len(CELLS)
-    new = [r for r in runs if r.data.params["train.lr"] == "0.004"]
-    assert len(new) == len(CELLS) and all(r.data.tags.get("rnnbench.dvc_exp") == "lr4" for r in new)
+    new = [r for r in runs if r.data.tags.get("rnnbench.dvc_exp") == "lr4"]
+    # the cell's override wins over the task's change
+    assert {r.data.tags["rnnbench.cell"]: r.data.params["train.lr"] for r in new} == {
+        "rnn": "0.001", "gru": "0.004"}
     assert len({r.data.tags["mlflow.parentRunId"] for r in new}) == 1  # a new comparison
     assert not list((repo / ".dvc" / "tmp").rglob("mlflow.db"))
-
-
-def test_per_cell_override_retrains_one_cell_per_task(repo):
-    log = sh(repo, "dvc", "exp", "run", "-S", "+overrides.rnn.lr=0.001")
-    assert f"Running stage 'train@{TASK}-rnn-{SEED}'" in log
-    assert f"Running stage 'train@pos-rnn-{SEED}'" in log
-    assert not re.search(r"Running stage '\w+@\w+-gru-", log)
-    summary = json.loads((repo / "reports" / "summary.json").read_text())["tasks"]
-    assert set(summary[TASK]["cells"]) == set(CELLS)
+    assert set(report_cells(repo, "lr4", "pos")["cells"]) == set(CELLS)
 
 
 def test_bad_params_stop_the_stage_with_one_line(repo):
@@ -213,7 +214,7 @@ def test_a_users_csv_without_the_sweep_trains_and_reports_all_cells(repo, tmp_pa
         writer.writerow(["review", "sentiment", "film"])
         writer.writerows((r["text"], r["category"], r["movie_name"]) for r in rows
                          if r["category"] != "plot")
-    log = sh(repo, "dvc", "exp", "run", "--temp", "-n", "own-csv",
+    log = sh(repo, "dvc", "exp", "run", "-n", "own-csv",  # in the workspace, not --temp
              "-S", f"+task.{TASK}.data.dataset=csv",
              "-S", f"+task.{TASK}.data.source={{kind:local,path:'{path}'}}",
              "-S", f"+task.{TASK}.data.reader="
