@@ -7,6 +7,7 @@ import copy
 import os
 import shutil
 import signal
+import subprocess
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,40 @@ def program(name: str, why: str) -> str:
             pytest.fail(f"{message}: .ci/run should have installed it")
         pytest.skip(message)
     return path
+
+
+@pytest.fixture(autouse=True)
+def _nothing_lands_in_the_repository_root() -> Any:
+    """A test, or a command it runs, that writes into the project's root (MLflow's fallback
+    store `./mlflow.db` when no tracking URI is set) fails; the whole working tree is checked
+    once more at the end of the session (`pytest_sessionfinish`)."""
+    before = set(os.listdir(ROOT))
+    yield
+    added = sorted(set(os.listdir(ROOT)) - before - {".pytest_cache", "test-artifacts"})
+    assert not added, f"written into the repository root: {', '.join(added)}"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[_TREE] = _tree_status()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The suite leaves `git status` as it found it: nothing written into the working tree."""
+    before, after = session.config.stash.get(_TREE, None), _tree_status()
+    if before is not None and after is not None and after != before:
+        changed = sorted(set(after.splitlines()) ^ set(before.splitlines()))
+        print(f"\nthe suite changed the working tree (git status): {'; '.join(changed)}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+_TREE = pytest.StashKey[str | None]()
+
+
+def _tree_status() -> str | None:
+    """`git status --porcelain` of the project, or None outside a git checkout."""
+    out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=ROOT,
+                         capture_output=True, text=True)
+    return out.stdout if out.returncode == 0 else None
 
 
 @pytest.fixture(autouse=True)

@@ -15,7 +15,7 @@ _HOME = {
     "location": ("check_database", "is_database", "port_in_use", "project_root", "shown_uri",
                  "tracking_uri"),
     "models": ("CHALLENGER", "CHAMPION", "download_model_folder", "frame", "inner_folder",
-               "load_pyfunc", "log_model", "model_uri", "register_version", "registered_name",
+               "log_model", "model_uri", "register_version", "registered_name",
                "set_alias", "tag_version", "version_by_alias"),
     "runs": ("COMPARISON_TAG", "PARENT_TAG", "TAG", "comparison_rows", "end_run", "ensure_run",
              "git_info", "log_files", "log_metrics", "set_tags", "start_cell_run",

@@ -174,7 +174,3 @@ def inner_folder(mlflow_model: Path) -> Path:
         return mlflow_model / meta["flavors"]["python_function"]["artifacts"][FOLDER_KEY]["path"]
     except (OSError, yaml.YAMLError, KeyError, TypeError) as err:
         fail(f"{mlflow_model}: not an rnnbench MLflow Model ({type(err).__name__}: {err})")
-
-
-def load_pyfunc(uri: str) -> Any:
-    return mlflow.pyfunc.load_model(uri)
