@@ -1,6 +1,6 @@
 import pytest
 
-from pipeline.metrics import accuracy, confusion_matrix, macro_f1, per_class_f1
+from pipeline.scoring.metrics import accuracy, confusion_matrix, macro_f1, per_class_f1
 
 
 def test_confusion_and_scores_by_hand():

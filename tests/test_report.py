@@ -19,7 +19,7 @@ from pipeline.report.comparison import Tests, compare_cells, verdict, winner
 from pipeline.report.comparison import tiers as comparison_tiers
 from pipeline.report.diagnostics import Flow, flow_words
 from pipeline.report.results import entity_confusion
-from pipeline.report.stats import Comparison, Spread, Summary, seeds_needed, summarize
+from pipeline.scoring.stats import Comparison, Spread, Summary, seeds_needed, summarize
 from pipeline.training.fit import train_cell
 from tests.conftest import SEED, TASK, load_task, repo_params, write_params
 
@@ -118,6 +118,7 @@ def test_report_has_every_section_in_order_and_the_html_opens_offline(trained):
     assert flow["distance"][0] == 0 and flow["ratio"][0] == pytest.approx(1.0)
 
 
+@pytest.mark.slow
 def test_several_seeds_give_intervals_and_tests_over_seeds(prepared, tmp_path):
     shutil.copytree(prepared / "data" / TASK, tmp_path / "data" / TASK)  # not the sweep
     raw = yaml.safe_load((prepared / "params.yaml").read_text())

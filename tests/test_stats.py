@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from pipeline.report.stats import (
+from pipeline.scoring.stats import (
     Comparison,
     bootstrap_interval,
     paired_bootstrap,
@@ -91,7 +91,7 @@ def test_bootstrap_interval_resamples_sentences_not_tokens():
 
 
 def test_bootstrap_draws_in_chunks_are_the_requested_count():
-    from pipeline.report.stats import draws
+    from pipeline.scoring.stats import draws
 
     rows = [d.shape for d in draws(1_000, 10_000, seed=0, chunk=300_000)]
     assert sum(r for r, _ in rows) == 10_000 and {n for _, n in rows} == {1_000}

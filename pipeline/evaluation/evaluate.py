@@ -15,7 +15,11 @@ from pipeline.data.loading import EncodedSplit, collate
 from pipeline.data.text import UNK_ID
 from pipeline.evaluation.diagnostics import diagnose
 from pipeline.files import atomic_file, write_json
-from pipeline.metrics import (
+from pipeline.model.inference import forward_batches, load_trained
+from pipeline.model.networks import RecurrentNet, loss_and_hits
+from pipeline.model.record import TrainRecord
+from pipeline.paths import Layout
+from pipeline.scoring.metrics import (
     accuracy,
     confusion_matrix,
     entity_scores,
@@ -23,10 +27,6 @@ from pipeline.metrics import (
     macro_f1,
     per_class_prf,
 )
-from pipeline.model.inference import forward_batches, load_trained
-from pipeline.model.networks import RecurrentNet, loss_and_hits
-from pipeline.model.record import TrainRecord
-from pipeline.paths import Layout
 from pipeline.tuning.settings import tuning_on
 
 Prediction = int | list[int]

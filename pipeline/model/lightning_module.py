@@ -7,8 +7,8 @@ import torch
 
 from pipeline.config import TrainParams
 from pipeline.data.loading import Batch
-from pipeline.metrics import entity_scores, is_bio
 from pipeline.model.networks import RecurrentNet, loss_and_hits
+from pipeline.scoring.metrics import entity_scores, is_bio
 
 
 def monitor_for(labels: list[str] | None) -> str:

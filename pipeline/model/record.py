@@ -5,15 +5,19 @@ checkpoint carries its `model_args`), and where and how it was trained."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from pipeline.config import Cell, CellParams, Family, PrepareParams
 from pipeline.config.sections import describe
 from pipeline.errors import fail, redact
 from pipeline.files import read_json, write_json
-from pipeline.model.networks import RecurrentNet, build_network
+
+if TYPE_CHECKING:  # the record is read without PyTorch (`rnnbench ui` lists runs by it)
+    import torch
+
+    from pipeline.model.networks import RecurrentNet
 
 RECORD_FILE = "train.json"
 
@@ -47,6 +51,8 @@ class TrainRecord(BaseModel):
 
     def build_network(self, vectors: dict[str, torch.Tensor] | None = None) -> RecurrentNet:
         """The untrained network these weights belong to."""
+        from pipeline.model.networks import build_network
+
         return build_network(self.family, self.cell, self.vocab_size, len(self.labels),
                              self.params.model, vectors, self.num_chars)
 

@@ -23,10 +23,11 @@ from pipeline.report.figures import (
 )
 from pipeline.report.longrange import collect_longrange, longrange_section
 from pipeline.report.render import provenance, render_html, render_markdown
-from pipeline.report.results import collect, headline
-from pipeline.report.stats import REFERENCE_SPREADS
+from pipeline.report.results import collect
 from pipeline.report.task import render_task, task_summary
 from pipeline.report.tuning import tuning_section
+from pipeline.scoring.examples import headline
+from pipeline.scoring.stats import REFERENCE_SPREADS
 from pipeline.tuning.settings import tuning_on
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.report.figures import CELL_NAMES
-from pipeline.report.stats import (
+from pipeline.scoring.stats import (
     Comparison,
     Spread,
     bootstrap_interval,

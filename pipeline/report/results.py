@@ -9,13 +9,14 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.config import Family, TaskParams
+from pipeline.config import TaskParams
 from pipeline.errors import RnnbenchError, fail
 from pipeline.files import read_json
-from pipeline.metrics import bio_spans, confusion_matrix, is_bio
 from pipeline.model.record import read_record
 from pipeline.paths import Layout
-from pipeline.report.stats import bootstrap_interval, summarize
+from pipeline.scoring.examples import by_example, headline, per_example
+from pipeline.scoring.metrics import bio_spans, confusion_matrix, is_bio
+from pipeline.scoring.stats import bootstrap_interval, summarize
 
 
 def read_history(path: Path) -> list[dict[str, float]]:
@@ -44,16 +45,6 @@ class Confusion:
 MISSED = "missed"
 
 
-def by_example(rows: list[dict[str, str]]) -> dict[int, tuple[list[str], list[str]]]:
-    """Prediction rows (one per example or token) -> example index -> (gold, predicted)."""
-    out: dict[int, tuple[list[str], list[str]]] = {}
-    for r in rows:
-        gold, pred = out.setdefault(int(r["example"]), ([], []))
-        gold.append(r["actual"])
-        pred.append(r["predicted"])
-    return out
-
-
 def label_confusion(rows: list[dict[str, str]], labels: list[str]) -> Confusion:
     index = {label: i for i, label in enumerate(labels)}
     counts = confusion_matrix([index[r["actual"]] for r in rows],
@@ -78,28 +69,6 @@ def entity_confusion(rows: list[dict[str, str]], labels: list[str]) -> Confusion
 def confusion(rows: list[dict[str, str]], labels: list[str]) -> Confusion:
     """Entity-level for BIO tag sets (a 21x21 tag grid says little), else per label."""
     return entity_confusion(rows, labels) if is_bio(labels) else label_confusion(rows, labels)
-
-
-def per_example(rows: list[dict[str, str]], metric: str, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """The headline metric of each test example as a fraction num/den, so that the metric over
-    any resample of examples is sum(num) / sum(den): hits over tokens (accuracy), or 2tp over
-    2tp + fp + fn (entity F1)."""
-    num, den = np.zeros(n), np.zeros(n)
-    for i, (gold, pred) in by_example(rows).items():
-        if metric == "entity_f1":
-            g, p = bio_spans(gold), bio_spans(pred)
-            tp = len(g & p)
-            num[i], den[i] = 2 * tp, 2 * tp + len(p - g) + len(g - p)
-        else:
-            num[i], den[i] = sum(a == b for a, b in zip(gold, pred, strict=True)), len(gold)
-    return num, den
-
-
-def headline(family: Family, labels: list[str]) -> tuple[str, str]:
-    """The metric the verdict ranks by, and its name: entity F1 for NER, else accuracy."""
-    if family == Family.TAGGING and is_bio(labels):
-        return "entity_f1", "entity F1"
-    return "accuracy", "token accuracy" if family == Family.TAGGING else "accuracy"
 
 
 def mean_metrics(tests: list[dict[str, Any]]) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from pipeline.report.comparison import (
     winner,
 )
 from pipeline.report.figures import CELL_NAMES, MAX_CONFUSION_LABELS
-from pipeline.report.results import headline
+from pipeline.scoring.examples import headline
 
 
 def as_yaml(values: dict[str, Any]) -> str:

@@ -12,7 +12,7 @@ from pipeline.paths import Layout
 from pipeline.report.comparison import ALPHA, compare_cells, pairwise, tier_words, tiers
 from pipeline.report.figures import CELL_NAMES, plot_importance
 from pipeline.report.results import collect
-from pipeline.report.stats import p_value, points
+from pipeline.scoring.stats import p_value, points
 from pipeline.tuning.settings import TuningRecord, read_tuning
 
 ROUGH_BELOW = 30  # trials per cell under which the importance shares are called rough

@@ -19,11 +19,11 @@ from pipeline.config import TaskParams
 from pipeline.data.prepare import read_test_examples
 from pipeline.errors import fail
 from pipeline.files import read_json
+from pipeline.model.predictor import Predictor
 from pipeline.model.record import TrainRecord, read_record
 from pipeline.paths import Layout
-from pipeline.report.results import headline, per_example
-from pipeline.report.stats import p_value, paired_bootstrap, ratio
-from pipeline.serving.predictor import Predictor
+from pipeline.scoring.examples import headline, per_example
+from pipeline.scoring.stats import p_value, paired_bootstrap, ratio
 
 ALPHA = 0.05
 

@@ -10,8 +10,8 @@ from pipeline import tracking
 from pipeline.config import TaskParams
 from pipeline.data.catalog import get_dataset
 from pipeline.errors import fail
+from pipeline.model.predictor import Predictor
 from pipeline.paths import Layout
-from pipeline.serving.predictor import Predictor
 
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 

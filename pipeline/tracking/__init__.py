@@ -9,7 +9,10 @@ import MLflow (1.7 s) first.
 from __future__ import annotations
 
 from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # never run; what readers of the imports see (tests/test_dvc_deps.py)
+    from pipeline.tracking import location, models, runs, server, store  # noqa: F401
 
 _HOME = {
     "location": ("check_database", "is_database", "port_in_use", "project_root", "shown_uri",

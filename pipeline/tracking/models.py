@@ -50,7 +50,7 @@ class CellModel(mlflow.pyfunc.PythonModel):
     """The pyfunc: rows of texts (or token lists) in, one prediction per row out."""
 
     def load_context(self, context: Any) -> None:
-        from pipeline.serving.predictor import Predictor
+        from pipeline.model.predictor import Predictor
 
         self.predictor = Predictor(Path(context.artifacts[FOLDER_KEY]))
 
@@ -72,7 +72,7 @@ def log_model(client: MlflowClient, run_id: str, folder: Path,
     """Log the model folder as the run's MLflow Model (artifact `model`), with a signature
     and an input example taken from real test examples. Without the untuned model that a
     tuned one's folder holds (it has a run of its own), which may be arriving meanwhile."""
-    from pipeline.serving.predictor import Predictor
+    from pipeline.model.predictor import Predictor
 
     example = frame(examples)
     output = pd.DataFrame(Predictor(folder).predict(example.to_dict(orient="records")))

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
-import torch
 from mlflow.entities import Dataset as MlflowDataset
 from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
@@ -154,7 +153,7 @@ def _start_cell_run(client: MlflowClient, params: TaskParams, cp: CellParams,
             f"{TAG}.dataset": params.data.dataset, f"{TAG}.data_hash": data_hash,
             "mlflow.source.git.commit": git["commit"], f"{TAG}.git_dirty": git["dirty"],
             "mlflow.source.type": "LOCAL", "mlflow.source.name": "stages/train.py",
-            f"{TAG}.torch": torch.__version__,
+            f"{TAG}.torch": metadata.version("torch"),  # the one PyTorch is too, unloaded
             f"{TAG}.lightning": metadata.version("pytorch-lightning"),
             f"{TAG}.mlflow": mlflow.__version__, f"{TAG}.python": platform.python_version(),
             f"{TAG}.host": platform.node(), f"{TAG}.pid": str(os.getpid())}
