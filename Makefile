@@ -2,6 +2,7 @@
 #   make run    create the environment if needed, then the whole comparison: `dvc repro`, with
 #               independent stages side by side, one per core (`rnnbench repro`)
 #   make test   create the environment if needed, then lint and the test suite
+#   make test-fast   the edit loop: lint and the tests not marked slow (under 2 minutes)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
@@ -11,7 +12,7 @@ export DVC_NO_ANALYTICS := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 
-.PHONY: run test lint bench ui env retrain
+.PHONY: run test test-fast lint bench ui env retrain
 
 run: $(VENV)/.installed
 	rnnbench repro
@@ -19,6 +20,10 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed
 	ruff check .
 	pytest
+
+test-fast: $(VENV)/.installed
+	ruff check .
+	pytest -m "not slow"
 
 lint: $(VENV)/.installed
 	ruff check .

@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import ROOT
 
 # oneDNN held to AVX2 (as on an AMD EPYC without AVX-512): no bf16 LSTM, whatever this CPU has
@@ -14,6 +16,7 @@ PROBE = ("import json; from pipeline.training.bf16 import cpu_bf16_refusal as r;
          "print(json.dumps({c: r(c) for c in ('rnn', 'lstm', 'gru')}))")
 
 
+@pytest.mark.slow
 def test_gpu_benchmark_runs_small_on_the_cpu(tmp_path):
     """On any x86-64 CPU: a precision the CPU cannot run is left out with its reason (the
     suite failed on an AVX2-only CPU), everything else is measured."""

@@ -11,6 +11,8 @@ import pytest
 
 from tests.conftest import ROOT, program
 
+pytestmark = pytest.mark.slow  # real processes: seconds each
+
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 WIDTHS = (400, 1366)
 # what Chromium needs on a closed network as root: no sandbox (root), no GPU, and none of the

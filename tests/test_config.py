@@ -145,6 +145,7 @@ def set_params(words: list[str]) -> list[str]:
     return [words[i + 1] for i, word in enumerate(words[:-1]) if word in ("-S", "--set-param")]
 
 
+@pytest.mark.slow
 def test_every_dvc_exp_run_of_the_readme_leaves_a_params_file_dvc_and_rnnbench_read(tmp_path):
     """Each command's `-S` values applied to params.yaml by DVC's own function (the one `dvc
     exp run` calls), then the file read back by DVC's parser and by rnnbench's schema. An

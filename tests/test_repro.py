@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+pytestmark = pytest.mark.slow  # real processes: seconds each
+
 # Each stage sleeps, then writes its output with when it ran; `needs` are its deps.
 STAGE = ("import json, sys, time; t = time.time(); time.sleep({sleep}); "
          "{check}json.dump([t, time.time()], open('{name}.json', 'w'))")

@@ -98,6 +98,7 @@ def test_a_team_study_storage_that_does_not_answer_is_one_line(prepared, tmp_pat
     assert time.monotonic() - start < 60  # MLflow alone: 116 s
 
 
+@pytest.mark.slow
 def test_a_database_that_does_not_answer_is_tried_a_bounded_number_of_times(monkeypatch):
     """A host that takes the connection and never answers: each try ends at its timeout, the
     tries are counted, and the message says so (timings shortened here)."""

@@ -63,6 +63,7 @@ def test_unreachable_tracking_server_is_one_line(prepared, monkeypatch):
     assert "Traceback" not in result.output
 
 
+@pytest.mark.slow
 def test_a_failing_tracking_server_is_retried_within_bounds_then_one_line(prepared,
                                                                           monkeypatch):
     from tests.httpserver import FileServer
@@ -194,6 +195,7 @@ client_for(params, Path(sys.argv[3])).search_experiments()
 """
 
 
+@pytest.mark.slow
 def test_stages_side_by_side_open_a_new_local_store_at_once(tmp_path):
     """`rnnbench repro` starts fits together: each opens (and would create) the same new
     sqlite store. Without the lock in client_for, most of them failed."""
@@ -211,6 +213,7 @@ def test_stages_side_by_side_open_a_new_local_store_at_once(tmp_path):
     assert (tmp_path / "mlruns" / "mlflow.db").exists()
 
 
+@pytest.mark.slow
 def test_a_store_killed_while_being_created_opens_whole_afterwards(tmp_path):
     """SIGKILL to the process creating a new local store, at points of MLflow's ~1,700 schema
     statements (the first, a third in, the middle where MLflow's own half-made store failed

@@ -31,6 +31,7 @@ from tests.conftest import (
 )
 
 
+@pytest.mark.slow
 def test_training_is_deterministic_on_cpu(prepared, tmp_path):
     params, layout = load_task(copy_prepared(prepared, tmp_path))  # the shared models stay
     weights = []
@@ -67,6 +68,7 @@ def test_cpu_uses_full_precision():
         assert resolve_device(params.train) == ("cpu", "32-true")
 
 
+@pytest.mark.slow
 def test_bf16_on_a_cpu_without_it_is_one_line_before_training(prepared, tmp_path):
     """An AVX2-only CPU cannot run an LSTM in bf16 (oneDNN refuses): said before any fit,
     naming the key, instead of a traceback from inside the first step."""
@@ -95,6 +97,7 @@ def test_gpu_uses_bf16_when_available():
     assert precision == ("bf16-mixed" if torch.cuda.is_bf16_supported() else "32-true")
 
 
+@pytest.mark.slow
 def test_training_stops_at_the_epoch_validation_reaches_stop_at(sample_wheel, tmp_path):
     """`train.stop_at`: a run ends at the first epoch whose validation accuracy reaches it
     (a solved synthetic task has nothing left to learn), long before max_epochs. On the CPU epoch
@@ -144,6 +147,7 @@ def cell_runs(folder):
                               "tags.`rnnbench.kind` = 'cell'", order_by=["attributes.start_time"])
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_training_exits_130_and_marks_the_run_killed(prepared, tmp_path):
     folder = tmp_path / "project"
     proc = training_under_way(prepared, folder)
@@ -155,6 +159,7 @@ def test_ctrl_c_during_training_exits_130_and_marks_the_run_killed(prepared, tmp
     assert [run.info.status for run in cell_runs(folder)] == ["KILLED"]
 
 
+@pytest.mark.slow
 def test_a_run_killed_hard_is_ended_and_cleaned_by_the_next(prepared, tmp_path):
     folder = tmp_path / "project"
     proc = training_under_way(prepared, folder, until="epoch 2:")  # epoch 1 checkpointed
@@ -168,6 +173,7 @@ def test_a_run_killed_hard_is_ended_and_cleaned_by_the_next(prepared, tmp_path):
     assert not list((folder / ".rnnbench" / "fits").iterdir())  # its checkpoints went too
 
 
+@pytest.mark.slow
 def test_a_killed_training_resumes_to_the_weights_of_an_uninterrupted_one(prepared, tmp_path):
     whole, resumed = tmp_path / "whole", tmp_path / "resumed"
     finish(training_under_way(prepared, whole, epochs=6, until="epoch 1:"))
@@ -200,6 +206,7 @@ def test_training_before_prepare_names_the_missing_step(tmp_path, monkeypatch, s
     assert not (tmp_path / "models").exists() and not (tmp_path / "mlruns").exists()
 
 
+@pytest.mark.slow
 def test_one_fit_over_two_cpu_processes_is_logged_once_and_evaluates(prepared, tmp_path):
     """Lightning DDP through params (gloo on the CPU): the train stage starts a second process
     that trains on its half of every epoch's batches; rank 0 alone logs and writes."""
