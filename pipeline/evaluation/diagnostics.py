@@ -23,6 +23,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from pipeline.data.loading import Batch, EncodedSplit, collate
+from pipeline.evaluation.records import Diagnostics
 from pipeline.model.encoder import RecurrentEncoder, reversal_index
 
 GATES = {"lstm": ("input", "forget", "output"), "gru": ("reset", "update"), "rnn": ()}
@@ -201,7 +202,7 @@ def sample_batch(split: EncodedSplit, size: int, seed: int = 0, max_steps: int =
     return Batch(batch.ids[:, :max_steps], batch.lengths.clamp(max=max_steps), targets, chars)
 
 
-def diagnose(net: nn.Module, split: EncodedSplit, size: int = 256) -> dict[str, Any]:
+def diagnose(net: nn.Module, split: EncodedSplit, size: int = 256) -> Diagnostics:
     """Reference check, gradient flow and gate statistics of a trained network (eval mode) on
     a seeded sample of `size` test examples."""
     batch = sample_batch(split, size)
@@ -209,10 +210,8 @@ def diagnose(net: nn.Module, split: EncodedSplit, size: int = 256) -> dict[str, 
     with torch.no_grad():
         x = net.features(batch.ids, batch.chars)
         trace = unroll(net.encoder, x, batch.lengths)
-    return {
-        "cell": net.encoder.cell, "examples": len(batch.lengths),
-        "directions": net.encoder.directions,
-        "reference_max_abs_diff": reference_error(net.encoder, x, batch.lengths),
-        "gradient_flow": gradient_flow(net, batch),
-        "gates": gate_statistics(trace.gates, batch.lengths),
-    }
+    return Diagnostics(
+        cell=net.encoder.cell, examples=len(batch.lengths), directions=net.encoder.directions,
+        reference_max_abs_diff=reference_error(net.encoder, x, batch.lengths),
+        gradient_flow=gradient_flow(net, batch),
+        gates=gate_statistics(trace.gates, batch.lengths))

@@ -11,10 +11,18 @@ import torch
 
 from pipeline import tracking
 from pipeline.config import Family, TaskParams
+from pipeline.config.records import stored
 from pipeline.data.loading import EncodedSplit, collate
 from pipeline.data.text import UNK_ID
 from pipeline.evaluation.diagnostics import diagnose
-from pipeline.files import atomic_file, write_json
+from pipeline.evaluation.records import (
+    PerLabel,
+    TestMetrics,
+    write_diagnostics,
+    write_per_label,
+    write_test_metrics,
+)
+from pipeline.files import atomic_file
 from pipeline.model.inference import forward_batches, load_trained
 from pipeline.model.networks import RecurrentNet, loss_and_hits
 from pipeline.model.record import TrainRecord
@@ -64,14 +72,15 @@ def _flat(values: list) -> list[int]:
 
 
 def score(split: EncodedSplit, preds: list[Prediction], labels: list[str]
-          ) -> tuple[dict[str, Any], dict[str, Any], list[list[int]]]:
-    """(metrics, per-label table, confusion matrix) for either task family."""
+          ) -> tuple[dict[str, Any], PerLabel, list[list[int]]]:
+    """(the metrics measured on predictions, named as TestMetrics' fields; per-label scores;
+    confusion matrix) for either task family."""
     truth = split.targets()
     cm = confusion_matrix(_flat(truth), _flat(preds), len(labels))
     metrics: dict[str, Any] = {"accuracy": round(accuracy(cm), 6),
                                "macro_f1": round(macro_f1(cm), 6)}
-    per_label = {lab: {k: round(v, 6) for k, v in row.items()}
-                 for lab, row in zip(labels, per_class_prf(cm), strict=True)}
+    per_label = PerLabel(scores={lab: {k: round(v, 6) for k, v in row.items()}
+                                 for lab, row in zip(labels, per_class_prf(cm), strict=True)})
     if split.family == Family.TAGGING:
         unknown = split.ids == UNK_ID  # tokens the vocabulary has never seen
         gold, guess = torch.tensor(_flat(truth)), torch.tensor(_flat(preds))
@@ -83,7 +92,7 @@ def score(split: EncodedSplit, preds: list[Prediction], labels: list[str]
                                  [[labels[t] for t in row] for row in preds])
             metrics.update({f"entity_{k}": round(ents[k], 6)
                             for k in ("precision", "recall", "f1")})
-            per_label = {"entities": ents["per_type"], "tags": per_label}
+            per_label = PerLabel(scores=ents["per_type"], tags=per_label.scores)
     return metrics, per_label, cm
 
 
@@ -100,19 +109,13 @@ def evaluate_cell(params: TaskParams, cell: str, layout: Layout, seed: int | Non
     labels = record.labels
     preds, loss, throughput = predict(model, test, params.evaluate.batch_size)
     scores, per_label, _ = score(test, preds, labels)
-    metrics = {
-        **scores,
-        "loss": round(loss, 6),
-        "num_parameters": record.num_parameters,
-        "train_seconds": record.train_seconds,
-        "epochs": record.epochs,
-        "inference_examples_per_s": round(throughput, 1),
-        "test_examples": len(test),
-    }
-    write_json(layout.test_metrics(cell, seed), metrics)
-    write_json(layout.per_label(cell, seed), per_label)
+    metrics = TestMetrics(**scores, loss=round(loss, 6), num_parameters=record.num_parameters,
+                          train_seconds=record.train_seconds, epochs=record.epochs,
+                          inference_examples_per_s=round(throughput, 1), test_examples=len(test))
+    write_test_metrics(layout.test_metrics(cell, seed), metrics)
+    write_per_label(layout.per_label(cell, seed), per_label)
     diagnostics = diagnose(model, test)
-    write_json(layout.diagnostics(cell, seed), diagnostics)
+    write_diagnostics(layout.diagnostics(cell, seed), diagnostics)
     with atomic_file(layout.predictions(cell, seed)) as fh:
         writer = csv.writer(fh)
         writer.writerow(["example", "actual", "predicted"])  # example: for paired tests
@@ -123,22 +126,20 @@ def evaluate_cell(params: TaskParams, cell: str, layout: Layout, seed: int | Non
     client = tracking.client_for(params, layout.root)
     run_id = record.run_id
     tracking.ensure_run(client, run_id)
+    tracking.log_metrics(client, run_id, metrics.logged())
     tracking.log_metrics(client, run_id, {
-        f"test_{k}": v for k, v in metrics.items()
-        if v is not None and k not in ("num_parameters", "train_seconds", "epochs")})
-    tracking.log_metrics(client, run_id, {
-        "reference_max_abs_diff": diagnostics["reference_max_abs_diff"]})
+        "reference_max_abs_diff": diagnostics.reference_max_abs_diff})
     tracking.log_files(client, run_id, [
         (path, "evaluation") for path in (layout.test_metrics(cell, seed),
                                           layout.per_label(cell, seed),
                                           layout.predictions(cell, seed),
                                           layout.diagnostics(cell, seed))])
-    extra = f", entity F1 {metrics['entity_f1']:.4f}" if "entity_f1" in metrics else ""
+    extra = f", entity F1 {metrics.entity_f1:.4f}" if metrics.entity_f1 is not None else ""
     untuned = " (untuned)" if layout.untuned else ""
-    print(f"{layout.task}/{cell}/seed{seed}{untuned}: test accuracy {metrics['accuracy']:.4f}, "
-          f"macro-F1 {metrics['macro_f1']:.4f}{extra}, {throughput:,.0f} examples/s",
+    print(f"{layout.task}/{cell}/seed{seed}{untuned}: test accuracy {metrics.accuracy:.4f}, "
+          f"macro-F1 {metrics.macro_f1:.4f}{extra}, {throughput:,.0f} examples/s",
           file=sys.stderr)
-    return metrics
+    return stored(metrics)  # as the file holds it
 
 
 def evaluate_task(params: TaskParams, layout: Layout
