@@ -14,12 +14,21 @@ from tqdm import tqdm
 
 from pipeline.config import DataParams, Family, PrepareParams
 from pipeline.data.catalog import get_dataset
+from pipeline.data.records import (
+    DataStats,
+    SourceRecord,
+    SplitStats,
+    read_source,
+    read_stats,
+    write_source,
+    write_stats,
+)
 from pipeline.data.sources import Source, cache_dir, digest_of, source_from_params
 from pipeline.data.splits import grouped_split, split_stats
 from pipeline.data.text import Vocab, encode_split, spelling, text_tokens, word_tokens
 from pipeline.data.vectors import load_vectors
 from pipeline.errors import fail
-from pipeline.files import atomic_dir, file_digest, read_json, write_json
+from pipeline.files import atomic_dir, file_digest, write_json
 from pipeline.paths import SPLITS, TEST_EXAMPLES, Layout
 
 
@@ -48,11 +57,10 @@ def download(data: DataParams, layout: Layout) -> Path:
                 n += 1
         if n == 0:
             fail(f"{artifact}: no examples found for {dataset.name}")
-        write_json(out / "source.json", {
-            "dataset": dataset.name, "family": dataset.family, "source": source.describe(),
-            "sha256": digest_of(artifact), "examples": n, "licence": dataset.licence,
-            "splits": dataset.splits,
-        })
+        write_source(out, SourceRecord(
+            dataset=dataset.name, family=dataset.family, source=source.describe(),
+            sha256=digest_of(artifact), examples=n, licence=dataset.licence,
+            splits=dataset.splits))
     print(f"{dataset.name}: {n} examples -> {layout.raw}", file=sys.stderr)
     return layout.raw
 
@@ -82,8 +90,7 @@ def read_examples(path: Path, family: Family) -> list[dict[str, Any]]:
 
 def read_test_examples(prepared: Path, limit: int | None = None) -> list[dict[str, Any]]:
     """The test split's examples as prepare read them (the first `limit`), in split order."""
-    family = Family.read(read_json(prepared / "stats.json").get("family"),
-                         str(prepared / "stats.json"))
+    family = read_stats(prepared).family
     path = prepared / TEST_EXAMPLES
     if not path.is_file():
         fail(f"{path}: not found; run the prepare stage again (`dvc repro`)")
@@ -161,8 +168,7 @@ def prepare(data: DataParams, prep: PrepareParams, layout: Layout) -> Path:
     raw_file = layout.raw / "examples.jsonl"
     if not raw_file.exists():
         fail(f"{raw_file}: not found; run the download stage first")
-    source = read_json(layout.raw / "source.json")
-    family = Family.read(source.get("family"), str(layout.raw / "source.json"))
+    family = read_source(layout.raw).family
     examples = read_examples(raw_file, family)
     if data.max_examples is not None and data.max_examples < len(examples):
         keep = sorted(random.Random(data.split_seed).sample(range(len(examples)),
@@ -197,11 +203,9 @@ def prepare(data: DataParams, prep: PrepareParams, layout: Layout) -> Path:
     label_id = {label: i for i, label in enumerate(labels)}
     vocab = Vocab.build((tokens[i] for i in index["train"]), prep.min_freq, prep.max_size)
 
-    stats: dict[str, Any] = {"family": family, "examples": len(examples), "vocab_size": len(vocab),
-                             "labels": labels, "raw_sha256": file_digest(raw_file),
-                             "splits": {}}
-    if family == Family.CLASSIFICATION:
-        stats["dropped_empty"] = len(dropped)
+    splits: dict[str, SplitStats] = {}
+    optional: dict[str, Any] = {"dropped_empty": len(dropped)} \
+        if family == Family.CLASSIFICATION else {}
     with atomic_dir(layout.prepared) as out:
         for split in SPLITS:
             ids = [vocab.encode(tokens[i]) for i in index[split]]
@@ -211,11 +215,10 @@ def prepare(data: DataParams, prep: PrepareParams, layout: Layout) -> Path:
                         char_vocab.encode(spelling(w)) for i in index[split] for w in words[i]]))
             torch.save(blob, out / f"{split}.pt")
             groups = len({examples[i].get("group") for i in index[split]})
-            stats["splits"][split] = split_stats(ids, ys, labels, groups)
-        stats["warnings"] = warnings
+            splits[split] = split_stats(ids, ys, labels, groups)
         if prep.vectors is not None:
-            blob, stats["vectors"] = load_vectors(prep.vectors, vocab,
-                                                  [tokens[i] for i in index["train"]])
+            blob, optional["vectors"] = load_vectors(prep.vectors, vocab,
+                                                     [tokens[i] for i in index["train"]])
             torch.save(blob, out / "vectors.pt")
         # The test examples as they were read: what a model from another round of data is
         # re-scored on (it has a vocabulary of its own), and what `predict` is checked against.
@@ -226,15 +229,17 @@ def prepare(data: DataParams, prep: PrepareParams, layout: Layout) -> Path:
         if char_vocab is not None:
             char_vocab.save(out / "chars.json")
         write_json(out / "labels.json", labels)
-        write_json(out / "stats.json", stats)
-    sp = stats["splits"]
-    print(f"prepared {len(examples)} {family} examples: train {sp['train']['examples']}, "
-          f"val {sp['val']['examples']}, test {sp['test']['examples']}; vocab {len(vocab)}, "
-          f"{len(labels)} labels, test OOV {sp['test']['oov_rate']:.1%}", file=sys.stderr)
-    for warning in stats["warnings"]:
+        stats = DataStats(family=family, examples=len(examples), vocab_size=len(vocab),
+                          labels=labels, raw_sha256=file_digest(raw_file), splits=splits,
+                          warnings=warnings, **optional)
+        write_stats(out, stats)
+    sp = stats.splits
+    print(f"prepared {len(examples)} {family} examples: train {sp['train'].examples}, "
+          f"val {sp['val'].examples}, test {sp['test'].examples}; vocab {len(vocab)}, "
+          f"{len(labels)} labels, test OOV {sp['test'].oov_rate:.1%}", file=sys.stderr)
+    for warning in stats.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    if "vectors" in stats:
-        v = stats["vectors"]
-        print(f"vectors: {v['dim']}-d, {v['type_coverage']:.1%} of the vocabulary, "
-              f"{v['train_token_coverage']:.1%} of training tokens", file=sys.stderr)
+    if (v := stats.vectors) is not None:
+        print(f"vectors: {v.dim}-d, {v.type_coverage:.1%} of the vocabulary, "
+              f"{v.train_token_coverage:.1%} of training tokens", file=sys.stderr)
     return layout.prepared

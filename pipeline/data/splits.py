@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import random
 from collections import Counter, defaultdict
-from typing import Any
 
+from pipeline.data.records import SplitStats
 from pipeline.data.text import UNK_ID
 
 
@@ -46,13 +46,12 @@ def _percentiles(lengths: list[int]) -> dict[str, int]:
 
 
 def split_stats(ids: list[list[int]], targets: list[list[int]], labels: list[str],
-                groups: int) -> dict[str, Any]:
+                groups: int) -> SplitStats:
     """What stats.json says of one encoded split: sizes, OOV rate, label counts, lengths."""
     n_tok = sum(len(x) for x in ids)
     counts = Counter(y for row in targets for y in row)
-    return {
-        "examples": len(ids), "groups": groups, "tokens": n_tok,
-        "oov_rate": round(sum(x.count(UNK_ID) for x in ids) / max(n_tok, 1), 4),
-        "label_counts": {lab: counts[j] for j, lab in enumerate(labels)},
-        "length": _percentiles([len(x) for x in ids]),
-    }
+    return SplitStats(
+        examples=len(ids), groups=groups, tokens=n_tok,
+        oov_rate=round(sum(x.count(UNK_ID) for x in ids) / max(n_tok, 1), 4),
+        label_counts={lab: counts[j] for j, lab in enumerate(labels)},
+        length=_percentiles([len(x) for x in ids]))

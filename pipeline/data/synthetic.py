@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from pipeline.config import Family, Params
+from pipeline.data.records import DataStats, Generator, SplitStats, write_stats
 from pipeline.data.splits import split_stats
 from pipeline.data.text import PAD, UNK, Vocab, encode_split
 from pipeline.files import atomic_dir, write_json
@@ -68,18 +69,19 @@ def write_task(problem: str, length: int, n: int, seed: int, layout: Layout,
     n_val, n_test = int(n * val_fraction), int(n * test_fraction)
     cuts = {"train": (0, n - n_val - n_test), "val": (n - n_val - n_test, n - n_test),
             "test": (n - n_test, n)}
-    stats = {"family": Family.CLASSIFICATION, "examples": n, "vocab_size": len(vocab),
-             "labels": names, "generator": {"problem": problem, "length": length, "seed": seed},
-             "splits": {}}
+    splits: dict[str, SplitStats] = {}
     with atomic_dir(layout.prepared) as out:
         for split in SPLITS:
             a, b = cuts[split]
             rows, ys = ids[a:b].tolist(), labels[a:b].tolist()
             torch.save(encode_split(rows, ys), out / f"{split}.pt")
-            stats["splits"][split] = split_stats(rows, [[y] for y in ys], names, b - a)
+            splits[split] = split_stats(rows, [[y] for y in ys], names, b - a)
         Vocab(vocab).save(out / "vocab.json")
         write_json(out / "labels.json", names)
-        write_json(out / "stats.json", stats)
+        write_stats(out, DataStats(family=Family.CLASSIFICATION, examples=n, vocab_size=len(vocab),
+                                   labels=names, generator=Generator(problem=problem,
+                                                                     length=length, seed=seed),
+                                   splits=splits))
     print(f"{task_name(problem, length)}: {n} generated sequences of {length} tokens -> "
           f"{layout.prepared}", file=sys.stderr)
     return layout.prepared

@@ -8,13 +8,12 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import yaml
 
 from pipeline.config import Params
+from pipeline.data.records import SOURCE_FILE, read_source
 from pipeline.errors import fail
-from pipeline.files import read_json
 from pipeline.paths import Layout
 
 STAGE_RAN = re.compile(r"^Running stage '([^']+)'")
@@ -77,8 +76,9 @@ def data_state(params: Params, root: Path) -> dict[str, DataState]:
     out = {}
     for task in params.tasks:
         outs = stages.get(f"download@{task}", {}).get("outs", [])
-        source = Layout(root, task).raw / "source.json"
-        recorded: dict[str, Any] = read_json(source) if source.exists() else {}
-        out[task] = DataState(outs[0]["md5"] if outs else "", recorded.get("examples"),
-                              recorded.get("sha256", ""))
+        raw = Layout(root, task).raw
+        recorded = read_source(raw) if (raw / SOURCE_FILE).exists() else None
+        out[task] = DataState(outs[0]["md5"] if outs else "",
+                              recorded.examples if recorded else None,
+                              recorded.sha256 if recorded else "")
     return out
