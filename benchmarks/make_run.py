@@ -43,6 +43,26 @@ def stage_times(lines: list[tuple[float, str]]) -> tuple[float, dict[str, float]
     return env, {m.group(1): float(m.group(2)) for _, line in lines if (m := DONE.match(line))}
 
 
+def cpu_name() -> str:
+    """The CPU as the docs name it: results differ between AVX2 and AVX-512 kernels."""
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    model = re.search(r"^model name\s*:\s*(.+)$", info, re.M)
+    isa = "AVX-512" if " avx512f" in info else "AVX2" if " avx2" in info else "no AVX2"
+    name = model.group(1).strip() if model else platform.machine()
+    return f"{os.cpu_count()}-core {name} with {isa}"
+
+
+def append_history(path: Path, results: dict) -> None:
+    """One entry per timed run, so the docs list the latest runs from a file, not by hand
+    (`python -m pipeline.docs` renders them)."""
+    history = json.loads(path.read_text()) if path.exists() else {"runs": []}
+    history["runs"].append({
+        "date": time.strftime("%Y-%m-%d"), "commit": results["commit"][:7], "recorded_in": None,
+        "cpu": cpu_name(), "stages_at_once": results["stages_at_once"],
+        "make_run_seconds": results["make_run_seconds"], "groups": results["groups"]})
+    path.write_text(json.dumps(history, indent=1) + "\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repo", type=Path, default=Path("."))
@@ -72,6 +92,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"make_run_{platform.machine()}.json"
     path.write_text(json.dumps(results, indent=2) + "\n")
+    append_history(args.out / f"make_run_history_{platform.machine()}.json", results)
     print(json.dumps({k: v for k, v in results.items() if k != "stages"}, indent=2))
     print(f"wrote {path}; the run's outputs are in {clone}")
 
