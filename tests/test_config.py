@@ -130,10 +130,12 @@ def test_an_empty_sweep_is_allowed_and_skips_it(key):
 
 
 def readme_exp_runs() -> list[list[str]]:
-    """Every `dvc exp run` command in the README's shell blocks, as argument lists (a loop's
-    `$cell` taken as one cell)."""
+    """Every `dvc exp run` command in the shell blocks of the README and docs/, as argument
+    lists (a loop's `$cell` taken as one cell)."""
     commands = []
-    for block in re.findall(r"```bash\n(.*?)```", (ROOT / "README.md").read_text(), re.S):
+    pages = "".join(path.read_text()
+                    for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))])
+    for block in re.findall(r"```bash\n(.*?)```", pages, re.S):
         for line in block.replace("\\\n", " ").splitlines():
             words = shlex.split(line.replace("$cell", "rnn"), comments=True)
             if words[:3] == ["dvc", "exp", "run"]:
