@@ -1,4 +1,4 @@
-"""The README's three retraining rounds, run by hand in a fresh clone and timed: a folder DVC
+"""docs/retraining.md's three rounds, run by hand in a fresh clone and timed: a folder DVC
 remote, a local MLflow tracking server (runs and registry), and the sentiment task read from a
 CSV without a pinned hash that grows between rounds 2 and 3. Run nothing else meanwhile.
 
@@ -23,7 +23,7 @@ from pathlib import Path
 SAMPLE = Path(__file__).resolve().parents[1] / "tests" / "data" / "rotten_tomatoes_sample.csv"
 FIRST_ROWS = 450
 
-# What the README's "Scheduled retraining" section has the reader type, in this order.
+# What docs/retraining.md has the reader type, in this order.
 POINT_AT_CSV = """
 from ruamel.yaml import YAML
 yaml = YAML()
