@@ -65,11 +65,17 @@ def train(cell: CellArg, params: ParamsOpt = Path("params.yaml"), task: TaskOpt 
           seed: SeedOpt = None,
           fast_dev_run: Annotated[bool, typer.Option(
               help="One batch of train and validation to check the setup; writes nothing.")
+          ] = False,
+          untuned: Annotated[bool, typer.Option(
+              help="With tune.enabled, the untuned twin fit (the report's baseline).")
           ] = False) -> None:
-    """Train one cell per task and seed (logged to MLflow); writes models/TASK/CELL/seedN."""
-    from pipeline.training.fit import train_cell
+    """Train one cell per task and seed (logged to MLflow), as stage train@ does (with tuning
+    on, at its study's best settings; --untuned: as stage untuned@); writes
+    models/TASK/CELL/seedN (seedN-untuned)."""
+    from pipeline.tuning.fits import train as train_one
 
-    run_guarded(lambda: [train_cell(tp, cell, layout, s, fast_dev_run)
+    run_guarded(lambda: [train_one(tp, cell, layout.as_untuned() if untuned else layout, s,
+                                   fast_dev_run)
                          for tp, layout in each_task(params, task) for s in each_seed(tp, seed)])
 
 

@@ -21,9 +21,9 @@ def reports_dir(root: Path) -> Path:
 @dataclass(frozen=True)
 class Layout:
     """One task's files: data/<task>/, models/<task>/<cell>/seed<seed>/, metrics/<task>/...;
-    and reports/. With tuning on, each seed is also fitted at the untuned settings, so that the
-    report can say what tuning changed: `untuned` is that fit's layout, inside the same stages'
-    outputs (its model in the tuned model's folder, its metrics beside the tuned ones)."""
+    and reports/. `untuned` is the layout of a twin fit (with tuning on, each seed fitted again
+    at the untuned settings, so that the report can say what tuning changed): its own model
+    folder, seed<seed>-untuned, holding its history, and its metrics beside the others."""
 
     root: Path
     task: str
@@ -53,8 +53,7 @@ class Layout:
         return self.prepared / f"{name}.pt"
 
     def model_dir(self, cell: str, seed: int) -> Path:
-        folder = self.root / "models" / self.task / cell / f"seed{seed}"
-        return folder / "untuned" if self.untuned else folder
+        return self.root / "models" / self.task / cell / f"seed{seed}{self._twin}"
 
     @property
     def metrics(self) -> Path:
@@ -64,13 +63,15 @@ class Layout:
         """A cell's tuning record: its study's best settings (tune stage)."""
         return self.metrics / "tuning" / f"{cell}.json"
 
+    @property
+    def _twin(self) -> str:
+        return "-untuned" if self.untuned else ""
+
     def _metrics(self, kind: str, cell: str, seed: int, suffix: str) -> Path:
-        untuned = "-untuned" if self.untuned else ""
-        return self.metrics / kind / f"{cell}-seed{seed}{untuned}{suffix}"
+        return self.metrics / kind / f"{cell}-seed{seed}{self._twin}{suffix}"
 
     def history(self, cell: str, seed: int) -> Path:
-        """Per epoch; the untuned fit's in its model folder (the train stage's one output
-        besides the tuned fit's plotted history)."""
+        """Per epoch; the untuned twin's in its model folder (its stage's one output)."""
         if self.untuned:
             return self.model_dir(cell, seed) / "history.csv"
         return self._metrics("history", cell, seed, ".csv")

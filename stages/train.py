@@ -1,8 +1,8 @@
 """Stage `train@<task>-<cell>-<seed>`: fit one cell on one task with one seed (with tuning on,
-at its best settings and at the untuned ones)."""
+at its study's best settings)."""
 
-from pipeline.training.fit import train_stage
+from pipeline.tuning.fits import train
 from stages import run_cell_stage
 
 if __name__ == "__main__":
-    run_cell_stage(train_stage)
+    run_cell_stage(train)

@@ -181,11 +181,11 @@ def trained(prepared: Path) -> tuple:
     from pipeline.data.synthetic import generate_task
     from pipeline.evaluation.evaluate import evaluate_cell
     from pipeline.report.assemble import write_report
-    from pipeline.training.fit import train_cell
     from pipeline.training.longrange import run_task
+    from pipeline.tuning import fits
 
     params, layout = load_task(prepared)
-    records = {cell: train_cell(params, cell, layout) for cell in params.cells}
+    records = {cell: fits.train(params, cell, layout) for cell in params.cells}
     for cell in params.cells:
         evaluate_cell(params, cell, layout)
     everything = load_params(prepared / "params.yaml")

@@ -100,3 +100,52 @@ def test_imports_are_followed_through_the_project(module):
     files = {p.relative_to(ROOT).as_posix() for p in project_files(module)}
     assert {f"{module.replace('.', '/')}.py", "stages/__init__.py", "pipeline/__init__.py",
             "pipeline/config/__init__.py"} <= files
+
+
+# The params direction: every params.yaml section a stage's code reads is one of its `params:`.
+# Read statically: `params.<section>[.<key>]` (and `tp.`, `cp.`: a task's and a cell's params)
+# in the stage's project files. MLflow logging is not an output (tracking/ logs a copy of the
+# settings), and a stage with params.yaml among its deps reruns on any change.
+SECTIONS = ("data", "prepare", "model", "train", "evaluate", "tune", "longrange")
+READ = re.compile(rf"(?<![.\w])(?:params|tp|cp)\.({'|'.join(SECTIONS)})\b(?:\.(\w+))?")
+# whole sections handed on, of which the callee reads only the listed keys
+HANDED_ON = {("download", "data"): "download() reads data.dataset, data.source, data.reader",
+             ("generate", "longrange"): "generate_task reads longrange.examples and .data_seed",
+             # a fit's record keeps `prepare` for predict; these fits' records are not used so
+             ("tune", "prepare"): "a trial writes no model record",
+             ("longrange", "prepare"): "synthetic tasks are generated, not prepared"}
+
+
+def unlisted_params(dvc_yaml: Path) -> dict[str, list[str]]:
+    """Per stage, the params it reads that its `params:` do not list."""
+    stages = yaml.safe_load(dvc_yaml.read_text(encoding="utf-8"))["stages"]
+    missing = {}
+    for name, module in stage_commands(dvc_yaml).items():
+        if "params.yaml" in stages[name].get("deps", []):
+            continue
+        listed = {p for p in stages[name].get("params", []) if "${" not in p}
+        reads = set()
+        for path in project_files(module):
+            if path.is_relative_to(ROOT / "pipeline" / "tracking"):
+                continue
+            for section, key in READ.findall(path.read_text(encoding="utf-8")):
+                whole = key in ("", "model_dump", "model_copy")
+                if (name, section) in HANDED_ON or section in listed or (
+                        not whole and f"{section}.{key}" in listed):
+                    continue
+                reads.add(section if whole else f"{section}.{key}")
+        if reads:
+            missing[name] = sorted(reads)
+    return missing
+
+
+def test_every_stage_lists_the_params_it_reads():
+    assert unlisted_params(ROOT / "dvc.yaml") == {}
+
+
+def test_the_check_sees_an_unlisted_param(tmp_path):
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text(encoding="utf-8"))
+    stages["stages"]["train"]["params"].remove("evaluate.batch_size")
+    edited = tmp_path / "dvc.yaml"
+    edited.write_text(yaml.safe_dump(stages), encoding="utf-8")
+    assert unlisted_params(edited) == {"train": ["evaluate.batch_size"]}

@@ -20,7 +20,7 @@ from pipeline.report.comparison import tiers as comparison_tiers
 from pipeline.report.diagnostics import Flow, flow_words
 from pipeline.report.results import entity_confusion
 from pipeline.scoring.stats import Comparison, Spread, Summary, seeds_needed, summarize
-from pipeline.training.fit import train_cell
+from pipeline.tuning import fits
 from tests.conftest import SEED, TASK, load_task, repo_params, write_params
 
 
@@ -127,7 +127,7 @@ def test_several_seeds_give_intervals_and_tests_over_seeds(prepared, tmp_path):
     params, layout = load_task(tmp_path)
     for cell in params.cells:
         for seed in params.seeds:
-            train_cell(params, cell, layout, seed)
+            fits.train(params, cell, layout, seed)
             evaluate_cell(params, cell, layout, seed)
     write_report(load_params(tmp_path / "params.yaml"), tmp_path)
     text = (layout.reports / "comparison.md").read_text()

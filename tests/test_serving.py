@@ -23,7 +23,7 @@ from pipeline.evaluation.evaluate import evaluate_cell
 from pipeline.model.record import read_record
 from pipeline.paths import TEST_EXAMPLES, Layout
 from pipeline.retrain.promote import judge
-from pipeline.training.fit import train_cell
+from pipeline.tuning import fits
 from tests.conftest import SEED, one_task, write_params
 from tests.servers import free_port, serving
 from tests.test_tagging import conllu_params, prepared_conllu
@@ -50,7 +50,7 @@ def tagger(tmp_path_factory) -> tuple:
     folder = tmp_path_factory.mktemp("tagger")
     write_params(folder, conllu_params())  # predict reads the task's reader settings
     params, layout = prepared_conllu(folder)
-    train_cell(params, "gru", layout)
+    fits.train(params, "gru", layout)
     evaluate_cell(params, "gru", layout)
     return params, layout
 
@@ -148,7 +148,7 @@ def test_only_a_significantly_better_challenger_becomes_champion(tmp_path):
     examples = read_test_examples(layout.prepared)
     decisions = []
     for params, cell in ((weak_params, "rnn"), (strong_params, "gru"), (strong_params, "gru")):
-        train_cell(params, cell, layout)
+        fits.train(params, cell, layout)
         decisions.append(judge(client, layout.model_dir(cell, SEED), examples, "abc123"))
     first, better, same = decisions
     assert first.promoted and first.champion_version is None

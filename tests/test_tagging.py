@@ -20,7 +20,7 @@ from pipeline.model.networks import TokenTagger, loss_and_hits
 from pipeline.model.record import read_record
 from pipeline.report.assemble import write_report
 from pipeline.scoring.metrics import bio_spans, entity_scores
-from pipeline.training.fit import train_cell
+from pipeline.tuning import fits
 from tests.conftest import ROOT, SEED, TASK, one_task, repo_params, tiny_params, write_params
 
 DATA = ROOT / "tests" / "data"
@@ -139,7 +139,7 @@ def run_all(tmp_path, raw: dict) -> tuple:
     download(params.data, layout)
     prepare(params.data, params.prepare, layout)
     for cell in params.cells:
-        train_cell(params, cell, layout)
+        fits.train(params, cell, layout)
         evaluate_cell(params, cell, layout)
     write_report(load_params(tmp_path / "params.yaml"), tmp_path)
     return params, layout
@@ -188,7 +188,7 @@ def test_ner_from_wnut16_reports_entity_f1(tmp_path, crf):
 
 def test_predictions_are_cut_to_each_sentence_length(tmp_path):
     params, layout = prepared_conllu(tmp_path)
-    train_cell(params, "rnn", layout)
+    fits.train(params, "rnn", layout)
     from pipeline.evaluation.evaluate import load_model
 
     model, _ = load_model(layout, "rnn", SEED)

@@ -18,7 +18,8 @@ from pipeline.config import load_params, parse_params
 from pipeline.data.synthetic import generate_task
 from pipeline.evaluation.evaluate import evaluate_cell
 from pipeline.paths import Layout
-from pipeline.training.fit import resolve_device, train_cell
+from pipeline.training.fit import resolve_device
+from pipeline.tuning import fits
 from tests.conftest import (
     ROOT,
     SEED,
@@ -36,7 +37,7 @@ def test_training_is_deterministic_on_cpu(prepared, tmp_path):
     params, layout = load_task(copy_prepared(prepared, tmp_path))  # the shared models stay
     weights = []
     for _ in range(2):
-        train_cell(params, "rnn", layout)
+        fits.train(params, "rnn", layout)
         weights.append(torch.load(layout.model_dir("rnn", SEED) / "model.pt",
                                   weights_only=True))
     for key in weights[0]:
@@ -84,7 +85,7 @@ def test_bf16_on_a_cpu_without_it_is_one_line_before_training(prepared, tmp_path
     with pytest.raises(RnnbenchError, match=r"^train.precision bf16-mixed: this CPU cannot run "
                        r"the lstm in bf16 \(could not create a primitive descriptor for the LSTM "
                        r"forward propagation primitive\); use 32-true here, or a GPU$"):
-        train_cell(params, "lstm", layout)
+        fits.train(params, "lstm", layout)
     assert not layout.model_dir("lstm", SEED).exists()
 
 
@@ -107,7 +108,7 @@ def test_training_stops_at_the_epoch_validation_reaches_stop_at(sample_wheel, tm
         "max_epochs": 30, "patience": 30, "stop_at": 0.2, "lr": 0.01, "limit_train_batches": None})
     params = parse_params(raw)
     generate_task(params, "adding", 6, tmp_path)
-    record = train_cell(params.for_longrange("adding", 6), "lstm", Layout(tmp_path, "adding_6"))
+    record = fits.train(params.for_longrange("adding", 6), "lstm", Layout(tmp_path, "adding_6"))
     history = [float(row.split(",")[4]) for row in Layout(tmp_path, "adding_6").history(
         "lstm", SEED).read_text().splitlines()[1:]]
     assert record.epochs == len(history) < 30

@@ -81,11 +81,11 @@ def test_trials_are_nested_mlflow_runs_under_the_comparison(tuned_project):
 
 @pytest.fixture(scope="module")
 def compared(tuned_project, prepared) -> Path:
-    """The tuned project through its train stages (each cell at its best settings, and at the
-    untuned ones), its evaluate stage and the report."""
+    """The tuned project through its train stages (each cell at its best settings), its
+    untuned stages (at the untuned ones), its evaluate stage and the report."""
     from pipeline.evaluation.evaluate import evaluate_task
     from pipeline.report.assemble import write_report
-    from pipeline.training.fit import train_stage
+    from pipeline.tuning.fits import train, train_untuned
 
     folder = tuned_project
     for path in (prepared / "data" / TASK / "prepared").glob("test*"):  # a fit tests again
@@ -93,7 +93,8 @@ def compared(tuned_project, prepared) -> Path:
     shutil.copytree(prepared / "data" / TASK / "raw", folder / "data" / TASK / "raw")
     params, layout = load_task(folder)
     for cell in params.cells:
-        train_stage(params, cell, layout, SEED)
+        train(params, cell, layout, SEED)
+        train_untuned(params, cell, layout, SEED)
     evaluate_task(params, layout)
     write_report(load_params(folder / "params.yaml"), folder)
     return folder
@@ -119,12 +120,9 @@ def test_the_train_stage_fits_each_cell_at_its_best_settings_and_untuned(compare
         assert float(tags[untuned.run_id].params["train.lr"]) == params.train.lr
         assert layout.test_metrics(cell, SEED).exists()
         assert layout.as_untuned().test_metrics(cell, SEED).exists()
-    # the untuned fit may finish first: the tuned one's folder, written after, keeps it
-    from pipeline.training.fit import train_cell
-
-    before = read_record(layout.as_untuned().model_dir("rnn", SEED))
-    train_cell(params, "rnn", layout, SEED)
-    assert read_record(layout.as_untuned().model_dir("rnn", SEED)) == before
+    # the twin is its own output, beside the tuned fit's, not inside it
+    twin, tuned = layout.as_untuned().model_dir("rnn", SEED), layout.model_dir("rnn", SEED)
+    assert twin.parent == tuned.parent and not (tuned / "untuned").exists()
     assert (layout.as_untuned().history("rnn", SEED)).exists()
 
 
@@ -163,9 +161,17 @@ def test_tuning_off_writes_a_record_that_training_ignores(prepared, tmp_path):
     record = tune_cell(params, "lstm", layout)
     assert not record.enabled and record.settings == {}
     assert json.loads(layout.tuning("lstm").read_text())["enabled"] is False
+    # the untuned twin's stage writes only a note that there is none
+    from pipeline.tuning.fits import NO_TWIN, train_untuned
+
+    assert train_untuned(params, "lstm", layout, SEED) is None
+    twin = layout.as_untuned().model_dir("lstm", SEED)
+    assert [p.name for p in twin.iterdir()] == [NO_TWIN]
+    assert json.loads((twin / NO_TWIN).read_text())["fitted"] is False
     probe = subprocess.run(
         [sys.executable, "-c", "import sys; from pipeline.tuning.tune import tune_cell; "
-         "print('torch' in sys.modules)"], capture_output=True, text=True, check=True)
+         "from pipeline.tuning.fits import train_untuned; print('torch' in sys.modules)"],
+        capture_output=True, text=True, check=True)
     assert probe.stdout.strip() == "False"
 
 

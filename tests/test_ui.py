@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from pipeline.cli import app
 from pipeline.model.record import read_record
-from pipeline.training.fit import train_cell
+from pipeline.tuning import fits
 from tests.conftest import SEED, TASK, copy_prepared, load_task
 from tests.servers import free_port, serving
 
@@ -45,7 +45,7 @@ def project(prepared, tmp_path_factory):
 def ui(project):
     """`rnnbench ui` serving the project's store: its URL, and the file its output goes to."""
     params, layout = load_task(project)
-    train_cell(params, "gru", layout)
+    fits.train(params, "gru", layout)
     port = free_port()
     with serving([str(Path(sys.executable).parent / "rnnbench"), "ui", "--port", str(port)],
                  f"http://127.0.0.1:{port}/health", cwd=project, timeout=90) as log:
@@ -67,7 +67,7 @@ def test_remote_tracking_server_receives_runs(server, project, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", server)
     before = len(cell_runs(server))
     params, layout = load_task(project)
-    record = train_cell(params, "lstm", layout)
+    record = fits.train(params, "lstm", layout)
     assert record.tracking_uri == server
     assert len(cell_runs(server)) == before + 1
     monkeypatch.chdir(project)

@@ -145,6 +145,13 @@ class TaskParams(SharedParams):
         task's name."""
         return self.tracking.experiment or self.suite or self.name
 
+    @property
+    def tuned(self) -> bool:
+        """Whether its cells train at their studies' best settings, each seed also once at the
+        untuned ones (`untuned@` stages): text tasks with tune.enabled; the synthetic sweep
+        keeps its own settings."""
+        return self.tune.enabled and self.suite is None
+
 
 class Params(SharedParams):
     """All of params.yaml: the compared tasks and cells, and the shared sections."""

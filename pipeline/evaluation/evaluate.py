@@ -35,15 +35,15 @@ from pipeline.scoring.metrics import (
     macro_f1,
     per_class_prf,
 )
-from pipeline.tuning.settings import tuning_on
 
 Prediction = int | list[int]
 
 
 def load_model(layout: Layout, cell: str, seed: int) -> tuple[RecurrentNet, TrainRecord]:
     """A trained cell's network, rebuilt from its record and loaded with its weights."""
+    stage = "untuned" if layout.untuned else "train"
     return load_trained(layout.model_dir(cell, seed),
-                        hint=f"run train@{layout.task}-{cell}-{seed}")
+                        hint=f"run {stage}@{layout.task}-{cell}-{seed}")
 
 
 @torch.inference_mode()
@@ -147,6 +147,6 @@ def evaluate_task(params: TaskParams, layout: Layout
     """Every compared cell and seed of one task (with tuning on, also each at its untuned
     settings), in one process: a stage per run spent more time importing than evaluating
     (about 4 s of 5.5). Keyed (cell, seed, untuned)."""
-    layouts = [layout, layout.as_untuned()] if tuning_on(params) else [layout]
+    layouts = [layout, layout.as_untuned()] if params.tuned else [layout]
     return {(cell, seed, at.untuned): evaluate_cell(params, cell, at, seed)
             for at in layouts for cell in params.cells for seed in params.seeds}

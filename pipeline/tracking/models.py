@@ -10,7 +10,6 @@ the tokenizer and vocabulary that turn a text into its input.
 from __future__ import annotations
 
 import logging
-import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -70,15 +69,12 @@ def requirements() -> list[str]:
 def log_model(client: MlflowClient, run_id: str, folder: Path,
               examples: list[dict[str, Any]]) -> None:
     """Log the model folder as the run's MLflow Model (artifact `model`), with a signature
-    and an input example taken from real test examples. Without the untuned model that a
-    tuned one's folder holds (it has a run of its own), which may be arriving meanwhile."""
+    and an input example taken from real test examples."""
     from pipeline.model.predictor import Predictor
 
     example = frame(examples)
     output = pd.DataFrame(Predictor(folder).predict(example.to_dict(orient="records")))
     with tempfile.TemporaryDirectory(prefix="rnnbench-mlflow-model-") as tmp:
-        folder = Path(shutil.copytree(folder, Path(tmp) / "folder",
-                                      ignore=shutil.ignore_patterns("untuned", ".untuned.*")))
         path = Path(tmp) / MODEL_ARTIFACT
         with quiet_mlflow():
             mlflow.pyfunc.save_model(

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
-import multiprocessing
 import os
 import shutil
 import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
@@ -23,8 +24,8 @@ from pipeline import tracking
 from pipeline.config import CellParams, TaskParams, TrainParams
 from pipeline.data.datamodule import TextDataModule
 from pipeline.data.prepare import read_test_examples
-from pipeline.errors import fail, run_guarded
-from pipeline.files import atomic_dir, one_at_a_time
+from pipeline.errors import fail
+from pipeline.files import atomic_dir
 from pipeline.model.inference import WEIGHTS_FILE
 from pipeline.model.lightning_module import CellClassifier
 from pipeline.model.networks import count_parameters
@@ -34,7 +35,6 @@ from pipeline.training.bf16 import cpu_bf16_refusal
 from pipeline.training.callbacks import EpochHistory, ResumeState, write_history
 from pipeline.training.gpus import claim_gpu
 from pipeline.training.inputs import FitInputs
-from pipeline.tuning.settings import tuned, tuning_on
 
 # Known noise: batches load in the main process on purpose (tiny tensors already in memory),
 # Lightning's own pytree deprecation, a resumed fit's checkpoint folder, and an advert printed
@@ -128,38 +128,61 @@ def check_setup(cp: CellParams, module: CellClassifier, dm: TextDataModule, name
           "nothing written", file=sys.stderr)
 
 
-def train_cell(params: TaskParams, cell: str, layout: Layout, seed: int | None = None,
-               fast_dev_run: bool = False) -> TrainRecord | None:
-    """Fit one cell on one task with one seed (default: the first), write its model folder
-    and history; returns the model's record (None with `fast_dev_run`: a check writes
-    nothing; and in a DDP fit's processes other than rank 0)."""
-    cp = tuned(params, params.for_cell(cell, seed), layout)
-    seed = cp.seed
-    inputs = FitInputs.read(layout)
-    family, labels, data_hash = inputs.family, inputs.labels, inputs.data_hash
-    pl.seed_everything(seed, workers=True, verbose=False)
-    torch.set_num_threads(cp.train.threads)
-    cp = inputs.sized(cp)  # the width is what equal budgets change
-    dm = inputs.data(cp, params.evaluate.batch_size)
-    module = inputs.module(cp)
-    n_params = count_parameters(module.net)
-    accelerator, precision = resolve_device(cp.train)
-    if fast_dev_run:
-        check_setup(cp, module, dm, f"{params.name}/{cell}/seed{seed}", n_params)
-        return None
+@dataclass
+class Fit:
+    """One fit, built and ready to run: the settings it runs at (at their built width), its
+    inputs, batches and module, and where it reports."""
 
-    # In a DDP fit every process runs this stage; rank 0 alone logs and writes its outputs.
-    lead = rank_zero()
-    settings = ("untuned" if layout.untuned else "tuned") if tuning_on(params) else None
-    client, run_id, parent_id = tracking.start_cell_run(
-        params, cp, data_hash, layout.root.resolve(),
-        {"num_parameters": n_params, "vocab_size": inputs.vocab_size,
-         "num_classes": len(labels), "accelerator": accelerator, "precision": precision},
-        settings) if lead else (None, "", "")
-    history = EpochHistory(client, run_id, echo=lead and not sys.stderr.isatty())
-    folder = fit_folder(layout, cp, data_hash)
+    params: TaskParams
+    cp: CellParams
+    layout: Layout
+    inputs: FitInputs
+    dm: TextDataModule
+    module: CellClassifier
+    n_params: int
+    accelerator: str
+    precision: str
+
+    @property
+    def name(self) -> str:
+        return (f"{self.params.name}/{self.cp.cell}/seed{self.cp.seed}"
+                + (" (untuned)" if self.layout.untuned else ""))
+
+    @property
+    def settings(self) -> str | None:
+        """The MLflow tag of a tuned task's fits: "tuned" or "untuned"."""
+        return ("untuned" if self.layout.untuned else "tuned") if self.params.tuned else None
+
+
+def build_fit(params: TaskParams, cp: CellParams, layout: Layout) -> Fit:
+    """Seed everything, then read the prepared data and build the network at `cp`."""
+    pl.seed_everything(cp.seed, workers=True, verbose=False)
+    torch.set_num_threads(cp.train.threads)
+    inputs = FitInputs.read(layout)
+    cp = inputs.sized(cp)  # the width is what equal budgets change
+    module = inputs.module(cp)
+    return Fit(params, cp, layout, inputs, inputs.data(cp, params.evaluate.batch_size), module,
+               count_parameters(module.net), *resolve_device(cp.train))
+
+
+def start_run(fit: Fit) -> tuple[Any, str, str]:
+    """The fit's MLflow run: (client, run id, comparison run id)."""
+    return tracking.start_cell_run(
+        fit.params, fit.cp, fit.inputs.data_hash, fit.layout.root.resolve(),
+        {"num_parameters": fit.n_params, "vocab_size": fit.inputs.vocab_size,
+         "num_classes": len(fit.inputs.labels), "accelerator": fit.accelerator,
+         "precision": fit.precision}, fit.settings)
+
+
+def run_fit(fit: Fit, history: EpochHistory, on_stop: Callable[[str], None]
+            ) -> tuple[ModelCheckpoint, float]:
+    """Lightning's fit with early stopping, resumed from the last epoch's checkpoint where a
+    killed run left one; keeps the best-by-validation weights in `fit.module`. A failure or
+    Ctrl-C calls `on_stop` with the run's end status first. Returns the best-checkpoint
+    callback and the seconds the fit took."""
+    cp, module = fit.cp, fit.module
+    folder = fit_folder(fit.layout, cp, fit.inputs.data_hash)
     last_epoch = folder / "last.ckpt"
-    resume = ResumeState(history, dm)
     # The checkpoints outlive a killed process (the next run resumes); they go once it is done.
     best = ModelCheckpoint(dirpath=folder, monitor=module.monitor, mode="max",
                            save_top_k=1, save_weights_only=True, filename="best",
@@ -173,103 +196,92 @@ def train_cell(params: TaskParams, cell: str, layout: Layout, seed: int | None =
     stop = EarlyStopping(monitor=module.monitor, mode="max", patience=cp.train.patience,
                          stopping_threshold=threshold)
     # one GPU per fit where fits share a machine; a DDP fit takes `devices` GPUs itself
-    gpus = torch.cuda.device_count() if accelerator == "gpu" and cp.train.devices == 1 else 0
+    gpus = torch.cuda.device_count() if fit.accelerator == "gpu" and cp.train.devices == 1 else 0
     trainer: pl.Trainer | None = None
     started = time.perf_counter()
     try:
         with claim_gpu(gpus) as gpu:
-            trainer = build_trainer(cp, [history, resume, best, last, stop], folder, gpu=gpu)
-            trainer.fit(module, datamodule=dm,
+            trainer = build_trainer(cp, [history, ResumeState(history, fit.dm), best, last, stop],
+                                    folder, gpu=gpu)
+            trainer.fit(module, datamodule=fit.dm,
                         ckpt_path=last_epoch if last_epoch.exists() else None)
     except BaseException as err:
         # Lightning turns Ctrl-C into sys.exit(1) after its own clean-up; give it back its
         # meaning, so that the run is KILLED (not FAILED) and the process exits 130.
         interrupted = isinstance(err, KeyboardInterrupt) or (
             trainer is not None and trainer.interrupted)
-        if lead:
-            tracking.end_run(client, run_id, "KILLED" if interrupted else "FAILED")
+        on_stop("KILLED" if interrupted else "FAILED")
         if interrupted:
             raise KeyboardInterrupt from None
         raise
     seconds = time.perf_counter() - started
-    if not lead:
-        return None
     if best.best_model_path:  # no checkpoint only if no epoch validated: keep the last
         state = torch.load(best.best_model_path, weights_only=True, map_location="cpu")
         module.load_state_dict(state["state_dict"])
-    for done in folder.parent.glob(fit_prefix(layout, cell, seed) + "?" * 12):
-        shutil.rmtree(done, ignore_errors=True)  # this fit's, and those of changed inputs
+    return best, seconds
 
-    best_row = (max(history.rows, key=lambda r: r.get(module.monitor, 0))
+
+def save_model(fit: Fit, record: TrainRecord, history: EpochHistory) -> Path:
+    """Write the model folder whole, or not at all: weights, record and vocabularies, so that
+    it predicts on texts without the data it was trained on (and is logged as one MLflow
+    Model); then its history. Drops this fit's checkpoints, and those of changed inputs."""
+    layout, cell, seed = fit.layout, fit.cp.cell, fit.cp.seed
+    model_dir = layout.model_dir(cell, seed)
+    with atomic_dir(model_dir) as out:
+        torch.save({k: v.cpu() for k, v in fit.module.net.state_dict().items()},
+                   out / WEIGHTS_FILE)
+        write_record(out, record)
+        for name in (VOCAB_FILE, CHARS_FILE) if fit.inputs.num_chars else (VOCAB_FILE,):
+            shutil.copyfile(layout.prepared / name, out / name)
+    write_history(layout.history(cell, seed), history.rows)
+    for done in (layout.root / FITS).glob(fit_prefix(layout, cell, seed) + "?" * 12):
+        shutil.rmtree(done, ignore_errors=True)
+    return model_dir
+
+
+def train_cell(params: TaskParams, cp: CellParams, layout: Layout, fast_dev_run: bool = False
+               ) -> TrainRecord | None:
+    """Fit one cell at `cp`, the settings its caller resolved (a tuned task's study's best, or
+    the untuned ones in `layout.as_untuned()`), and write its model folder and history.
+    Returns the model's record; None with `fast_dev_run` (a check writes nothing) and in a
+    DDP fit's processes other than rank 0."""
+    fit = build_fit(params, cp, layout)
+    if fast_dev_run:
+        check_setup(fit.cp, fit.module, fit.dm, fit.name, fit.n_params)
+        return None
+
+    # In a DDP fit every process runs this stage; rank 0 alone logs and writes its outputs.
+    lead = rank_zero()
+    client, run_id, parent_id = start_run(fit) if lead else (None, "", "")
+    history = EpochHistory(client, run_id, echo=lead and not sys.stderr.isatty())
+    best, seconds = run_fit(
+        fit, history, lambda status: tracking.end_run(client, run_id, status) if lead else None)
+    if not lead:
+        return None
+
+    monitor = fit.module.monitor
+    best_row = (max(history.rows, key=lambda r: r.get(monitor, 0))
                 if best.best_model_path and history.rows else None)
     record = TrainRecord(
-        task=params.name, cell=cell, seed=seed, run_id=run_id, parent_run_id=parent_id,
-        tracking_uri=client.tracking_uri, num_parameters=n_params,
+        task=params.name, cell=cp.cell, seed=cp.seed, run_id=run_id, parent_run_id=parent_id,
+        tracking_uri=client.tracking_uri, num_parameters=fit.n_params,
         train_seconds=round(seconds, 2), epochs=len(history.rows),
-        best_epoch=best_row["epoch"] if best_row else 0, monitor=module.monitor,
-        best_val=round(float(best.best_model_score or 0), 6), accelerator=accelerator,
-        precision=precision, data_hash=data_hash, family=family, vocab_size=inputs.vocab_size,
-        num_chars=inputs.num_chars, labels=labels, params=cp, prepare=params.prepare)
-    # The folder is the whole model: weights, record and vocabularies, so that it predicts on
-    # texts without the data it was trained on (and is logged as one MLflow Model).
-    model_dir = layout.model_dir(cell, seed)
-    # With tuning on, the untuned fit of this seed writes its folder inside this one's, maybe
-    # at the same moment: they take turns, and this one's keeps what that one wrote.
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    with (one_at_a_time(folder.parent / f"{layout.task}-{cell}-seed{seed}")
-          if tuning_on(params) else contextlib.nullcontext()):
-        with atomic_dir(model_dir) as out:
-            torch.save({k: v.cpu() for k, v in module.net.state_dict().items()},
-                       out / WEIGHTS_FILE)
-            write_record(out, record)
-            for name in (VOCAB_FILE, CHARS_FILE) if inputs.num_chars else (VOCAB_FILE,):
-                shutil.copyfile(layout.prepared / name, out / name)
-            if not layout.untuned and (model_dir / "untuned").is_dir():
-                (model_dir / "untuned").rename(out / "untuned")
-        write_history(layout.history(cell, seed), history.rows)
+        best_epoch=best_row["epoch"] if best_row else 0, monitor=monitor,
+        best_val=round(float(best.best_model_score or 0), 6), accelerator=fit.accelerator,
+        precision=fit.precision, data_hash=fit.inputs.data_hash, family=fit.inputs.family,
+        vocab_size=fit.inputs.vocab_size, num_chars=fit.inputs.num_chars,
+        labels=fit.inputs.labels, params=fit.cp, prepare=params.prepare)
+    model_dir = save_model(fit, record, history)
 
     if params.suite is None:  # a text task; the synthetic sweep's cells read symbol ids
         tracking.log_model(client, run_id, model_dir, read_test_examples(layout.prepared, 2))
     tracking.log_files(client, run_id, [(layout.prepared / "stats.json", "data"),
-                                        (layout.history(cell, seed), "history")])
+                                        (layout.history(cp.cell, cp.seed), "history")])
     tracking.log_metrics(client, run_id, {"train_seconds": seconds,
-                                          f"best_{module.monitor}": record.best_val,
-                                          "num_parameters": n_params})
+                                          f"best_{monitor}": record.best_val,
+                                          "num_parameters": fit.n_params})
     tracking.end_run(client, run_id, "FINISHED")
-    print(f"{params.name}/{cell}/seed{seed}{' (untuned)' if layout.untuned else ''}: "
-          f"best {module.monitor} {record.best_val:.4f} "
-          f"at epoch {record.best_epoch} ({record.epochs} epochs, {seconds:.1f}s, "
-          f"{n_params:,} params); MLflow run {run_id}", file=sys.stderr)
+    print(f"{fit.name}: best {monitor} {record.best_val:.4f} at epoch {record.best_epoch} "
+          f"({record.epochs} epochs, {seconds:.1f}s, {fit.n_params:,} params); "
+          f"MLflow run {run_id}", file=sys.stderr)
     return record
-
-
-def train_stage(params: TaskParams, cell: str, layout: Layout, seed: int | None = None
-                ) -> TrainRecord | None:
-    """Stage `train@<task>-<cell>-<seed>`: the cell at its settings; with tuning on, at its
-    study's best and then, same seed, at the untuned settings, which the report sets against
-    them (what tuning gained, and whether it changed the ranking)."""
-    if not tuning_on(params):
-        return train_cell(params, cell, layout, seed)
-    # Two independent single-thread fits: side by side where a second core is free (each
-    # gives the same numbers either way), which halves the stage under a plain `dvc repro`.
-    untuned = (params, cell, layout.as_untuned(), seed)
-    if (os.cpu_count() or 1) < 2 or params.train.devices > 1:
-        record = train_cell(params, cell, layout, seed)
-        train_cell(*untuned)
-        return record
-    beside = multiprocessing.get_context("spawn").Process(target=fit_beside, args=untuned)
-    beside.start()
-    try:
-        record = train_cell(params, cell, layout, seed)
-    finally:
-        beside.join()
-    if beside.exitcode:
-        fail(f"train@{params.name}-{cell}-{seed}: the untuned fit failed "
-             f"(exit {beside.exitcode}; its error is above)")
-    return record
-
-
-def fit_beside(params: TaskParams, cell: str, layout: Layout, seed: int) -> None:
-    """A fit in a process of its own, reporting as a stage does: bad input in one line,
-    Ctrl-C as exit 130, no traceback."""
-    run_guarded(lambda: train_cell(params, cell, layout, seed))

@@ -18,5 +18,5 @@ def run_task(params: Params, problem: str, length: int, root: Path, cell: str, s
     """Stage longrange@<problem>-<length>-<cell>-<seed>: fit, then test, one cell."""
     tp = params.for_longrange(problem, length)
     layout = Layout(root, tp.name)
-    train_cell(tp, cell, layout, seed)
+    train_cell(tp, tp.for_cell(cell, seed), layout)
     return evaluate_cell(tp, cell, layout, seed)

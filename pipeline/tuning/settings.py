@@ -63,15 +63,14 @@ def apply(cp: CellParams, settings: dict[str, Any]) -> CellParams:
 
 
 def tuning_on(params: TaskParams) -> bool:
-    """Whether this task's cells train at their studies' best settings (and once more each
-    at the untuned ones): text tasks; the synthetic sweep keeps its own settings."""
-    return params.tune.enabled and params.suite is None
+    return params.tuned
 
 
-def tuned(params: TaskParams, cp: CellParams, layout: Layout) -> CellParams:
-    """The settings a fit uses: with tuning on, its cell's best from the study, except in the
-    untuned fit beside it."""
-    if not tuning_on(params) or layout.untuned:
+def fit_settings(params: TaskParams, cell: str, seed: int | None, layout: Layout) -> CellParams:
+    """The settings a fit runs at, resolved here once for the train stage and `rnnbench
+    train`: with tuning on, its cell's best from the study, except in the untuned twin."""
+    cp = params.for_cell(cell, seed)
+    if not params.tuned or layout.untuned:
         return cp
     path = layout.tuning(cp.cell)
     if not path.exists():
