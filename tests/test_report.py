@@ -4,6 +4,7 @@ section in order, intervals and tests, and the HTML opening offline."""
 import json
 import re
 import shutil
+from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 import yaml
 
 from pipeline.config import load_params, parse_params
+from pipeline.data.records import SplitStats
 from pipeline.evaluation.evaluate import evaluate_cell
 from pipeline.report.assemble import write_report
 from pipeline.report.card import card_table
@@ -18,7 +20,7 @@ from pipeline.report.caveats import majority_baseline, task_caveats
 from pipeline.report.comparison import Tests, compare_cells, verdict, winner
 from pipeline.report.comparison import tiers as comparison_tiers
 from pipeline.report.diagnostics import Flow, flow_words
-from pipeline.report.results import entity_confusion
+from pipeline.report.results import CellResult, TaskResult, entity_confusion
 from pipeline.scoring.stats import Comparison, Spread, Summary, seeds_needed, summarize
 from pipeline.tuning import fits
 from tests.conftest import SEED, TASK, load_task, repo_params, write_params
@@ -154,21 +156,27 @@ def record(epochs: int = 6, best: int = 4, limit: int = 10) -> SimpleNamespace:
                            params=SimpleNamespace(train=SimpleNamespace(max_epochs=limit)))
 
 
-def result(cell: str, score: float, seeds: int = 1, **train) -> dict:
-    return {"cell": cell, "score": summarize([score] * seeds) if seeds > 1
-            else Summary(1, score, 0.0, None, None),
-            "runs": [{"test": {"accuracy": score}, "train": record(**train)}] * seeds}
+def cell_result(cell: str, runs: list, score: Summary | None = None, **arrays) -> CellResult:
+    """A CellResult with only what a test reads: its runs (test metrics, records) and score."""
+    return CellResult(cell=cell, runs=runs, test=None, score=score, confusion=None,  # type: ignore[arg-type]
+                      num=arrays.get("num"), den=arrays.get("den"))
 
 
-def pair_tests(results: list[dict], significant: set[tuple[str, str]]) -> Tests:
+def result(cell: str, score: float, seeds: int = 1, **train) -> CellResult:
+    run = SimpleNamespace(test=SimpleNamespace(accuracy=score), train=record(**train))
+    return cell_result(cell, [run] * seeds, summarize([score] * seeds) if seeds > 1
+                       else Summary(1, score, 0.0, None, None))
+
+
+def pair_tests(results: list[CellResult], significant: set[tuple[str, str]]) -> Tests:
     """Pairwise tests: `significant` pairs (better, worse) at p = 0.01, others at p = 0.4."""
     out: Tests = {}
     for a in results:
         for b in results:
             if a is not b:
-                diff = a["score"].mean - b["score"].mean
-                sig = (a["cell"], b["cell"]) in significant or (b["cell"], a["cell"]) in significant
-                out[a["cell"], b["cell"]] = Comparison(diff, 0.01 if sig else 0.4, "t")
+                diff = a.score.mean - b.score.mean
+                sig = (a.cell, b.cell) in significant or (b.cell, a.cell) in significant
+                out[a.cell, b.cell] = Comparison(diff, 0.01 if sig else 0.4, "t")
     return out
 
 
@@ -186,7 +194,7 @@ def test_the_verdict_names_a_winner_only_when_it_beats_every_cell(significant, h
     text = verdict(THREE, "accuracy", t)
     assert text.startswith(head)
     assert ("wins**" in text) == (winner(THREE, t) == "lstm")
-    assert [[r["cell"] for r in tier] for tier in comparison_tiers(THREE, t)] == tiers
+    assert [[r.cell for r in tier] for tier in comparison_tiers(THREE, t)] == tiers
 
 
 def test_a_one_seed_verdict_says_what_its_test_covers_and_how_many_seeds_would_settle_it():
@@ -198,27 +206,35 @@ def test_a_one_seed_verdict_says_what_its_test_covers_and_how_many_seeds_would_s
            "between LSTM and GRU at 80% power" in text
     unknown = verdict(THREE, "accuracy", pair_tests(THREE, set()), None)
     assert "Run 3 or more seeds" in unknown
-    several = [result(c, r["score"].mean, seeds=3) for c, r in zip(["lstm", "gru", "rnn"],
-                                                                    THREE, strict=True)]
+    several = [result(c, r.score.mean, seeds=3) for c, r in zip(["lstm", "gru", "rnn"],
+                                                                 THREE, strict=True)]
     assert "another seed" not in verdict(several, "accuracy", pair_tests(several, set()))
 
 
 def test_two_seeds_are_ranked_and_tested_on_the_same_statistic():
     """Mean of per-seed F1 ranks the cells; the test must compare that, not pooled F1."""
-    a = {"runs": [{"test": {"entity_f1": 0.30}}, {"test": {"entity_f1": 0.50}}],
-         "num": np.array([90.0, 0.0]), "den": np.array([100.0, 100.0])}
-    b = {"runs": [{"test": {"entity_f1": 0.35}}, {"test": {"entity_f1": 0.40}}],
-         "num": np.array([10.0, 80.0]), "den": np.array([100.0, 100.0])}
+    def runs(*f1: float) -> list:
+        return [SimpleNamespace(test=SimpleNamespace(entity_f1=v)) for v in f1]
+
+    a = cell_result("lstm", runs(0.30, 0.50), num=np.array([90.0, 0.0]),
+                    den=np.array([100.0, 100.0]))
+    b = cell_result("gru", runs(0.35, 0.40), num=np.array([10.0, 80.0]),
+                    den=np.array([100.0, 100.0]))
     test = compare_cells(a, b, "entity_f1")
     assert test.diff == pytest.approx(0.025) and "2 seeds" in test.method
 
 
-STATS = {"splits": {"test": {"label_counts": {"pos": 60, "neg": 40}}}}
+STATS = SimpleNamespace(splits={"test": SplitStats.model_construct(
+    label_counts={"pos": 60, "neg": 40})})
+
+
+def caveats_of(cells: list[CellResult]) -> list[str]:
+    return task_caveats(TaskResult(PARAMS, cells, STATS, None, "accuracy", "accuracy"))  # type: ignore[arg-type]
 
 
 def test_a_cell_at_the_majority_baseline_did_not_learn_and_only_it():
     cells = [result("lstm", 0.75), result("rnn", 0.60)]
-    caveats = task_caveats(PARAMS, cells, STATS, "accuracy")
+    caveats = caveats_of(cells)
     assert len(caveats) == 1 and caveats[0].startswith("RNN did not learn")
     assert "60.0%" in caveats[0] and "LSTM" not in caveats[0]
     assert majority_baseline(STATS, "entity_f1") == 0.0
@@ -230,8 +246,7 @@ def test_a_cell_at_the_majority_baseline_did_not_learn_and_only_it():
     ({"epochs": 10, "best": 10}, "LSTM still improving at the last epoch"),
 ])
 def test_only_a_cell_that_used_every_epoch_is_flagged(runs, expected):
-    caveats = task_caveats(PARAMS, [result("lstm", 0.8, **runs), result("gru", 0.79)],
-                           STATS, "accuracy")
+    caveats = caveats_of([result("lstm", 0.8, **runs), result("gru", 0.79)])
     assert (caveats == []) == (expected is None)
     if expected:
         assert len(caveats) == 1 and expected in caveats[0] and "GRU" not in caveats[0]
@@ -283,10 +298,10 @@ def test_entity_confusion_counts_each_gold_entity_once():
 
 
 def test_the_decision_card_lists_tiers_best_first_with_costs():
-    cells = [{**r, "score": Summary(1, r["score"].mean, 0.0, r["score"].mean - 0.01,
-                                    r["score"].mean + 0.01),
-              "test": {"num_parameters": 1.5e6, "train_seconds": 42.0,
-                       "inference_examples_per_s": 9000.0}} for r in THREE]
+    cells = [replace(r, score=Summary(1, r.score.mean, 0.0, r.score.mean - 0.01,
+                                      r.score.mean + 0.01),
+                     test=SimpleNamespace(num_parameters=1.5e6, train_seconds=42.0,
+                                          inference_examples_per_s=9000.0)) for r in THREE]
     groups = comparison_tiers(cells, pair_tests(cells, {("lstm", "rnn"), ("gru", "rnn")}))
     table = card_table([("sentiment", "accuracy", groups)])
     assert table[2:] == [

@@ -23,7 +23,7 @@ class SourceRecord(BaseModel):
     sha256: str
     examples: int
     licence: str
-    splits: str  # how train/val/test arise
+    splits: str = "by group"  # how train/val/test arise (not recorded by older downloads)
 
 
 def write_source(raw: Path, record: SourceRecord) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from pipeline import tracking
 from pipeline.config import Params
 from pipeline.data.loading import EncodedSplit
-from pipeline.files import atomic_dir, read_json, write_json
+from pipeline.files import atomic_dir, write_json
 from pipeline.paths import Layout, reports_dir
 from pipeline.report.card import card_table, plot_card
 from pipeline.report.caveats import task_caveats
@@ -23,10 +23,9 @@ from pipeline.report.figures import (
 )
 from pipeline.report.longrange import collect_longrange, longrange_section
 from pipeline.report.render import provenance, render_html, render_markdown
-from pipeline.report.results import collect
-from pipeline.report.task import render_task, task_summary
+from pipeline.report.results import collect_task
+from pipeline.report.task import Findings, render_task, task_summary
 from pipeline.report.tuning import tuning_section
-from pipeline.scoring.examples import headline
 from pipeline.scoring.stats import REFERENCE_SPREADS
 from pipeline.tuning.settings import tuning_on
 
@@ -44,17 +43,14 @@ def write_report(params: Params, root: Path) -> Path:
         plots.mkdir()
         for name in params.tasks:
             tp, layout = params.for_task(name), Layout(root, name)
-            results = collect(tp, layout)
-            stats = read_json(layout.prepared / "stats.json")
-            source = read_json(layout.raw / "source.json")
+            task = collect_task(tp, layout)
+            results, metric, label = task.cells, task.metric, task.label
             plot_learning_curves(results, figures / f"{name}_learning_curves.png")
-            first = results[0]["train"]  # the model records its family and labels
-            metric, label = headline(first.family, first.labels)
             plot_confusions(results, label, figures / f"{name}_confusion_matrices.png")
             lengths = by_length(results, EncodedSplit(layout.split("test")).lengths.numpy())
             plot_by_length(lengths, label, figures / f"{name}_by_length.png")
             write_series(plots / f"{name}_by_length.csv", "tokens",
-                         [b["tokens"] for b in lengths["buckets"]], lengths["cells"])
+                         [b.tokens for b in lengths.buckets], lengths.cells)
             diagnostics, diag_summary = diagnostics_section(name, layout, tp.cells, tp.seeds,
                                                             figures, plots)
             tests = pairwise(results, metric)
@@ -67,17 +63,14 @@ def write_report(params: Params, root: Path) -> Path:
                 tuning, tuning_summary, change = tuning_section(
                     tp, layout, results, metric, label, figures / f"{name}_tuning.png")
                 verdicts[name] += " " + change
-            caveats = task_caveats(tp, results, stats, metric)
-            sections[name] = render_task(tp, results, stats, source, lengths, tests,
-                                         verdicts[name], diagnostics, caveats, tuning)
-            summary[name] = {**task_summary(tp, stats, results, metric, tests),
-                             "caveats": caveats,
-                             "by_length": lengths, **diag_summary,
+            found = Findings(lengths, tests, verdicts[name], task_caveats(task), diagnostics,
+                             tuning)
+            sections[name] = render_task(task, found)
+            summary[name] = {**task_summary(task, found), **diag_summary,
                              **({"tuning": tuning_summary} if tuning_summary else {})}
-            parents += sorted({run["train"].parent_run_id
-                               for r in results for run in r["runs"]})
-            data.append((name, f"`{source['source']}` (`{source['sha256']}`)",
-                         results[0]["train"].data_hash))
+            parents += task.parent_runs
+            data.append((name, f"`{task.source.source}` (`{task.source.sha256}`)",
+                         task.first.data_hash))
         sweep = collect_longrange(params, root)
         longrange, long_summary = None, {}
         if sweep is not None:

@@ -5,9 +5,9 @@ interval, cells grouped into the tiers the tests support, next to what each cell
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from pipeline.report.figures import CELL_COLORS, CELL_NAMES, plt, save
+from pipeline.report.results import CellResult
 
 # (label, key in a cell's averaged test metrics, axis label)
 COSTS = (("parameters", "num_parameters", "parameters (millions)"),
@@ -18,22 +18,25 @@ FORMATS = {"num_parameters": lambda v: f"{v / 1e6:.2f} M",
            "inference_examples_per_s": lambda v: f"{v:,.0f}/s"}
 
 
-def card_table(tasks: list[tuple[str, str, list[list[dict[str, Any]]]]]) -> list[str]:
+Card = list[tuple[str, str, list[list[CellResult]]]]  # per task: name, metric's name, tiers
+
+
+def card_table(tasks: Card) -> list[str]:
     """One row per task and cell, in tier order: tier, score [95% interval], costs."""
     lines = ["| task | tier | cell | score [95% interval] | parameters | train time (s) | "
              "inference (examples/s) |", "|---|---:|---|---:|---:|---:|---:|"]
     for name, label, groups in tasks:
         for rank, tier in enumerate(groups, start=1):
             for r in tier:
-                sc, t = r["score"], r["test"]
+                sc, t = r.score, r.test
                 lines.append(
-                    f"| {name} | {rank} | {CELL_NAMES[r['cell']]} | {label} {sc.mean:.1%} "
-                    f"[{sc.low:.1%}, {sc.high:.1%}] | {t['num_parameters'] / 1e6:.2f} M | "
-                    f"{t['train_seconds']:.0f} | {t['inference_examples_per_s']:,.0f} |")
+                    f"| {name} | {rank} | {CELL_NAMES[r.cell]} | {label} {sc.mean:.1%} "
+                    f"[{sc.low:.1%}, {sc.high:.1%}] | {t.num_parameters / 1e6:.2f} M | "
+                    f"{t.train_seconds:.0f} | {t.inference_examples_per_s:,.0f} |")
     return lines
 
 
-def plot_card(tasks: list[tuple[str, str, list[list[dict[str, Any]]]]], path: Path) -> None:
+def plot_card(tasks: Card, path: Path) -> None:
     """A row of panels per task: dot and whisker of the ranking metric (tiers boxed, best on
     top), then one bar panel per cost, each cell in its own colour."""
     height = sum(1.2 + 0.42 * sum(len(tier) for tier in groups) for _, _, groups in tasks)
@@ -45,34 +48,34 @@ def plot_card(tasks: list[tuple[str, str, list[list[dict[str, Any]]]]], path: Pa
         y, pos = {}, 0.0
         for tier in groups:
             for r in tier:
-                y[r["cell"]] = -pos
+                y[r.cell] = -pos
                 pos += 1
             pos += 0.5
         ax = row[0]
         for i, tier in enumerate(groups):
-            top, bottom = y[tier[0]["cell"]], y[tier[-1]["cell"]]
+            top, bottom = y[tier[0].cell], y[tier[-1].cell]
             ax.axhspan(bottom - 0.4, top + 0.4, color="0.93" if i % 2 == 0 else "0.97", zorder=0)
             tag = "tied: no significant difference" if len(groups) == 1 else f"tier {i + 1}"
             ax.text(0.995, top + 0.25, tag, transform=ax.get_yaxis_transform(),
                     ha="right", va="center", fontsize=8, color="0.35")
         for r in order:
-            sc = r["score"]
-            ax.errorbar(100 * sc.mean, y[r["cell"]], xerr=[[100 * (sc.mean - sc.low)],
-                                                           [100 * (sc.high - sc.mean)]],
-                        fmt="o", color=CELL_COLORS[r["cell"]], capsize=4, lw=2, ms=7)
-        ax.set_yticks([y[r["cell"]] for r in order], [CELL_NAMES[r["cell"]] for r in order])
+            sc = r.score
+            ax.errorbar(100 * sc.mean, y[r.cell], xerr=[[100 * (sc.mean - sc.low)],
+                                                       [100 * (sc.high - sc.mean)]],
+                        fmt="o", color=CELL_COLORS[r.cell], capsize=4, lw=2, ms=7)
+        ax.set_yticks([y[r.cell] for r in order], [CELL_NAMES[r.cell] for r in order])
         ax.set_xlabel(f"test {label} (%), 95% interval")
         ax.set_title(name, loc="left", fontsize=11, fontweight="bold")
         ax.grid(axis="x", alpha=0.3)
         ax.margins(x=0.15)
         for ax, (_, key, axis_label) in zip(row[1:], COSTS, strict=True):
-            values = [r["test"][key] for r in order]
+            values = [getattr(r.test, key) for r in order]
             scale = 1e6 if key == "num_parameters" else 1.0
-            bars = ax.barh([y[r["cell"]] for r in order], [v / scale for v in values],
-                           color=[CELL_COLORS[r["cell"]] for r in order], height=0.6)
+            bars = ax.barh([y[r.cell] for r in order], [v / scale for v in values],
+                           color=[CELL_COLORS[r.cell] for r in order], height=0.6)
             ax.bar_label(bars, [FORMATS[key](v) for v in values], padding=3, fontsize=8)
             ax.set_xlim(0, max(values) / scale * 1.45)
-            ax.set_yticks([y[r["cell"]] for r in order], [])
+            ax.set_yticks([y[r.cell] for r in order], [])
             ax.set_xlabel(axis_label)
             ax.grid(axis="x", alpha=0.3)
     save(fig, path)

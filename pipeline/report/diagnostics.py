@@ -8,8 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.errors import fail
-from pipeline.files import read_json
+from pipeline.errors import RnnbenchError, fail
+from pipeline.evaluation.records import Diagnostics
+from pipeline.evaluation.records import read_diagnostics as read_one
 from pipeline.paths import Layout
 from pipeline.report.figures import CELL_COLORS, CELL_NAMES, log_y, plt, save, write_series
 
@@ -17,16 +18,18 @@ REFERENCE_BOUND = 1e-5  # the reference cell equations must match PyTorch's this
 FLOW_DISTANCES = (1, 5, 10, 20, 40)
 
 
-def read_diagnostics(layout: Layout, cells: list[str], seeds: list[int]
-                     ) -> dict[str, list[dict[str, Any]]]:
+Diags = dict[str, list[Diagnostics]]  # cell -> each seed's
+
+
+def read_diagnostics(layout: Layout, cells: list[str], seeds: list[int]) -> Diags:
     """cell -> the diagnostics of each seed."""
-    out: dict[str, list[dict[str, Any]]] = {}
+    out: Diags = {}
     for cell in cells:
         for seed in seeds:
             path = layout.diagnostics(cell, seed)
             try:
-                out.setdefault(cell, []).append(read_json(path))
-            except (OSError, ValueError) as err:
+                out.setdefault(cell, []).append(read_one(path))
+            except (OSError, ValueError, RnnbenchError) as err:
                 fail(f"report: {path} is missing or unreadable ({err}); run `dvc repro`")
     return out
 
@@ -41,17 +44,17 @@ class Flow:
     sequences: list[int]
 
 
-def mean_flow(runs: list[dict[str, Any]]) -> Flow:
+def mean_flow(runs: list[Diagnostics]) -> Flow:
     """The gradient flow of several seeds: their geometric mean at the distances all reach."""
-    flows = [r["gradient_flow"] for r in runs]
-    distances = sorted(set.intersection(*(set(f["distance"]) for f in flows)))
-    at = [{d: i for i, d in enumerate(f["distance"])} for f in flows]
+    flows = [r.gradient_flow for r in runs]
+    distances = sorted(set.intersection(*(set(f.distance) for f in flows)))
+    at = [{d: i for i, d in enumerate(f.distance)} for f in flows]
     ratios, sequences = [], []
     for d in distances:
-        values = [f["ratio"][a[d]] for f, a in zip(flows, at, strict=True)]
+        values = [f.ratio[a[d]] for f, a in zip(flows, at, strict=True)]
         ratios.append(0.0 if min(values) <= 0 else float(10 ** np.mean(np.log10(values))))
         # the same seeded sample for every seed, counted once per direction read
-        sequences.append(min(f["sequences"][a[d]] // r["directions"]
+        sequences.append(min(f.sequences[a[d]] // r.directions
                              for f, a, r in zip(flows, at, runs, strict=True)))
     return Flow(distances, ratios, sequences)
 
@@ -78,7 +81,7 @@ def plot_gradient_flow(flows: dict[str, Flow], title: str, path: Path) -> None:
     save(fig, path)
 
 
-def flow_table(flows: dict[str, Flow], diags: dict[str, list[dict[str, Any]]]) -> list[str]:
+def flow_table(flows: dict[str, Flow], diags: Diags) -> list[str]:
     reach = set.intersection(*(set(f.distance) for f in flows.values()))
     shown = [k for k in FLOW_DISTANCES if k in reach]
     if reach and max(reach) not in shown:
@@ -87,7 +90,7 @@ def flow_table(flows: dict[str, Flow], diags: dict[str, list[dict[str, Any]]]) -
              + " | reference vs PyTorch (max abs diff) |",
              "|---|" + "---:|" * (len(shown) + 1)]
     for cell, f in flows.items():
-        diff = max(run["reference_max_abs_diff"] for run in diags[cell])
+        diff = max(run.reference_max_abs_diff for run in diags[cell])
         check = "ok" if diff <= REFERENCE_BOUND else f"ABOVE {REFERENCE_BOUND:g}"
         lines.append(f"| {CELL_NAMES[cell]} | " + " | ".join(
             f"{f.ratio[f.distance.index(k)]:.1e}" for k in shown) + f" | {diff:.1e} ({check}) |")
@@ -129,18 +132,18 @@ def flow_words(flows: dict[str, Flow]) -> str:
     return words
 
 
-def plot_gates(diags: dict[str, list[dict[str, Any]]], path: Path) -> bool:
+def plot_gates(diags: Diags, path: Path) -> bool:
     """Median and interquartile band of each gate over positions (first seed); False when no
     compared cell has gates."""
-    panels = [(cell, gate, runs[0]["gates"][gate]) for cell, runs in diags.items()
-              for gate in runs[0]["gates"]]
+    panels = [(cell, gate, g) for cell, runs in diags.items()
+              for gate, g in runs[0].gates.items()]
     if not panels:
         return False
     fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 3.0), squeeze=False,
                              sharey=True)
     for ax, (cell, gate, g) in zip(axes[0], panels, strict=True):
-        ax.fill_between(g["position"], g["q25"], g["q75"], alpha=0.25, color=CELL_COLORS[cell])
-        ax.plot(g["position"], g["median"], color=CELL_COLORS[cell])
+        ax.fill_between(g.position, g.q25, g.q75, alpha=0.25, color=CELL_COLORS[cell])
+        ax.plot(g.position, g.median, color=CELL_COLORS[cell])
         ax.set_title(f"{CELL_NAMES[cell]} {gate}", fontsize=10)
         ax.set_xlabel("position (tokens)")
         ax.set_ylim(0, 1)
@@ -150,14 +153,14 @@ def plot_gates(diags: dict[str, list[dict[str, Any]]], path: Path) -> bool:
     return True
 
 
-def gate_table(diags: dict[str, list[dict[str, Any]]]) -> list[str]:
+def gate_table(diags: Diags) -> list[str]:
     lines = ["| cell | gate | mean | saturated (< 0.1 or > 0.9) | median at first / last "
              "position shown |", "|---|---|---:|---:|---:|"]
     for cell, runs in diags.items():
-        for gate in runs[0]["gates"]:
-            mean = np.mean([r["gates"][gate]["mean"] for r in runs])
-            sat = np.mean([r["gates"][gate]["saturated"] for r in runs])
-            med = runs[0]["gates"][gate]["median"]
+        for gate in runs[0].gates:
+            mean = np.mean([r.gates[gate].mean for r in runs])
+            sat = np.mean([r.gates[gate].saturated for r in runs])
+            med = runs[0].gates[gate].median
             lines.append(f"| {CELL_NAMES[cell]} | {gate} | {mean:.3f} | {sat:.1%} | "
                          f"{med[0]:.2f} / {med[-1]:.2f} |")
     return lines
@@ -176,7 +179,7 @@ def diagnostics_section(name: str, layout: Layout, cells: list[str], seeds: list
                  {c: [f.ratio[f.distance.index(k)] for k in distances]
                   for c, f in flows.items()})
     first = diags[cells[0]][0]
-    examples, both = first["examples"], first["directions"] == 2
+    examples, both = first.examples, first.directions == 2
     lines = [
         "### Gradient flow through time", "",
         f"How much of the loss gradient at a sequence's last state is left k steps earlier, "
@@ -197,6 +200,6 @@ def diagnostics_section(name: str, layout: Layout, cells: list[str], seeds: list
                   "per position (PyTorch's GRU keeps the old state where `update` is near 1).",
                   ""]
     summary = {"gradient_flow": {c: vars(f) for c, f in flows.items()},
-               "reference_max_abs_diff": {c: max(r["reference_max_abs_diff"] for r in runs)
+               "reference_max_abs_diff": {c: max(r.reference_max_abs_diff for r in runs)
                                           for c, runs in diags.items()}}
     return lines, summary

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
@@ -17,6 +17,10 @@ import numpy as np
 from matplotlib.ticker import LogFormatter, MaxNLocator
 
 from pipeline.files import atomic_file
+from pipeline.report.results import CellResult
+
+if TYPE_CHECKING:  # comparison.py draws with these figures
+    from pipeline.report.comparison import ByLength
 
 plt.rcParams["text.parse_math"] = False  # labels such as Brown's `nn$` are text, not math
 CELL_NAMES = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
@@ -38,15 +42,15 @@ def save(fig: plt.Figure, path: Path) -> None:
     plt.close(fig)
 
 
-def plot_by_length(lengths: dict[str, Any], label: str, path: Path) -> None:
+def plot_by_length(lengths: ByLength, label: str, path: Path) -> None:
     """Each cell's score per length quartile in %, with its 95% interval as a bar (cells set
     slightly apart so that the bars do not hide each other)."""
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
-    ticks = [b["tokens"] for b in lengths["buckets"]]
-    cells = list(lengths["cells"])
-    for k, (cell, values) in enumerate(lengths["cells"].items()):
+    ticks = [b.tokens for b in lengths.buckets]
+    cells = list(lengths.cells)
+    for k, (cell, values) in enumerate(lengths.cells.items()):
         x = np.arange(len(values)) + 0.08 * (k - (len(cells) - 1) / 2)
-        low, high = np.array(lengths["ci95"][cell]).T
+        low, high = np.array(lengths.ci95[cell]).T
         v = np.array(values)
         ax.errorbar(x, 100 * v, yerr=[100 * (v - low), 100 * (high - v)], marker="o",
                     capsize=3, label=CELL_NAMES[cell], color=CELL_COLORS[cell])
@@ -61,20 +65,20 @@ def plot_by_length(lengths: dict[str, Any], label: str, path: Path) -> None:
 CURVE_NAMES = {"loss": "loss", "acc": "accuracy", "entity_f1": "entity F1"}
 
 
-def plot_learning_curves(results: list[dict[str, Any]], path: Path) -> None:
+def plot_learning_curves(results: list[CellResult], path: Path) -> None:
     """Loss and the metric that picks the kept epoch (accuracy; validation entity F1 for NER)
     per epoch: the mean over seeds, and their range as a band."""
     fig, axes = plt.subplots(2, len(results), figsize=(4 * len(results), 6), squeeze=False,
                              sharey="row")
     for col, r in enumerate(results):
-        score = "entity_f1" if r["train"].monitor == "val_entity_f1" else "acc"
+        score = "entity_f1" if r.train.monitor == "val_entity_f1" else "acc"
         for row, metric in enumerate(("loss", score)):
             ax = axes[row][col]
             for split, style in (("train", "-"), ("val", "--")):
                 key = f"{split}_{metric}"
                 by_epoch: dict[int, list[float]] = {}
-                for run in r["runs"]:
-                    for h in run["history"]:
+                for run in r.runs:
+                    for h in run.history:
                         if key in h:
                             by_epoch.setdefault(int(h["epoch"]), []).append(h[key])
                 epochs = sorted(by_epoch)
@@ -82,30 +86,30 @@ def plot_learning_curves(results: list[dict[str, Any]], path: Path) -> None:
                     continue
                 # the cell's own colour, as in every figure; train solid, validation dashed
                 ax.plot(epochs, [np.mean(by_epoch[e]) for e in epochs], style, marker="o",
-                        label=split, color=CELL_COLORS[r["cell"]],
-                        markerfacecolor=CELL_COLORS[r["cell"]] if split == "train" else "white")
-                if len(r["runs"]) > 1:
+                        label=split, color=CELL_COLORS[r.cell],
+                        markerfacecolor=CELL_COLORS[r.cell] if split == "train" else "white")
+                if len(r.runs) > 1:
                     ax.fill_between(epochs, [min(by_epoch[e]) for e in epochs],
                                     [max(by_epoch[e]) for e in epochs], alpha=0.2,
-                                    color=CELL_COLORS[r["cell"]])
-            if len(r["runs"]) == 1 and r["train"].best_epoch:
-                ax.axvline(r["train"].best_epoch, color="grey", lw=0.8, ls=":")
+                                    color=CELL_COLORS[r.cell])
+            if len(r.runs) == 1 and r.train.best_epoch:
+                ax.axvline(r.train.best_epoch, color="grey", lw=0.8, ls=":")
             ax.set_xlabel("epoch")
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_ylabel("cross-entropy" if metric == "loss" else CURVE_NAMES[metric])
-            ax.set_title(f"{CELL_NAMES[r['cell']]}: {CURVE_NAMES[metric]}")
+            ax.set_title(f"{CELL_NAMES[r.cell]}: {CURVE_NAMES[metric]}")
             ax.grid(alpha=0.3)
             ax.legend()
     save(fig, path)
 
 
-def plot_confusions(results: list[dict[str, Any]], label: str, path: Path) -> None:
+def plot_confusions(results: list[CellResult], label: str, path: Path) -> None:
     """Row-normalized confusion matrices (% of each actual label, or of each gold entity
     type), one panel per cell titled with its ranking score; tag sets above
     MAX_CONFUSION_LABELS keep their most frequent labels."""
     panels = []
     for r in results:
-        c = r["confusion"]
+        c = r.confusion
         keep = sorted(range(len(c.rows)), key=lambda i: -sum(c.counts[i]))
         keep = sorted(keep[:MAX_CONFUSION_LABELS])
         names = [c.rows[i] for i in keep]
@@ -129,7 +133,7 @@ def plot_confusions(results: list[dict[str, Any]], label: str, path: Path) -> No
         ax.set_yticks(range(len(rows)), rows, fontsize=8)
         ax.set_xlabel("predicted")
         ax.set_ylabel("actual (count)")
-        ax.set_title(f"{CELL_NAMES[r['cell']]}: {label} {r['score'].mean:.1%}", fontsize=10)
+        ax.set_title(f"{CELL_NAMES[r.cell]}: {label} {r.score.mean:.1%}", fontsize=10)
     save(fig, path)
 
 

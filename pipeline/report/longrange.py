@@ -8,9 +8,12 @@ from typing import Any
 import numpy as np
 
 from pipeline.config import Params
+from pipeline.config.records import stored
+from pipeline.data.records import read_stats
 from pipeline.data.synthetic import task_name
-from pipeline.errors import fail
-from pipeline.files import read_json, tree_digest
+from pipeline.errors import RnnbenchError, fail
+from pipeline.evaluation.records import read_test_metrics
+from pipeline.files import tree_digest
 from pipeline.paths import Layout
 from pipeline.report.caveats import did_not_learn
 from pipeline.report.diagnostics import diagnostics_section
@@ -29,15 +32,14 @@ def collect_longrange(params: Params, root: Path) -> dict[str, Any] | None:
     out: dict[str, Any] = {}
     for (problem, length), layout in layouts.items():
         try:
-            stats = read_json(layout.prepared / "stats.json")
-            acc = {cell: [read_json(layout.test_metrics(cell, seed))["accuracy"]
+            stats = read_stats(layout.prepared)
+            acc = {cell: [read_test_metrics(layout.test_metrics(cell, seed)).accuracy
                           for seed in params.seeds] for cell in params.cells}
-        except (OSError, ValueError, KeyError) as err:
+        except (OSError, ValueError, KeyError, RnnbenchError) as err:
             fail(f"report: long-range results for {layout.task} are missing or unreadable "
                  f"({err}); run `dvc repro`")
-        counts = stats["splits"]["test"]["label_counts"]
         out.setdefault(problem, {})[length] = {
-            "accuracy": acc, "chance": max(counts.values()) / sum(counts.values())}
+            "accuracy": acc, "chance": stats.splits["test"].majority()}
     return out
 
 
@@ -138,7 +140,7 @@ def longrange_section(params: Params, root: Path, results: dict[str, Any], figur
         summary[name] = diag
         for n in sorted(by_length):  # lineage for the provenance table
             prepared = Layout(root, task_name(problem, n)).prepared
-            gen = read_json(prepared / "stats.json")["generator"]
+            gen = stored(read_stats(prepared))["generator"]  # as the file holds it
             summary["data"].append((task_name(problem, n), f"generated: `{gen}`",
                                     tree_digest(prepared)))
     return lines, summary

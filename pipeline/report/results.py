@@ -1,22 +1,23 @@
-"""What the report reads: each cell's runs, metrics, histories and predictions."""
+"""What the report reads: each cell's runs, metrics, histories and predictions, as one
+`CellResult` per cell and one `TaskResult` per task."""
 
 from __future__ import annotations
 
 import csv
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from pipeline.config import TaskParams
+from pipeline.data.records import DataStats, SourceRecord, read_source, read_stats
 from pipeline.errors import RnnbenchError, fail
-from pipeline.files import read_json
-from pipeline.model.record import read_record
+from pipeline.evaluation.records import PerLabel, TestMetrics, read_per_label, read_test_metrics
+from pipeline.model.record import TrainRecord, read_record
 from pipeline.paths import Layout
 from pipeline.scoring.examples import by_example, headline, per_example
 from pipeline.scoring.metrics import bio_spans, confusion_matrix, is_bio
-from pipeline.scoring.stats import bootstrap_interval, summarize
+from pipeline.scoring.stats import Summary, bootstrap_interval, summarize
 
 
 def read_history(path: Path) -> list[dict[str, float]]:
@@ -71,16 +72,6 @@ def confusion(rows: list[dict[str, str]], labels: list[str]) -> Confusion:
     return entity_confusion(rows, labels) if is_bio(labels) else label_confusion(rows, labels)
 
 
-def mean_metrics(tests: list[dict[str, Any]]) -> dict[str, Any]:
-    """Test metrics averaged over seeds (None where a seed has none)."""
-    out: dict[str, Any] = {}
-    for key, value in tests[0].items():
-        values = [t.get(key) for t in tests]
-        numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
-        out[key] = sum(values) / len(values) if numeric else value
-    return out
-
-
 def summed(confusions: list[Confusion]) -> Confusion:
     """Several seeds' confusions as one."""
     first = confusions[0]
@@ -89,7 +80,76 @@ def summed(confusions: list[Confusion]) -> Confusion:
     return replace(first, counts=counts, spurious=spurious)
 
 
-def collect(params: TaskParams, layout: Layout) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class RunResult:
+    """One seed of a cell: its model's record, test metrics, history and predictions."""
+
+    seed: int
+    train: TrainRecord
+    test: TestMetrics
+    history: list[dict[str, float]]
+    rows: list[dict[str, str]]
+    per_label: PerLabel
+
+
+@dataclass(frozen=True)
+class CellResult:
+    """One cell over its seeds: their runs, the metrics' means, the headline score with its
+    interval, the summed confusion, and per test example the headline metric as num/den
+    (summed over seeds: the bootstrap then compares the seed-averaged metric)."""
+
+    cell: str
+    runs: list[RunResult]
+    test: TestMetrics  # the mean over seeds
+    score: Summary
+    confusion: Confusion
+    num: np.ndarray
+    den: np.ndarray
+
+    @property
+    def train(self) -> TrainRecord:
+        """The first seed's record: what every seed shares (family, labels, settings)."""
+        return self.runs[0].train
+
+    def seed_scores(self, metric: str) -> list[float]:
+        return [getattr(run.test, metric) for run in self.runs]
+
+    def per_label_f1(self, name: str) -> float:
+        """A label's (entity type's) F1, mean over seeds."""
+        return sum(run.per_label.f1(name) for run in self.runs) / len(self.runs)
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """One task's cells (in params.yaml's order), its data and the metric it is ranked by."""
+
+    params: TaskParams
+    cells: list[CellResult]
+    stats: DataStats
+    source: SourceRecord
+    metric: str  # e.g. entity_f1
+    label: str  # its name in words, e.g. entity F1
+
+    @property
+    def first(self) -> TrainRecord:
+        """The first cell's record: the task's family, labels, monitor and device."""
+        return self.cells[0].train
+
+    @property
+    def parent_runs(self) -> list[str]:
+        """The comparison runs the cells were trained under."""
+        return sorted({run.train.parent_run_id for r in self.cells for run in r.runs})
+
+
+def collect_task(params: TaskParams, layout: Layout) -> TaskResult:
+    """A task's cells with its data's records."""
+    cells = collect(params, layout)
+    metric, label = headline(cells[0].train.family, cells[0].train.labels)
+    return TaskResult(params, cells, read_stats(layout.prepared), read_source(layout.raw),
+                      metric, label)
+
+
+def collect(params: TaskParams, layout: Layout) -> list[CellResult]:
     """Everything the report needs per cell of one task, over its seeds, from the files the
     earlier stages wrote."""
     results = []
@@ -99,28 +159,22 @@ def collect(params: TaskParams, layout: Layout) -> list[dict[str, Any]]:
             try:
                 train = read_record(layout.model_dir(cell, seed))
                 rows = read_predictions(layout.predictions(cell, seed))
-                runs.append({"seed": seed, "train": train,
-                             "test": read_json(layout.test_metrics(cell, seed)),
-                             "history": read_history(layout.history(cell, seed)),
-                             "rows": rows, "per_label": read_json(layout.per_label(cell, seed))})
+                test = read_test_metrics(layout.test_metrics(cell, seed))
+                runs.append(RunResult(seed, train, test, read_history(layout.history(cell, seed)),
+                                      rows, read_per_label(layout.per_label(cell, seed))))
             except (OSError, ValueError, KeyError, RnnbenchError) as err:
                 fail(f"report: results for {params.name}/{cell}/seed{seed} are missing or "
                      f"unreadable ({err}); run `dvc repro`")
-        train = runs[0]["train"]
+        train = runs[0].train
         metric, _ = headline(train.family, train.labels)
-        n = runs[0]["test"]["test_examples"]
-        examples = [per_example(r["rows"], metric, n) for r in runs]
-        score = summarize([r["test"][metric] for r in runs])
+        n = int(runs[0].test.test_examples)
+        examples = [per_example(r.rows, metric, n) for r in runs]
+        score = summarize([getattr(r.test, metric) for r in runs])
         if score.low is None:  # one seed: the interval a different test sample allows
             low, high = bootstrap_interval(*examples[0])
             score = replace(score, low=low, high=high)
-        results.append({
-            "cell": cell, "runs": runs, "train": train,
-            "test": mean_metrics([r["test"] for r in runs]),
-            "score": score,
-            "confusion": summed([confusion(r["rows"], train.labels) for r in runs]),
-            # summed over seeds: the bootstrap then compares the seed-averaged metric
-            "num": np.sum([e[0] for e in examples], axis=0),
-            "den": np.sum([e[1] for e in examples], axis=0),
-        })
+        results.append(CellResult(
+            cell, runs, TestMetrics.mean([r.test for r in runs]), score,
+            summed([confusion(r.rows, train.labels) for r in runs]),
+            np.sum([e[0] for e in examples], axis=0), np.sum([e[1] for e in examples], axis=0)))
     return results

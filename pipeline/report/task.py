@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import yaml
 
-from pipeline.config import Family, TaskParams
+from pipeline.config import Family
+from pipeline.config.records import stored
 from pipeline.report.comparison import (
+    ByLength,
     Tests,
     length_table,
     per_label_table,
@@ -17,7 +20,7 @@ from pipeline.report.comparison import (
     winner,
 )
 from pipeline.report.figures import CELL_NAMES, MAX_CONFUSION_LABELS
-from pipeline.scoring.examples import headline
+from pipeline.report.results import CellResult, TaskResult
 
 
 def as_yaml(values: dict[str, Any]) -> str:
@@ -25,9 +28,22 @@ def as_yaml(values: dict[str, Any]) -> str:
     return yaml.safe_dump(values, default_flow_style=True, sort_keys=False, width=10**6).strip()
 
 
-def confusion_section(results: list[dict[str, Any]], fig: str, tagging: bool) -> list[str]:
+@dataclass(frozen=True)
+class Findings:
+    """What the report made of a task's results: accuracy by length, the pairwise tests, the
+    verdict, the caveats, and the diagnostics' and tuning's subsections (lines)."""
+
+    lengths: ByLength
+    tests: Tests
+    verdict: str
+    caveats: list[str]
+    diagnostics: list[str]
+    tuning: list[str]
+
+
+def confusion_section(results: list[CellResult], fig: str, tagging: bool) -> list[str]:
     """The confusion matrices' heading, figure and how to read them."""
-    first = results[0]["confusion"]
+    first = results[0].confusion
     entities = first.spurious is not None
     unit = ", entities" if entities else ", tokens" if tagging else ""
     lines = [f"### Confusion matrices (test split{unit})", "",
@@ -36,7 +52,7 @@ def confusion_section(results: list[dict[str, Any]], fig: str, tagging: bool) ->
         lines += ["Each gold entity is counted once, under the type of the predicted entity with "
                   "exactly its span, or under `missed` (none, or another span); rows add up to "
                   "100%. Predicted entities at no gold entity's span (spurious): "
-                  + ", ".join(f"{CELL_NAMES[r['cell']]} {r['confusion'].spurious:,}"
+                  + ", ".join(f"{CELL_NAMES[r.cell]} {r.confusion.spurious:,}"
                               for r in results) + ".", ""]
     else:
         lines += ["Each row is one actual label, its examples split by prediction (% of the row; "
@@ -47,31 +63,26 @@ def confusion_section(results: list[dict[str, Any]], fig: str, tagging: bool) ->
     return lines
 
 
-def render_task(params: TaskParams, results: list[dict[str, Any]], stats: dict[str, Any],
-                source: dict[str, Any], lengths: dict[str, Any], tests: Tests,
-                summary_line: str, diagnostics: list[str], caveats: list[str],
-                tuning: list[str]) -> list[str]:
-    """One task's section: table, significance, what tuning found (`tuning`, with tuning on),
-    accuracy by length, gradient flow and gates (`diagnostics`), curves, confusions,
-    per-label F1, data and settings."""
-    first = results[0]["train"]
-    runs_in = sorted({run["train"].parent_run_id for r in results for run in r["runs"]})
-    metric, label = headline(first.family, first.labels)
+def render_task(task: TaskResult, found: Findings) -> list[str]:
+    """One task's section: table, significance, what tuning found (with tuning on), accuracy
+    by length, gradient flow and gates, curves, confusions, per-label F1, data and settings."""
+    params, results, stats, source = task.params, task.cells, task.stats, task.source
+    first, metric, label, tuning = task.first, task.metric, task.label, found.tuning
     tagging = first.family == Family.TAGGING
     seeds = len(params.seeds)
     # (header, key in metrics, format) for the optional columns this task has
     extra = [(h, k, f) for h, k, f in (("entity F1", "entity_f1", ".2%"),
                                        ("OOV accuracy", "oov_accuracy", ".2%"))
-             if all(r["test"].get(k) is not None for r in results)]
+             if all(getattr(r.test, k) is not None for r in results)]
     fig = f"figures/{params.name}"
     lines = [
         f"## {params.name}: `{params.data.dataset}`"
         + (" (sequence labelling)" if tagging else " (classification)"),
         "",
-        summary_line,
+        found.verdict,
         "",
-        *[f"- **Caveat:** {caveat}." for caveat in caveats],
-        *([""] if caveats else []),
+        *[f"- **Caveat:** {caveat}." for caveat in found.caveats],
+        *([""] if found.caveats else []),
         f"| cell | {'token accuracy' if tagging else 'test accuracy'} | "
         + "".join(f"{h} | " for h, _, _ in extra)
         + (f"{label}: mean ± sd [95% CI] | " if seeds > 1 else f"{label}: 95% CI (test sample) | ")
@@ -80,37 +91,39 @@ def render_task(params: TaskParams, results: list[dict[str, Any]], stats: dict[s
         "|---|---:|" + "---:|" * len(extra) + "---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in results:  # every table lists the cells in params.yaml's order
-        t, sc = r["test"], r["score"]
+        t, sc = r.test, r.score
         spread = f"[{sc.low:.2%}, {sc.high:.2%}] | "
         if seeds > 1:
             spread = f"{sc.mean:.2%} ± {100 * sc.std:.2f} {spread}"
-        run = (f"`{r['train'].run_id}`" if seeds == 1
-               else f"{seeds} runs (tag `rnnbench.cell = {r['cell']}`)")
+        run = (f"`{r.train.run_id}`" if seeds == 1
+               else f"{seeds} runs (tag `rnnbench.cell = {r.cell}`)")
         lines.append(
-            f"| {CELL_NAMES[r['cell']]} | {t['accuracy']:.2%} | "
-            + "".join(f"{t[k]:{f}} | " for _, k, f in extra) + spread
-            + f"{t['macro_f1']:.4f} | {t['loss']:.4f} | {t['num_parameters']:,.0f} "
-            f"({r['train'].params.model.hidden_size}) | "
-            f"{t['train_seconds']:.1f} | {t['epochs']:.3g} | "
-            f"{t['inference_examples_per_s']:,.0f} | {run} |")
+            f"| {CELL_NAMES[r.cell]} | {t.accuracy:.2%} | "
+            + "".join(f"{getattr(t, k):{f}} | " for _, k, f in extra) + spread
+            + f"{t.macro_f1:.4f} | {t.loss:.4f} | {t.num_parameters:,.0f} "
+            f"({r.train.params.model.hidden_size}) | "
+            f"{t.train_seconds:.1f} | {t.epochs:.3g} | "
+            f"{t.inference_examples_per_s:,.0f} | {run} |")
     lines += ["", f"Seeds: {', '.join(map(str, params.seeds))}"
               + (" (table: means over seeds)." if seeds > 1 else
                  f" (one per cell; the interval is a bootstrap over test examples of {label}: "
                  "how far another test sample could move it; `-S 'seeds=[1,2,3,4,5]'` gives "
                  "intervals and t-tests over seeds)."),
-              "", "### Significance", "", *significance_table(results, tests), "", *tuning]
-    sp = stats["splits"]
+              "", "### Significance", "", *significance_table(results, found.tests), "",
+              *tuning]
+    sp = stats.splits
+    test = sp["test"]
     limited = (f"a seeded sample of {params.data.max_examples:,} examples "
                f"(`task.{params.name}.data.max_examples`; `null` = all)"
                if params.data.max_examples else "all examples")
     lines += [
         f"### {label[0].upper() + label[1:]} by length",
         "",
-        *length_table(lengths, results),
+        *length_table(found.lengths, results),
         "",
         f"![{label} by length]({fig}_by_length.png)",
         "",
-        *diagnostics,
+        *found.diagnostics,
         "### Learning curves",
         "",
         f"![learning curves]({fig}_learning_curves.png)",
@@ -127,16 +140,15 @@ def render_task(params: TaskParams, results: list[dict[str, Any]], stats: dict[s
         "",
         "### Data",
         "",
-        f"- Source: `{source['source']}` (sha256 `{source['sha256'][:16]}…`), {source['licence']}.",
-        f"- {stats['examples']:,} examples, {limited}; split: "
-        f"{source.get('splits', 'by group')} (no group spans two splits): "
-        + ", ".join(f"{s} {sp[s]['examples']:,} ({sp[s]['groups']:,} groups, "
-                    f"{sp[s]['tokens']:,} tokens)" for s in sp) + ".",
-        f"- Vocabulary {stats['vocab_size']:,} (train split only); test OOV rate "
-        f"{sp['test']['oov_rate']:.1%}; test length p50/p90/max "
-        f"{sp['test']['length']['p50']}/{sp['test']['length']['p90']}/"
-        f"{sp['test']['length']['max']} tokens.",
-        *[f"- **Warning:** {warning}." for warning in stats.get("warnings", [])],
+        f"- Source: `{source.source}` (sha256 `{source.sha256[:16]}…`), {source.licence}.",
+        f"- {stats.examples:,} examples, {limited}; split: "
+        f"{source.splits} (no group spans two splits): "
+        + ", ".join(f"{s} {sp[s].examples:,} ({sp[s].groups:,} groups, "
+                    f"{sp[s].tokens:,} tokens)" for s in sp) + ".",
+        f"- Vocabulary {stats.vocab_size:,} (train split only); test OOV rate "
+        f"{test.oov_rate:.1%}; test length p50/p90/max "
+        f"{test.length.p50}/{test.length.p90}/{test.length.max} tokens.",
+        *[f"- **Warning:** {warning}." for warning in stats.warnings],
         "",
         "### Settings",
         "",
@@ -147,30 +159,32 @@ def render_task(params: TaskParams, results: list[dict[str, Any]], stats: dict[s
         f"- Device: {first.accelerator} ({first.precision}); data hash "
         f"`{first.data_hash[:16]}…`.",
         f"- MLflow experiment `{params.experiment}`, comparison run(s) "
-        f"{', '.join(f'`{p}`' for p in runs_in)}.",
+        f"{', '.join(f'`{p}`' for p in task.parent_runs)}.",
         "",
     ]
     return lines
 
 
-def task_summary(params: TaskParams, stats: dict[str, Any], results: list[dict[str, Any]],
-                 metric: str, tests: Tests) -> dict[str, Any]:
-    """summary.json's entry for one task: means, intervals, per-seed metrics and tests."""
+def task_summary(task: TaskResult, found: Findings) -> dict[str, Any]:
+    """summary.json's entry for one task: means, intervals, per-seed metrics, tests, caveats
+    and accuracy by length."""
+    results, metric, tests = task.cells, task.metric, found.tests
     order = ranked(results)
     return {
-        "dataset": params.data.dataset, "family": stats["family"], "ranked_by": metric,
-        "seeds": params.seeds, "best": order[0]["cell"],
+        "dataset": task.params.data.dataset, "family": task.stats.family, "ranked_by": metric,
+        "seeds": task.params.seeds, "best": order[0].cell,
         "winner": winner(results, tests),  # None unless it beats every other significantly
-        "tiers": [[r["cell"] for r in tier] for tier in tiers(results, tests)],
-        "cells": {r["cell"]: {**r["test"], metric: r["score"].mean,
-                              f"{metric}_std": r["score"].std,
-                              f"{metric}_ci95": [r["score"].low, r["score"].high],
-                              f"{metric}_ci95_over": ("seeds" if len(r["runs"]) > 1
-                                                      else "test examples"),
-                              "seeds": {str(run["seed"]): {**run["test"],
-                                                           "run_id": run["train"].run_id}
-                                        for run in r["runs"]}}
+        "tiers": [[r.cell for r in tier] for tier in tiers(results, tests)],
+        "cells": {r.cell: {**stored(r.test), metric: r.score.mean,
+                           f"{metric}_std": r.score.std,
+                           f"{metric}_ci95": [r.score.low, r.score.high],
+                           f"{metric}_ci95_over": ("seeds" if len(r.runs) > 1
+                                                   else "test examples"),
+                           "seeds": {str(run.seed): {**stored(run.test),
+                                                     "run_id": run.train.run_id}
+                                     for run in r.runs}}
                   for r in results},
-        "comparisons": [{"a": a["cell"], "b": b["cell"], **vars(tests[a["cell"], b["cell"]])}
+        "comparisons": [{"a": a.cell, "b": b.cell, **vars(tests[a.cell, b.cell])}
                         for i, a in enumerate(order) for b in order[i + 1:]],
+        "caveats": found.caveats, "by_length": asdict(found.lengths),
     }

@@ -11,7 +11,7 @@ from pipeline.config import TaskParams
 from pipeline.paths import Layout
 from pipeline.report.comparison import ALPHA, compare_cells, pairwise, tier_words, tiers
 from pipeline.report.figures import CELL_NAMES, plot_importance
-from pipeline.report.results import collect
+from pipeline.report.results import CellResult, collect
 from pipeline.scoring.stats import p_value, points
 from pipeline.tuning.settings import TuningRecord, read_tuning
 
@@ -23,9 +23,9 @@ def setting(value: Any) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
-def partition(groups: list[list[dict[str, Any]]]) -> list[set[str]]:
+def partition(groups: list[list[CellResult]]) -> list[set[str]]:
     """Tiers as sets of cells: the verdict, blind to the order inside a tier."""
-    return [{r["cell"] for r in tier} for tier in groups]
+    return [{r.cell for r in tier} for tier in groups]
 
 
 def budget_line(tp: TaskParams) -> str:
@@ -41,12 +41,12 @@ def budget_line(tp: TaskParams) -> str:
             "at the untuned settings for the table below.")
 
 
-def tuning_section(tp: TaskParams, layout: Layout, results: list[dict[str, Any]], metric: str,
+def tuning_section(tp: TaskParams, layout: Layout, results: list[CellResult], metric: str,
                    label: str, figure: Path) -> tuple[list[str], dict[str, Any], str]:
     """(the section's lines, summary.json's `tuning` entry, the sentence the verdict gains)."""
     records: dict[str, TuningRecord] = {c: read_tuning(layout.tuning(c)) for c in tp.cells}
     untuned = collect(tp, layout.as_untuned())
-    by_cell = {r["cell"]: r for r in untuned}
+    by_cell = {r.cell: r for r in untuned}
     before = tiers(untuned, pairwise(untuned, metric))
     after = tiers(results, pairwise(results, metric))
     changed = partition(before) != partition(after)
@@ -58,7 +58,7 @@ def tuning_section(tp: TaskParams, layout: Layout, results: list[dict[str, Any]]
                    f"{tier_words(before)})" if tier_words(before) != tier_words(after) else "")
         change = f"Tuning did not change the verdict{reorder}."
     seeds = len(tp.seeds)
-    monitor = results[0]["train"].monitor  # what the trials were scored by, too
+    monitor = results[0].train.monitor  # what the trials were scored by, too
     validation = MONITOR_NAMES.get(monitor, monitor)
     lines = ["### Tuning", "", budget_line(tp), "",
              f"| cell | trials (pruned) | {validation}: untuned / best trial | test {label}: "
@@ -66,18 +66,18 @@ def tuning_section(tp: TaskParams, layout: Layout, results: list[dict[str, Any]]
              "gain (p) |", "|---|---:|---:|---:|---:|"]
     cells: dict[str, Any] = {}
     for r in results:
-        cell, record, base = r["cell"], records[r["cell"]], by_cell[r["cell"]]
+        cell, record, base = r.cell, records[r.cell], by_cell[r.cell]
         gain = compare_cells(r, base, metric)
         default = "n/a" if record.default_value is None else f"{record.default_value:.2%}"
         best = "n/a" if record.best_value is None else f"{record.best_value:.2%}"
         lines.append(f"| {CELL_NAMES[cell]} | {record.trials} ({record.pruned}) | {default} / "
-                     f"{best} (trial {record.best_trial}) | {base['score'].mean:.2%} / "
-                     f"{r['score'].mean:.2%} | {points(gain.diff)} points ({p_value(gain.p)}) |")
+                     f"{best} (trial {record.best_trial}) | {base.score.mean:.2%} / "
+                     f"{r.score.mean:.2%} | {points(gain.diff)} points ({p_value(gain.p)}) |")
         cells[cell] = {"trials": record.trials, "pruned": record.pruned,
                        "best_trial": record.best_trial, "settings": record.settings,
                        f"untuned_{monitor}": record.default_value,
                        f"best_{monitor}": record.best_value,
-                       f"untuned_{metric}": base["score"].mean, f"tuned_{metric}": r["score"].mean,
+                       f"untuned_{metric}": base.score.mean, f"tuned_{metric}": r.score.mean,
                        "gain": gain.diff, "p": gain.p, "method": gain.method,
                        "importance": record.importance, "study": record.study}
     better, worse = ([CELL_NAMES[c] for c, v in cells.items() if v["p"] < ALPHA
@@ -109,6 +109,6 @@ def tuning_section(tp: TaskParams, layout: Layout, results: list[dict[str, Any]]
     else:
         lines += ["No hyperparameter importance: no cell's trials differed in score.", ""]
     summary = {"trials": tp.tune.trials, "cells": cells,
-               "untuned_tiers": [[r["cell"] for r in tier] for tier in before],
+               "untuned_tiers": [[r.cell for r in tier] for tier in before],
                "verdict_changed": changed}
     return lines, summary, change
