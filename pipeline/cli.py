@@ -10,6 +10,7 @@ import typer
 
 from pipeline.config import CELLS, Params, TaskParams, load_params
 from pipeline.errors import fail, redact, run_guarded
+from pipeline.evaluation.records import columns as metric_columns
 from pipeline.paths import Layout
 
 app = typer.Typer(
@@ -323,13 +324,13 @@ def predict(
     run_guarded(go)
 
 
-# MLflow metric -> column header of `rnnbench compare`
-COMPARE_COLUMNS = {
-    "cell": "cell", "seed": "seed", "test_accuracy": "test acc", "test_macro_f1": "macro-F1",
-    "test_entity_f1": "entity F1",
-    "best_val_acc": "val acc", "num_parameters": "params", "train_seconds": "train s",
-    "test_inference_examples_per_s": "infer ex/s", "run_id": "run",
-}
+# MLflow metric -> column header of `rnnbench compare`: the test metrics' own columns (a
+# metric shows once its TestMetrics field has a Column), and the training run's
+_METRICS = metric_columns()
+COMPARE_COLUMNS = {"cell": "cell", "seed": "seed",
+                   **{key: column.header for key, column in _METRICS.items()},
+                   "best_val_acc": "val acc", "run_id": "run"}
+PERCENT = {key for key, column in _METRICS.items() if column.percent} | {"best_val_acc"}
 
 
 def _fmt(key: str, value: object) -> str:
@@ -337,7 +338,7 @@ def _fmt(key: str, value: object) -> str:
         return "-"
     if key == "run_id":
         return str(value)[:12]
-    if key in ("test_accuracy", "best_val_acc", "test_entity_f1"):
+    if key in PERCENT:
         return f"{float(value):.2%}"
     if key == "train_seconds":
         return f"{float(value):.1f}"

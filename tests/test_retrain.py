@@ -292,7 +292,7 @@ def test_a_task_job_result_cut_off_is_one_line_and_changes_nothing(tmp_path, nam
     job = tmp_path / "fanout" / TASK
     (job / "metrics").mkdir(parents=True)
     state = {"md5": "0" * 32, "examples": 1, "sha256": "0" * 64}
-    (job / "job.json").write_text(json.dumps({"task": TASK, "refreshed": [], "before": state,
+    (job / "job.json").write_text(json.dumps({"task": TASK, "refreshed": False, "before": state,
                                               "after": state, "ran": [], "stages": []}))
     (job / "dvc.lock").write_text("schema: '2.0'\nstages: {}\n")
     (job / name).write_text(content)

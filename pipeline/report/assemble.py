@@ -9,7 +9,7 @@ from pathlib import Path
 from pipeline import tracking
 from pipeline.config import Params
 from pipeline.data.loading import EncodedSplit
-from pipeline.files import atomic_dir, write_json
+from pipeline.files import atomic_dir
 from pipeline.paths import Layout, reports_dir
 from pipeline.report.card import card_table, plot_card
 from pipeline.report.caveats import task_caveats
@@ -24,6 +24,7 @@ from pipeline.report.figures import (
 from pipeline.report.longrange import collect_longrange, longrange_section
 from pipeline.report.render import provenance, render_html, render_markdown
 from pipeline.report.results import collect_task
+from pipeline.report.summary import ReportSummary, write_summary
 from pipeline.report.task import Findings, render_task, task_summary
 from pipeline.report.tuning import tuning_section
 from pipeline.scoring.stats import REFERENCE_SPREADS
@@ -82,8 +83,8 @@ def write_report(params: Params, root: Path) -> Path:
                                    provenance(params, root, data))
         (out / "comparison.md").write_text(markdown, encoding="utf-8")
         (out / "comparison.html").write_text(render_html(markdown, out), encoding="utf-8")
-        write_json(out / "summary.json", {"tasks": summary,
-                                          "longrange": long_summary if sweep else None})
+        write_summary(out, ReportSummary(tasks=summary,
+                                         longrange=long_summary if sweep else None))
 
     client = tracking.client_for(params, root)
     for parent in parents:  # each task's comparison run carries the whole report

@@ -12,18 +12,19 @@ what is left to run (the report, the synthetic sweep), the push, the promotions.
 from __future__ import annotations
 
 import shutil
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import BaseModel, ConfigDict
 
 from pipeline import tracking
 from pipeline.config import Params, load_params
 from pipeline.config.load import yaml_error
+from pipeline.config.records import read_model, write_model
 from pipeline.data.prepare import task_source
 from pipeline.errors import fail
-from pipeline.files import atomic_dir, atomic_file, decode_utf8, read_json, write_json
+from pipeline.files import atomic_dir, atomic_file, decode_utf8
 from pipeline.paths import Layout
 from pipeline.repro import upstream
 from pipeline.retrain.repo import STAGE_RAN, DataState, data_state, dvc, preflight
@@ -31,9 +32,11 @@ from pipeline.retrain.repo import STAGE_RAN, DataState, data_state, dvc, preflig
 JOB_FILE, LOCK_FILE = "job.json", "dvc.lock"
 
 
-@dataclass(frozen=True)
-class TaskJob:
-    """What one task's job did: for the final job's round summary and promotions."""
+class TaskJob(BaseModel):
+    """What one task's job did (`job.json`): for the final job's round summary and
+    promotions."""
+
+    model_config = ConfigDict(frozen=True)
 
     task: str
     refreshed: bool  # its unpinned source was read again
@@ -58,12 +61,13 @@ def run_task_job(params_file: Path, root: Path, task: str, out: Path) -> TaskJob
     log = dvc(root, "repro", f"evaluate@{task}")
     ran = [m.group(1) for line in log.splitlines() if (m := STAGE_RAN.match(line))]
     dvc(root, "push", "--run-cache")
-    job = TaskJob(task, refreshed, before, data_state(params, root)[task], ran,
-                  upstream(root, f"evaluate@{task}"))
+    job = TaskJob(task=task, refreshed=refreshed, before=before,
+                  after=data_state(params, root)[task], ran=ran,
+                  stages=upstream(root, f"evaluate@{task}"))
     with atomic_dir(out / task) as folder:  # whole or not at all
         shutil.copy(root / LOCK_FILE, folder / LOCK_FILE)
         shutil.copytree(Layout(root, task).metrics, folder / "metrics")
-        write_json(folder / JOB_FILE, asdict(job))
+        write_model(folder / JOB_FILE, job)
     return job
 
 
@@ -72,13 +76,8 @@ def _read_job(folder: Path, params: Params) -> TaskJob:
         if not (folder / name).exists():
             fail(f"{folder / name}: missing; a task job (`rnnbench retrain --task T`) writes "
                  f"{JOB_FILE}, {LOCK_FILE} and metrics/ there")
-    raw = read_json(folder / JOB_FILE,
-                    f"run its task job again (`rnnbench retrain --task {folder.name}`)")
-    try:
-        job = TaskJob(raw["task"], raw["refreshed"], DataState(**raw["before"]),
-                      DataState(**raw["after"]), list(raw["ran"]), list(raw["stages"]))
-    except (KeyError, TypeError) as err:
-        fail(f"{folder / JOB_FILE}: not a task job's record ({err})")
+    job = read_model(TaskJob, folder / JOB_FILE,
+                     f"run its task job again (`rnnbench retrain --task {folder.name}`)")
     if job.task not in params.tasks:
         fail(f"{folder / JOB_FILE}: task {job.task} is not in params.yaml's tasks "
              f"({', '.join(params.tasks)})")

@@ -18,10 +18,10 @@ from pipeline import tracking
 from pipeline.config import TaskParams
 from pipeline.data.prepare import read_test_examples
 from pipeline.errors import fail
-from pipeline.files import read_json
 from pipeline.model.predictor import Predictor
 from pipeline.model.record import TrainRecord, read_record
 from pipeline.paths import Layout
+from pipeline.report.summary import SUMMARY_FILE, read_summary
 from pipeline.scoring.examples import headline, per_example
 from pipeline.scoring.stats import p_value, paired_bootstrap, ratio
 
@@ -70,11 +70,11 @@ def winner(params: TaskParams, layout: Layout) -> TrainRecord:
     """The report's best cell on this task (significantly or not: the champion test decides),
     at its seed with the best validation score (the test split is what it is then judged on,
     not what picks it)."""
-    summary = read_json(layout.reports / "summary.json").get("tasks", {}).get(params.name)
-    if not summary or summary.get("best") not in params.cells:
-        fail(f"{layout.reports / 'summary.json'}: no ranking for {params.name}; run the "
+    summary = read_summary(layout.reports).tasks.get(params.name)
+    if summary is None or summary.best not in params.cells:
+        fail(f"{layout.reports / SUMMARY_FILE}: no ranking for {params.name}; run the "
              "report stage (`dvc repro`)")
-    records = [read_record(layout.model_dir(summary["best"], seed)) for seed in params.seeds]
+    records = [read_record(layout.model_dir(summary.best, seed)) for seed in params.seeds]
     return max(records, key=lambda r: r.best_val)
 
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from pydantic import BaseModel, ConfigDict
 
 from pipeline.config import Params
 from pipeline.data.records import SOURCE_FILE, read_source
@@ -60,9 +60,10 @@ def preflight(root: Path) -> str:
     return proc.stdout.strip()
 
 
-@dataclass(frozen=True)
-class DataState:
+class DataState(BaseModel):
     """One task's downloaded data: its hash in dvc.lock and what the download recorded."""
+
+    model_config = ConfigDict(frozen=True)
 
     md5: str
     examples: int | None
@@ -78,7 +79,7 @@ def data_state(params: Params, root: Path) -> dict[str, DataState]:
         outs = stages.get(f"download@{task}", {}).get("outs", [])
         raw = Layout(root, task).raw
         recorded = read_source(raw) if (raw / SOURCE_FILE).exists() else None
-        out[task] = DataState(outs[0]["md5"] if outs else "",
-                              recorded.examples if recorded else None,
-                              recorded.sha256 if recorded else "")
+        out[task] = DataState(md5=outs[0]["md5"] if outs else "",
+                              examples=recorded.examples if recorded else None,
+                              sha256=recorded.sha256 if recorded else "")
     return out
