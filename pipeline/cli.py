@@ -10,8 +10,8 @@ import typer
 
 from pipeline.config import CELLS, Params, TaskParams, load_params
 from pipeline.errors import fail, redact, run_guarded
-from pipeline.evaluation.records import columns as metric_columns
 from pipeline.paths import Layout
+from pipeline.scoring.records import columns as metric_columns
 
 app = typer.Typer(
     help="Compare vanilla RNN, LSTM and GRU cells on text tasks: stages, MLflow UI, results.\n\n"

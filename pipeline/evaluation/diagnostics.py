@@ -23,8 +23,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from pipeline.data.loading import Batch, EncodedSplit, collate
-from pipeline.evaluation.records import Diagnostics
 from pipeline.model.encoder import RecurrentEncoder, reversal_index
+from pipeline.scoring.records import Diagnostics
 
 GATES = {"lstm": ("input", "forget", "output"), "gru": ("reset", "update"), "rnn": ()}
 MIN_SEQUENCES = 10  # a distance or position is summarized only over at least this many

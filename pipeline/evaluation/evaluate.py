@@ -15,13 +15,6 @@ from pipeline.config.records import stored
 from pipeline.data.loading import EncodedSplit, collate
 from pipeline.data.text import UNK_ID
 from pipeline.evaluation.diagnostics import diagnose
-from pipeline.evaluation.records import (
-    PerLabel,
-    TestMetrics,
-    write_diagnostics,
-    write_per_label,
-    write_test_metrics,
-)
 from pipeline.files import atomic_file
 from pipeline.model.inference import forward_batches, load_trained
 from pipeline.model.networks import RecurrentNet, loss_and_hits
@@ -34,6 +27,13 @@ from pipeline.scoring.metrics import (
     is_bio,
     macro_f1,
     per_class_prf,
+)
+from pipeline.scoring.records import (
+    PerLabel,
+    TestMetrics,
+    write_diagnostics,
+    write_per_label,
+    write_test_metrics,
 )
 
 Prediction = int | list[int]

@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 
 from pipeline.errors import RnnbenchError, fail
-from pipeline.evaluation.records import Diagnostics
-from pipeline.evaluation.records import read_diagnostics as read_one
 from pipeline.paths import Layout
 from pipeline.report.figures import CELL_COLORS, CELL_NAMES, log_y, plt, save, write_series
+from pipeline.scoring.records import Diagnostics
+from pipeline.scoring.records import read_diagnostics as read_one
 
 REFERENCE_BOUND = 1e-5  # the reference cell equations must match PyTorch's this closely
 FLOW_DISTANCES = (1, 5, 10, 20, 40)

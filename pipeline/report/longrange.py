@@ -12,12 +12,12 @@ from pipeline.config.records import stored
 from pipeline.data.records import read_stats
 from pipeline.data.synthetic import task_name
 from pipeline.errors import RnnbenchError, fail
-from pipeline.evaluation.records import read_test_metrics
 from pipeline.files import tree_digest
 from pipeline.paths import Layout
 from pipeline.report.caveats import did_not_learn
 from pipeline.report.diagnostics import diagnostics_section
 from pipeline.report.figures import CELL_COLORS, CELL_NAMES, plt, save, write_series
+from pipeline.scoring.records import read_test_metrics
 
 SOLVED = 0.9  # test accuracy at which a synthetic task counts as solved
 

@@ -12,11 +12,11 @@ import numpy as np
 from pipeline.config import TaskParams
 from pipeline.data.records import DataStats, SourceRecord, read_source, read_stats
 from pipeline.errors import RnnbenchError, fail
-from pipeline.evaluation.records import PerLabel, TestMetrics, read_per_label, read_test_metrics
 from pipeline.model.record import TrainRecord, read_record
 from pipeline.paths import Layout
 from pipeline.scoring.examples import by_example, headline, per_example
 from pipeline.scoring.metrics import bio_spans, confusion_matrix, is_bio
+from pipeline.scoring.records import PerLabel, TestMetrics, read_per_label, read_test_metrics
 from pipeline.scoring.stats import Summary, bootstrap_interval, summarize
 
 
