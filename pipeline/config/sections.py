@@ -19,8 +19,6 @@ from pydantic import (
     model_validator,
 )
 
-from pipeline.errors import fail
-
 Cell = Literal["rnn", "lstm", "gru"]
 CELLS: tuple[str, ...] = ("rnn", "lstm", "gru")
 
@@ -31,15 +29,6 @@ class Family(StrEnum):
 
     CLASSIFICATION = "classification"
     TAGGING = "tagging"
-
-    @classmethod
-    def read(cls, value: Any, where: str) -> Family:
-        """The family a stage's output file (`where`) records, or one line if it is none."""
-        try:
-            return cls(value)
-        except ValueError:
-            fail(f"{where}: family {value!r} is not one of {', '.join(cls)}; rerun the stage "
-                 "that wrote it")
 
 
 def each_once(cls: type, values: list[Any]) -> list[Any]:

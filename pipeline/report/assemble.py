@@ -28,7 +28,6 @@ from pipeline.report.summary import ReportSummary, write_summary
 from pipeline.report.task import Findings, render_task, task_summary
 from pipeline.report.tuning import tuning_section
 from pipeline.scoring.stats import REFERENCE_SPREADS
-from pipeline.tuning.settings import tuning_on
 
 
 def write_report(params: Params, root: Path) -> Path:
@@ -60,7 +59,7 @@ def write_report(params: Params, root: Path) -> Path:
             card.append((name, label, tiers(results, tests)))
             tuning: list[str] = []
             tuning_summary: dict = {}
-            if tuning_on(tp):
+            if tp.tuned:
                 tuning, tuning_summary, change = tuning_section(
                     tp, layout, results, metric, label, figures / f"{name}_tuning.png")
                 verdicts[name] += " " + change

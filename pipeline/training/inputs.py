@@ -10,6 +10,7 @@ import torch
 
 from pipeline.config import CellParams, Family
 from pipeline.data.datamodule import TextDataModule
+from pipeline.data.records import read_stats
 from pipeline.files import read_json, tree_digest
 from pipeline.model.lightning_module import CellClassifier
 from pipeline.model.networks import build_network, equal_params_width
@@ -28,8 +29,7 @@ class FitInputs:
 
     @classmethod
     def read(cls, layout: Layout) -> FitInputs:
-        stats_file = layout.require_prepared() / "stats.json"
-        family = Family.read(read_json(stats_file).get("family"), str(stats_file))
+        family = read_stats(layout.require_prepared()).family
         chars_file = layout.prepared / CHARS_FILE
         vectors_file = layout.prepared / "vectors.pt"
         return cls(layout, family, len(read_json(layout.prepared / VOCAB_FILE)),

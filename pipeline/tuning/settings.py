@@ -62,10 +62,6 @@ def apply(cp: CellParams, settings: dict[str, Any]) -> CellParams:
         fail(f"tuned settings of {cp.cell}: {describe(err)}; rerun its tune stage")
 
 
-def tuning_on(params: TaskParams) -> bool:
-    return params.tuned
-
-
 def fit_settings(params: TaskParams, cell: str, seed: int | None, layout: Layout) -> CellParams:
     """The settings a fit runs at, resolved here once for the train stage and `rnnbench
     train`: with tuning on, its cell's best from the study, except in the untuned twin."""
