@@ -1,8 +1,10 @@
 # rnnbench: two commands do everything on a fresh machine.
 #   make run    create the environment if needed, then the whole comparison: `dvc repro`, with
-#               independent stages side by side, one per core (`rnnbench repro`)
+#               independent stages side by side, one per core (`rnnbench repro`), and the
+#               figures README.md and docs/ quote, from its results
 #   make test   create the environment if needed, then lint and the test suite
 #   make test-fast   the edit loop: lint and the tests not marked slow (under 2 minutes)
+#   make docs   the measured figures in README.md and docs/ from the results (make run does it)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
@@ -12,18 +14,25 @@ export DVC_NO_ANALYTICS := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 
-.PHONY: run test test-fast lint bench ui env retrain
+.PHONY: run test test-fast lint bench ui env retrain docs
 
 run: $(VENV)/.installed
 	rnnbench repro
+	python -m pipeline.docs
 
+# The suite on every core, a test file per worker at a time (a file's fixtures are built once);
+# the heaviest files go first (tests/conftest.py) so that no worker idles at the end.
+TEST_WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
 test: $(VENV)/.installed
 	ruff check .
-	pytest
+	pytest -n $(TEST_WORKERS) --dist loadfile
 
 test-fast: $(VENV)/.installed
 	ruff check .
 	pytest -m "not slow"
+
+docs: $(VENV)/.installed
+	python -m pipeline.docs
 
 lint: $(VENV)/.installed
 	ruff check .

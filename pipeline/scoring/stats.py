@@ -56,7 +56,7 @@ class Spread:
     source: str
 
 
-# Seed-to-seed spreads measured on the default datasets (README, "Seeds and significance"):
+# Seed-to-seed spreads measured on the default datasets (docs/seeds.md):
 # the spread of retraining, for one-seed runs that cannot measure their own.
 REFERENCE_SPREADS = {
     ("rotten_tomatoes", "accuracy"): Spread(
