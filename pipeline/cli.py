@@ -75,9 +75,15 @@ def train(cell: CellArg, params: ParamsOpt = Path("params.yaml"), task: TaskOpt 
     models/TASK/CELL/seedN (seedN-untuned)."""
     from pipeline.tuning.fits import train as train_one
 
-    run_guarded(lambda: [train_one(tp, cell, layout.as_untuned() if untuned else layout, s,
-                                   fast_dev_run)
-                         for tp, layout in each_task(params, task) for s in each_seed(tp, seed)])
+    def go() -> None:
+        for tp, layout in each_task(params, task):
+            if untuned and not tp.tuned:
+                fail(f"--untuned: task {tp.name} has no untuned twin (tune.enabled: false); "
+                     "without --untuned it trains at its settings")
+            for s in each_seed(tp, seed):
+                train_one(tp, cell, layout.as_untuned() if untuned else layout, s, fast_dev_run)
+
+    run_guarded(go)
 
 
 @app.command()

@@ -19,7 +19,9 @@ import optuna
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
+from typer.testing import CliRunner
 
+from pipeline.cli import app
 from pipeline.config import load_params
 from pipeline.model.record import read_record
 from pipeline.tuning.settings import read_tuning
@@ -173,6 +175,16 @@ def test_tuning_off_writes_a_record_that_training_ignores(prepared, tmp_path):
          "from pipeline.tuning.fits import train_untuned; print('torch' in sys.modules)"],
         capture_output=True, text=True, check=True)
     assert probe.stdout.strip() == "False"
+
+
+def test_an_untuned_twin_without_tuning_is_refused_in_one_line(prepared, tmp_path, monkeypatch):
+    monkeypatch.chdir(copy_prepared(prepared, tmp_path))
+    result = CliRunner().invoke(app, ["train", "lstm", "--untuned"])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip() == (f"error: --untuned: task {TASK} has no untuned twin "
+                                     "(tune.enabled: false); without --untuned it trains at "
+                                     "its settings")
+    assert not (tmp_path / "models").exists()
 
 
 def load_trials(folder: Path, every: bool = False) -> list[optuna.trial.FrozenTrial]:
