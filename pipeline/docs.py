@@ -26,6 +26,7 @@ SUMMARY = "reports/summary.json"
 MAKE_RUNS = "benchmarks/results/make_run_history_x86_64.json"
 LONG_TEXT = "benchmarks/results/long_text_x86_64.json"
 KERAS = "benchmarks/results/long_text_lstm_keras_x86_64.json"
+SUITES = "benchmarks/results/suite_history_x86_64.json"
 
 # How the results table names each default dataset's test split.
 DATASETS = {"rotten_tomatoes": ("Rotten Tomatoes", "snippets"),
@@ -209,11 +210,23 @@ def long_text_keras(root: Path) -> str:
     return "\n".join(rows)
 
 
+def suite_times(root: Path) -> str:
+    """Every timed fresh-clone suite, latest first."""
+    rows = ["| date | commit | CPU | workers | tests: passed (skipped, failed) | pytest | "
+            "`CI=true bash .ci/run` |", "|---|---|---|---:|---|---:|---:|"]
+    for run in reversed(load(root, SUITES)["runs"]):
+        others = ", ".join(f"{run[k]} {k}" for k in ("skipped", "failed") if run.get(k))
+        rows.append(f"| {run['date']} | {run['commit']} | {run['cpu']} | {run['workers']} | "
+                    f"{run['passed']}{f' ({others})' if others else ''} | "
+                    f"{run['pytest_seconds']:,.0f} s | **{run['seconds']:,.0f} s** |")
+    return "\n".join(rows)
+
+
 BLOCKS: dict[str, Callable[[Path], str]] = {
     "verdicts": verdicts, "results-table": results_table, "longrange-default": longrange_default,
     "gradient-30": gradient_30, "make-run-times": make_run_times,
     "make-run-history": make_run_history, "sweep-time": sweep_time, "long-text": long_text,
-    "long-text-keras": long_text_keras,
+    "long-text-keras": long_text_keras, "suite-times": suite_times,
 }
 
 
