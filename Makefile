@@ -21,11 +21,12 @@ run: $(VENV)/.installed
 	python -m pipeline.docs
 
 # The suite on every core, a test file per worker at a time (a file's fixtures are built once);
-# the heaviest files go first (tests/conftest.py) so that no worker idles at the end.
+# the longest files first, in tests/conftest.py's order (xdist would otherwise start the files
+# with the most tests first), so that no worker idles at the end.
 TEST_WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
 test: $(VENV)/.installed
 	ruff check .
-	pytest -n $(TEST_WORKERS) --dist loadfile
+	pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 test-fast: $(VENV)/.installed
 	ruff check .
