@@ -63,16 +63,23 @@ def append_history(path: Path, results: dict) -> None:
     path.write_text(json.dumps(history, indent=1) + "\n")
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def fresh_clone(doc: str, prefix: str) -> tuple[argparse.Namespace, str, Path]:
+    """The command line of a fresh-clone benchmark (--repo, --out, --keep), the commit it
+    times and a new clone of it."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("--repo", type=Path, default=Path("."))
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     ap.add_argument("--keep", type=Path, help="clone here and keep it (default: a temp dir)")
     args = ap.parse_args()
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=args.repo, check=True,
                             capture_output=True, text=True).stdout.strip()
-    clone = args.keep or Path(tempfile.mkdtemp(prefix="rnnbench-make-run-")) / "rnnbench"
+    clone = args.keep or Path(tempfile.mkdtemp(prefix=prefix)) / "rnnbench"
     subprocess.run(["git", "clone", "-q", str(args.repo.resolve()), str(clone)], check=True)
+    return args, commit, clone
+
+
+def main() -> None:
+    args, commit, clone = fresh_clone(__doc__, "rnnbench-make-run-")
     # A fresh machine has no package cache: give uv an empty one (pip keeps none here).
     rc, lines = timed_lines(["make", "run"], clone,
                             {"UV_CACHE_DIR": tempfile.mkdtemp(prefix="rnnbench-uv-cache-")})

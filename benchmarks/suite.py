@@ -8,18 +8,14 @@ only. Run nothing else meanwhile.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
 import re
-import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
-from benchmarks.make_run import cpu_name, timed_lines
+from benchmarks.make_run import cpu_name, fresh_clone, timed_lines
 
 # pytest's last line: "== 418 passed, 1 skipped in 737.84s (0:12:17) =="
 TOTALS = re.compile(r"=+ (.*) in ([0-9.]+)s")
@@ -35,15 +31,7 @@ def summary(lines: list[str]) -> dict[str, float | int]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repo", type=Path, default=Path("."))
-    ap.add_argument("--out", type=Path, default=Path("benchmarks/results"))
-    ap.add_argument("--keep", type=Path, help="clone here and keep it (default: a temp dir)")
-    args = ap.parse_args()
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=args.repo, check=True,
-                            capture_output=True, text=True).stdout.strip()
-    clone = args.keep or Path(tempfile.mkdtemp(prefix="rnnbench-suite-")) / "rnnbench"
-    subprocess.run(["git", "clone", "-q", str(args.repo.resolve()), str(clone)], check=True)
+    args, commit, clone = fresh_clone(__doc__, "rnnbench-suite-")
     rc, lines = timed_lines(["bash", ".ci/run"], clone, {"CI": "true"})
     if rc:
         sys.exit(f"the suite failed (exit {rc}) in {clone}")
