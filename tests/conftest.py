@@ -73,10 +73,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 _TREE = pytest.StashKey[str | None]()
 
 
-# The files that take longest, longest first (pytest --durations, 2-core AMD EPYC): 6-7 and
-# 5-6 minutes of fixtures and fits, then about a minute each.
-LONGEST = ("test_pipeline.py", "test_retrain.py", "test_training.py", "test_team.py",
-           "test_tuning.py", "test_tracking.py", "test_serving.py", "test_report.py")
+# The files that take longest, longest first: measured with --durations=0 under `make test`
+# (2-core AMD EPYC, 2 workers), about 310, 260 and 130 s, then 60 s or less each.
+LONGEST = ("test_pipeline.py", "test_retrain.py", "test_training.py", "test_tracking.py",
+           "test_repro.py", "test_tuning.py", "test_team.py", "test_serving.py",
+           "test_benchmarks.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

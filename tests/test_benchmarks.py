@@ -54,3 +54,17 @@ def test_long_text_benchmark_compares_the_three_paths_on_short_rows():
             assert row[path][mode]["s_per_step_best"] > 0
     assert row["exact_over_padded"] == round(
         row["exact"]["default"]["s_per_step_best"] / row["padded"]["default"]["s_per_step_best"], 3)
+
+
+@pytest.mark.parametrize(("lines", "expected"), [
+    (["created: 2/2 workers", "== 419 passed, 1 skipped in 648.63s (0:10:48) =="],
+     {"passed": 419, "skipped": 1, "pytest_seconds": 648.63, "workers": 2}),
+    (["== slowest 15 durations ==", "12.5s call tests/test_x.py::test_y",
+      "== 361 passed, 1 failed in 1127.90s (0:18:47) =="],
+     {"passed": 361, "failed": 1, "pytest_seconds": 1127.9, "workers": 1}),
+])
+def test_the_suite_benchmark_reads_pytests_totals(lines, expected):
+    """What benchmarks/suite.py records of a run, from pytest's own last line."""
+    from benchmarks.suite import summary
+
+    assert summary(lines) == expected
