@@ -60,9 +60,10 @@ def verdicts(root: Path) -> str:
     text = (root / "reports/comparison.md").read_text().split("**Decision card.**")[0]
     bullets = [line for line in text.splitlines() if line.startswith("- **")]
     quoted = []
-    for bullet in bullets:
-        head, sep, rest = bullet.partition(" draws).")
-        text = head + sep + (" (...)" if rest.strip() else "")
+    for bullet in bullets:  # up to the end of its test's name: `... draws), Holm-adjusted ...`
+        end = re.search(r"(draws\)|pairs)\.", bullet)
+        head, rest = (bullet[:end.end()], bullet[end.end():]) if end else (bullet, "")
+        text = head + (" (...)" if rest.strip() else "")
         quoted += textwrap.wrap(text, 96, initial_indent="> ", subsequent_indent=">   ")
     return "\n".join(quoted)
 

@@ -17,8 +17,14 @@ from pipeline.evaluation.evaluate import evaluate_cell
 from pipeline.report.assemble import write_report
 from pipeline.report.card import card_table
 from pipeline.report.caveats import majority_baseline, task_caveats
-from pipeline.report.comparison import Tests, compare_cells, verdict, winner
-from pipeline.report.comparison import tiers as comparison_tiers
+from pipeline.report.comparison import (
+    Tests,
+    compare_cells,
+    grouping,
+    holm,
+    verdict,
+    winner,
+)
 from pipeline.report.diagnostics import Flow, flow_words
 from pipeline.report.results import CellResult, TaskResult, entity_confusion
 from pipeline.scoring.stats import Comparison, Spread, Summary, seeds_needed, summarize
@@ -186,7 +192,8 @@ THREE = [result("lstm", 0.78), result("gru", 0.77), result("rnn", 0.74)]
 @pytest.mark.parametrize(("significant", "head", "tiers"), [
     ({("lstm", "gru"), ("lstm", "rnn")}, "**LSTM wins** on test accuracy",
      [["lstm"], ["gru", "rnn"]]),
-    ({("lstm", "rnn")}, "**LSTM = GRU > RNN** on test accuracy", [["lstm", "gru"], ["rnn"]]),
+    ({("lstm", "rnn"), ("gru", "rnn")}, "**LSTM = GRU > RNN** on test accuracy",
+     [["lstm", "gru"], ["rnn"]]),
     (set(), "**No significant difference** between the cells", [["lstm", "gru", "rnn"]]),
 ])
 def test_the_verdict_names_a_winner_only_when_it_beats_every_cell(significant, head, tiers):
@@ -194,7 +201,63 @@ def test_the_verdict_names_a_winner_only_when_it_beats_every_cell(significant, h
     text = verdict(THREE, "accuracy", t)
     assert text.startswith(head)
     assert ("wins**" in text) == (winner(THREE, t) == "lstm")
-    assert [[r.cell for r in tier] for tier in comparison_tiers(THREE, t)] == tiers
+    assert [[r.cell for r in tier] for tier in grouping(THREE, t).tiers] == tiers
+
+
+@pytest.mark.parametrize(("significant", "letters", "words"), [
+    # LSTM > RNN significant, LSTM = GRU and GRU = RNN not: "LSTM = GRU > RNN" would claim the
+    # untested GRU > RNN
+    ({("lstm", "rnn")}, {"lstm": "a", "gru": "ab", "rnn": "b"}, "**LSTM (a), GRU (ab), RNN (b)**"),
+    # LSTM > GRU significant, GRU = RNN, LSTM vs RNN not: "LSTM > GRU = RNN" would claim LSTM > RNN
+    ({("lstm", "gru")}, {"lstm": "a", "gru": "b", "rnn": "ab"}, "**LSTM (a), GRU (b), RNN (ab)**"),
+    # only GRU > RNN significant: not "no significant difference"
+    ({("gru", "rnn")}, {"lstm": "ab", "gru": "a", "rnn": "b"}, "**LSTM (ab), GRU (a), RNN (b)**"),
+])
+def test_a_verdict_claims_no_pair_its_tests_did_not_support(significant, letters, words):
+    """The three constructed cases that the tiers of the best cell of each tier got wrong."""
+    t = pair_tests(THREE, significant)
+    g = grouping(THREE, t)
+    assert g.tiers is None and g.letters == letters
+    text = verdict(THREE, "accuracy", t)
+    assert text.startswith(words) and "No significant difference" not in text
+    assert " > " not in text.split(".")[0] and " = " not in text.split(".")[0]
+    for a, b in [("lstm", "gru"), ("lstm", "rnn"), ("gru", "rnn")]:  # every pair, in words
+        assert f"{a.upper()} vs {b.upper()}:" in text
+
+
+@pytest.mark.parametrize("n", [2, 3, 5])
+def test_every_grouping_is_exactly_what_the_pairwise_tests_say(n):
+    """Every pattern of significant pairs among n cells: two cells share a letter if and only
+    if their test is not significant, and tiers appear only where every cross-tier pair is
+    significant in the ranked direction and no within-tier pair is."""
+    cells = [result(f"c{i}", 0.9 - 0.01 * i) for i in range(n)]
+    pairs = [(a.cell, b.cell) for i, a in enumerate(cells) for b in cells[i + 1:]]
+    for mask in range(2 ** len(pairs)):
+        significant = {pair for k, pair in enumerate(pairs) if mask >> k & 1}
+        g = grouping(cells, pair_tests(cells, significant))
+        for a, b in pairs:
+            shared = bool(set(g.letters[a]) & set(g.letters[b]))
+            assert shared == ((a, b) not in significant), (significant, g.letters)
+        # tiers: the ranked cells cut into runs, no pair within a run significant, every pair
+        # across runs significant; found by trying every cut
+        fits = []
+        for cuts in range(2 ** (n - 1)):
+            tier_of, tier = {}, 0
+            for i, r in enumerate(cells):
+                tier += i > 0 and cuts >> (i - 1) & 1
+                tier_of[r.cell] = tier
+            if all(((a, b) in significant) == (tier_of[a] != tier_of[b]) for a, b in pairs):
+                fits.append(tier_of)
+        got = None if g.tiers is None else {r.cell: i for i, t in enumerate(g.tiers) for r in t}
+        assert got == (fits[0] if fits else None), (significant, g.letters)
+
+
+def test_holm_adjusts_each_p_value_by_its_rank_and_keeps_them_monotone():
+    """Holm (1979) by hand: sorted 0.01, 0.03, 0.04 -> 3 x 0.01, 2 x 0.03, max(0.06, 1 x 0.04)."""
+    raw = [Comparison(0.01, p, "t") for p in (0.01, 0.04, 0.03)]
+    assert holm(raw) == pytest.approx([0.03, 0.06, 0.06])
+    assert holm([Comparison(0.01, 0.6, "t"), Comparison(0.01, 0.02, "t")]) == [0.6, 0.04]
+    assert holm([Comparison(0.01, 0.3, "t")]) == [0.3]
 
 
 def test_a_one_seed_verdict_says_what_its_test_covers_and_how_many_seeds_would_settle_it():
@@ -302,7 +365,7 @@ def test_the_decision_card_lists_tiers_best_first_with_costs():
                                       r.score.mean + 0.01),
                      test=SimpleNamespace(num_parameters=1.5e6, train_seconds=42.0,
                                           inference_examples_per_s=9000.0)) for r in THREE]
-    groups = comparison_tiers(cells, pair_tests(cells, {("lstm", "rnn"), ("gru", "rnn")}))
+    groups = grouping(cells, pair_tests(cells, {("lstm", "rnn"), ("gru", "rnn")}))
     table = card_table([("sentiment", "accuracy", groups)])
     assert table[2:] == [
         "| sentiment | 1 | LSTM | accuracy 78.0% [77.0%, 79.0%] | 1.50 M | 42 | 9,000 |",

@@ -144,7 +144,11 @@ def test_the_report_sets_tuned_against_untuned_and_says_if_the_verdict_changed(c
         assert row["untuned_accuracy"] == untuned["accuracy"]
         assert re.search(rf"\| {name} \| 3 \(\d\) \| ", section)
         assert f"- {name} (trial {row['best_trial']}): " in section
-    changed = [set(t) for t in tuning["untuned_tiers"]] != [set(t) for t in summary["tiers"]]
+    def groups(letters: dict[str, str]) -> set[frozenset[str]]:
+        return {frozenset(c for c, ls in letters.items() if x in ls)
+                for x in "".join(letters.values())}
+
+    changed = groups(tuning["untuned_groups"]) != groups(summary["groups"])
     assert tuning["verdict_changed"] == changed
     said = "Tuning changed the verdict" if tuning["verdict_changed"] else \
         "Tuning did not change the verdict"

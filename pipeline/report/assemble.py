@@ -13,7 +13,7 @@ from pipeline.files import atomic_dir
 from pipeline.paths import Layout, reports_dir
 from pipeline.report.card import card_table, plot_card
 from pipeline.report.caveats import task_caveats
-from pipeline.report.comparison import by_length, pairwise, tiers, verdict
+from pipeline.report.comparison import by_length, grouping, pairwise, verdict
 from pipeline.report.diagnostics import diagnostics_section
 from pipeline.report.figures import (
     plot_by_length,
@@ -36,7 +36,7 @@ def write_report(params: Params, root: Path) -> Path:
     MLflow with each task's comparison run."""
     reports = reports_dir(root)
     sections, verdicts, summary, parents, data = {}, {}, {}, [], []
-    card = []  # per task: its name, the metric's name, the cells in tiers
+    card = []  # per task: its name, the metric's name, what the tests support
     with atomic_dir(reports) as out:
         figures, plots = out / "figures", out / "plots"
         figures.mkdir()
@@ -56,7 +56,7 @@ def write_report(params: Params, root: Path) -> Path:
             tests = pairwise(results, metric)
             spread = REFERENCE_SPREADS.get((tp.data.dataset, metric))
             verdicts[name] = verdict(results, label, tests, spread)
-            card.append((name, label, tiers(results, tests)))
+            card.append((name, label, grouping(results, tests)))
             tuning: list[str] = []
             tuning_summary: dict = {}
             if tp.tuned:

@@ -1,11 +1,13 @@
 """The decision card at the top of the report: per task, each cell's ranking metric with its 95%
-interval, cells grouped into the tiers the tests support, next to what each cell costs
-(parameters, training time, inference throughput): the whole decision on one screen."""
+interval, cells grouped as the tests support (tiers, or a letter display where no order of
+tiers fits), next to what each cell costs (parameters, training time, inference throughput):
+the whole decision on one screen."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline.report.comparison import Grouping
 from pipeline.report.figures import CELL_COLORS, CELL_NAMES, plt, save
 from pipeline.report.results import CellResult
 
@@ -18,19 +20,30 @@ FORMATS = {"num_parameters": lambda v: f"{v / 1e6:.2f} M",
            "inference_examples_per_s": lambda v: f"{v:,.0f}/s"}
 
 
-Card = list[tuple[str, str, list[list[CellResult]]]]  # per task: name, metric's name, tiers
+Card = list[tuple[str, str, Grouping]]  # per task: name, metric's name, what the tests support
+
+
+def boxes(g: Grouping) -> list[tuple[str, str, list[CellResult]]]:
+    """The card's boxes, best first, as (the table's tier column, the figure's label, cells):
+    the tiers where the tests give them, else each cell alone with its letters."""
+    if g.tiers is None:
+        return [(g.letters[r.cell], f"group {', '.join(g.letters[r.cell])}", [r])
+                for r in g.order]
+    if len(g.tiers) == 1:
+        return [("1", "tied: no significant difference", g.tiers[0])]
+    return [(str(i), f"tier {i}", tier) for i, tier in enumerate(g.tiers, start=1)]
 
 
 def card_table(tasks: Card) -> list[str]:
-    """One row per task and cell, in tier order: tier, score [95% interval], costs."""
+    """One row per task and cell, best first: tier (or letters), score [95% interval], costs."""
     lines = ["| task | tier | cell | score [95% interval] | parameters | train time (s) | "
              "inference (examples/s) |", "|---|---:|---|---:|---:|---:|---:|"]
-    for name, label, groups in tasks:
-        for rank, tier in enumerate(groups, start=1):
-            for r in tier:
+    for name, label, g in tasks:
+        for tier, _, cells in boxes(g):
+            for r in cells:
                 sc, t = r.score, r.test
                 lines.append(
-                    f"| {name} | {rank} | {CELL_NAMES[r.cell]} | {label} {sc.mean:.1%} "
+                    f"| {name} | {tier} | {CELL_NAMES[r.cell]} | {label} {sc.mean:.1%} "
                     f"[{sc.low:.1%}, {sc.high:.1%}] | {t.num_parameters / 1e6:.2f} M | "
                     f"{t.train_seconds:.0f} | {t.inference_examples_per_s:,.0f} |")
     return lines
@@ -39,23 +52,23 @@ def card_table(tasks: Card) -> list[str]:
 def plot_card(tasks: Card, path: Path) -> None:
     """A row of panels per task: dot and whisker of the ranking metric (tiers boxed, best on
     top), then one bar panel per cost, each cell in its own colour."""
-    height = sum(1.2 + 0.42 * sum(len(tier) for tier in groups) for _, _, groups in tasks)
+    height = sum(1.2 + 0.42 * len(g.order) for _, _, g in tasks)
     fig, axes = plt.subplots(len(tasks), 1 + len(COSTS), squeeze=False, figsize=(11, height),
                              gridspec_kw={"width_ratios": [2.6, 1, 1, 1]})
-    for row, (name, label, groups) in zip(axes, tasks, strict=True):
-        order = [r for tier in groups for r in tier]
-        # top to bottom: tier 1 first, a gap between tiers
+    for row, (name, label, g) in zip(axes, tasks, strict=True):
+        groups = boxes(g)
+        order = [r for _, _, cells in groups for r in cells]
+        # top to bottom: the best box first, a gap between boxes
         y, pos = {}, 0.0
-        for tier in groups:
-            for r in tier:
+        for _, _, cells in groups:
+            for r in cells:
                 y[r.cell] = -pos
                 pos += 1
             pos += 0.5
         ax = row[0]
-        for i, tier in enumerate(groups):
-            top, bottom = y[tier[0].cell], y[tier[-1].cell]
+        for i, (_, tag, cells) in enumerate(groups):
+            top, bottom = y[cells[0].cell], y[cells[-1].cell]
             ax.axhspan(bottom - 0.4, top + 0.4, color="0.93" if i % 2 == 0 else "0.97", zorder=0)
-            tag = "tied: no significant difference" if len(groups) == 1 else f"tier {i + 1}"
             ax.text(0.995, top + 0.25, tag, transform=ax.get_yaxis_transform(),
                     ha="right", va="center", fontsize=8, color="0.35")
         for r in order:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from itertools import combinations
 
 import numpy as np
 
@@ -42,31 +43,76 @@ def ranked(results: list[CellResult]) -> list[CellResult]:
 Tests = dict[tuple[str, str], Comparison]
 
 
+def holm(tests: list[Comparison]) -> list[float]:
+    """Holm's step-down adjustment (Holm 1979) of a family of p-values, in their order: with
+    every pair of cells tested, the chance of any false "significant" stays at ALPHA. Ten
+    lines here rather than statsmodels (its `multipletests` computes the same) for one use."""
+    m = len(tests)
+    adjusted, running = [0.0] * m, 0.0
+    for rank, i in enumerate(sorted(range(m), key=lambda i: tests[i].p)):
+        running = max(running, min(1.0, (m - rank) * tests[i].p))
+        adjusted[i] = running
+    return adjusted
+
+
 def pairwise(results: list[CellResult], metric: str) -> Tests:
-    """Every ordered pair of cells (a, b) -> a vs b; each pair is tested once, its mirror is
-    the same test with the difference negated."""
-    tests: Tests = {}
+    """Every ordered pair of cells (a, b) -> a vs b, its p-value Holm-adjusted over the task's
+    pairs; each pair is tested once, its mirror is the same test with the difference negated."""
     order = ranked(results)
-    for i, a in enumerate(order):
-        for b in order[i + 1:]:
-            test = compare_cells(a, b, metric)
-            tests[a.cell, b.cell] = test
-            tests[b.cell, a.cell] = replace(test, diff=-test.diff)
+    pairs = [(a, b) for i, a in enumerate(order) for b in order[i + 1:]]
+    raw = [compare_cells(a, b, metric) for a, b in pairs]
+    tests: Tests = {}
+    for (a, b), test, p in zip(pairs, raw, holm(raw), strict=True):
+        method = test.method + (f", Holm-adjusted over {len(pairs)} pairs" if len(pairs) > 1
+                                else "")
+        tests[a.cell, b.cell] = replace(test, p=p, method=method)
+        tests[b.cell, a.cell] = replace(test, p=p, method=method, diff=-test.diff)
     return tests
 
 
-def tiers(results: list[CellResult], tests: Tests) -> list[list[CellResult]]:
-    """The ranked cells cut into tiers: a cell joins the tier above unless it is significantly
-    worse than that tier's best cell."""
+def differ(tests: Tests, a: str, b: str) -> bool:
+    return tests[a, b].p < ALPHA
+
+
+@dataclass(frozen=True)
+class Grouping:
+    """What the tests support about a task's cells, and nothing more: `letters` is a compact
+    letter display (cells sharing a letter do not differ significantly; cells with none in
+    common do), and `tiers` a strict order of tiers (every cell of a tier significantly better
+    than every cell below it, none within a tier) where the tests give one, else None."""
+
+    order: list[CellResult]  # best first
+    letters: dict[str, str]
+    tiers: list[list[CellResult]] | None
+
+    @property
+    def sets(self) -> set[frozenset[str]]:
+        """The cells each letter groups: the verdict, blind to the order within a group."""
+        return {frozenset(c for c, ls in self.letters.items() if letter in ls)
+                for letter in set("".join(self.letters.values()))}
+
+
+def grouping(results: list[CellResult], tests: Tests) -> Grouping:
+    """The maximal sets of cells no two of which differ significantly, best first, one letter
+    each: every untested-as-different pair shares a set, every significant pair none."""
     order = ranked(results)
-    out = [[order[0]]]
-    for r in order[1:]:
-        test = tests[out[-1][0].cell, r.cell]
-        if test.diff > 0 and test.p < ALPHA:
-            out.append([r])
-        else:
-            out[-1].append(r)
-    return out
+    cells = [r.cell for r in order]
+    sets: list[set[str]] = []
+    for size in range(len(cells), 0, -1):
+        for combo in combinations(cells, size):
+            if (not any(differ(tests, a, b) for a, b in combinations(combo, 2))
+                    and not any(set(combo) <= s for s in sets)):
+                sets.append(set(combo))
+    sets.sort(key=lambda s: sorted(cells.index(c) for c in s))
+    letters = {c: "".join(LETTERS[i] for i, s in enumerate(sets) if c in s) for c in cells}
+    ordered = [[r for r in order if r.cell in s] for s in sets]
+    strict = all(not (a & b) for i, a in enumerate(sets) for b in sets[i + 1:]) and all(
+        tests[a.cell, b.cell].diff > 0 for i, upper in enumerate(ordered)
+        for lower in ordered[i + 1:] for a in upper for b in lower)
+    return Grouping(order, letters, ordered if strict else None)
+
+
+LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
 
 def tier_words(groups: list[list[CellResult]]) -> str:
@@ -74,18 +120,26 @@ def tier_words(groups: list[list[CellResult]]) -> str:
     return " > ".join(" = ".join(CELL_NAMES[r.cell] for r in tier) for tier in groups)
 
 
+def grouping_words(g: Grouping) -> str:
+    """`LSTM = GRU > RNN` where the tests give tiers, else `LSTM (a), GRU (ab), RNN (b)`."""
+    if g.tiers is not None:
+        return tier_words(g.tiers)
+    return ", ".join(f"{CELL_NAMES[r.cell]} ({g.letters[r.cell]})" for r in g.order)
+
+
 def winner(results: list[CellResult], tests: Tests) -> str | None:
     """The best cell, only if it beats every other cell significantly."""
     best, *rest = ranked(results)
-    beaten = all(tests[best.cell, r.cell].diff > 0 and tests[best.cell, r.cell].p < ALPHA
+    beaten = all(tests[best.cell, r.cell].diff > 0 and differ(tests, best.cell, r.cell)
                  for r in rest)
     return best.cell if rest and beaten else None
 
 
 def verdict(results: list[CellResult], label: str, tests: Tests,
             spread: Spread | None = None) -> str:
-    """The tiers the evidence supports (a winner only if it beats every other cell
-    significantly), each cell's score and each gap to the best with its p-value; with one seed,
+    """What the tests support, and only that: a winner if it beats every other cell
+    significantly, tiers where the tests give a strict order of them, else a letter display;
+    each cell's score and every pair's difference with its adjusted p-value; with one seed,
     what the test covers and how many seeds would settle the closest call."""
     order = ranked(results)
     best = order[0]
@@ -94,18 +148,21 @@ def verdict(results: list[CellResult], label: str, tests: Tests,
     scores = ", ".join(f"{CELL_NAMES[r.cell]} {r.score.mean:.1%}" for r in order)
     if len(order) == 1:
         return f"Only {name} was trained: test {label} {best.score.mean:.1%}{over}."
-    groups = tiers(results, tests)
-    against = [tests[best.cell, r.cell] for r in order[1:]]
-    gaps = "; ".join(plain_words(name, CELL_NAMES[r.cell], t, method=False)
-                     for r, t in zip(order[1:], against, strict=True))
+    g = grouping(results, tests)
+    pairs = [(a, b) for i, a in enumerate(order) for b in order[i + 1:]]
+    gaps = "; ".join(plain_words(CELL_NAMES[a.cell], CELL_NAMES[b.cell], tests[a.cell, b.cell],
+                                 method=False) for a, b in pairs)
     if winner(results, tests):
         head = f"**{name} wins** on test {label}: it beats every other cell significantly"
-    elif len(groups) == 1:
+    elif g.tiers is not None and len(g.tiers) == 1:
         head = f"**No significant difference** between the cells on test {label}"
+    elif g.tiers is not None:
+        head = (f"**{tier_words(g.tiers)}** on test {label} (every pair tested: `>` "
+                "significantly better, `=` no significant difference)")
     else:
-        head = (f"**{tier_words(groups)}** on test {label} (`=`: no significant difference "
-                "from the best cell of its tier)")
-    text = f"{head}. {scores}{over}. {gaps}; {against[0].method}."
+        head = (f"**{grouping_words(g)}** on test {label} (every pair tested: cells sharing a "
+                "letter do not differ significantly; no order of tiers fits all the tests)")
+    text = f"{head}. {scores}{over}. {gaps}; {tests[pairs[0][0].cell, pairs[0][1].cell].method}."
     if seeds == 1:
         text += " " + one_seed_caveat(order, spread)
     return text

@@ -45,9 +45,11 @@ def render_markdown(params: Params, sections: dict[str, list[str]], verdicts: di
     if longrange is not None:
         lines.append(f"- **long range** (synthetic): {longrange[1]}")
     lines += ["", "**Decision card.** Each cell's test score with its 95% interval (over seeds, or "
-              "over test examples with one seed), grouped into tiers (a cell joins the tier above "
-              "unless the best cell of that tier beats it significantly; tier 1 first), next to "
-              "what it costs.", "", "![decision card](figures/decision_card.png)", "", *card, ""]
+              "over test examples with one seed), grouped as the tests support: every pair of "
+              "cells is tested, the p-values Holm-adjusted per task; cells in one tier do not "
+              "differ significantly and each beats every cell of the tiers below (tier 1 first); "
+              "where no order of tiers fits the tests, letters instead (cells sharing a letter do "
+              "not differ significantly). Next to it, what each cell costs.", "", "![decision card](figures/decision_card.png)", "", *card, ""]
     for name in params.tasks:
         lines += sections[name]
     if longrange is not None:

@@ -27,7 +27,7 @@ class TaskSummary(BaseModel):
     seeds: list[int]
     best: str
     winner: str | None  # the best cell, only if it beats every other significantly
-    tiers: list[list[str]]
+    tiers: list[list[str]] | None  # best first; None where no strict order fits the tests
 
 
 class ReportSummary(BaseModel):

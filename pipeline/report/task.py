@@ -12,11 +12,11 @@ from pipeline.config.records import stored
 from pipeline.report.comparison import (
     ByLength,
     Tests,
+    grouping,
     length_table,
     per_label_table,
     ranked,
     significance_table,
-    tiers,
     winner,
 )
 from pipeline.report.figures import CELL_NAMES, MAX_CONFUSION_LABELS
@@ -170,11 +170,14 @@ def task_summary(task: TaskResult, found: Findings) -> dict[str, Any]:
     and accuracy by length."""
     results, metric, tests = task.cells, task.metric, found.tests
     order = ranked(results)
+    g = grouping(results, tests)
     return {
         "dataset": task.params.data.dataset, "family": task.stats.family, "ranked_by": metric,
         "seeds": task.params.seeds, "best": order[0].cell,
         "winner": winner(results, tests),  # None unless it beats every other significantly
-        "tiers": [[r.cell for r in tier] for tier in tiers(results, tests)],
+        # a strict order of tiers where the tests give one (else null), and the letter display
+        "tiers": [[r.cell for r in tier] for tier in g.tiers] if g.tiers is not None else None,
+        "groups": g.letters,
         "cells": {r.cell: {**stored(r.test), metric: r.score.mean,
                            f"{metric}_std": r.score.std,
                            f"{metric}_ci95": [r.score.low, r.score.high],

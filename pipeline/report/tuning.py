@@ -9,7 +9,13 @@ from typing import Any
 
 from pipeline.config import TaskParams
 from pipeline.paths import Layout
-from pipeline.report.comparison import ALPHA, compare_cells, pairwise, tier_words, tiers
+from pipeline.report.comparison import (
+    ALPHA,
+    compare_cells,
+    grouping,
+    grouping_words,
+    pairwise,
+)
 from pipeline.report.figures import CELL_NAMES, plot_importance
 from pipeline.report.results import CellResult, collect
 from pipeline.scoring.stats import p_value, points
@@ -21,11 +27,6 @@ MONITOR_NAMES = {"val_acc": "validation accuracy", "val_entity_f1": "validation 
 
 def setting(value: Any) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
-
-
-def partition(groups: list[list[CellResult]]) -> list[set[str]]:
-    """Tiers as sets of cells: the verdict, blind to the order inside a tier."""
-    return [{r.cell for r in tier} for tier in groups]
 
 
 def budget_line(tp: TaskParams) -> str:
@@ -47,15 +48,16 @@ def tuning_section(tp: TaskParams, layout: Layout, results: list[CellResult], me
     records: dict[str, TuningRecord] = {c: read_tuning(layout.tuning(c)) for c in tp.cells}
     untuned = collect(tp, layout.as_untuned())
     by_cell = {r.cell: r for r in untuned}
-    before = tiers(untuned, pairwise(untuned, metric))
-    after = tiers(results, pairwise(results, metric))
-    changed = partition(before) != partition(after)
+    before = grouping(untuned, pairwise(untuned, metric))
+    after = grouping(results, pairwise(results, metric))
+    changed = before.sets != after.sets
     if changed:
         change = (f"Tuning changed the verdict: at the untuned settings it was "
-                  f"**{tier_words(before)}**.")
+                  f"**{grouping_words(before)}**.")
     else:
         reorder = (" (the order inside a tier moved: untuned "
-                   f"{tier_words(before)})" if tier_words(before) != tier_words(after) else "")
+                   f"{grouping_words(before)})"
+                   if grouping_words(before) != grouping_words(after) else "")
         change = f"Tuning did not change the verdict{reorder}."
     seeds = len(tp.seeds)
     monitor = results[0].train.monitor  # what the trials were scored by, too
@@ -88,7 +90,8 @@ def tuning_section(tp: TaskParams, layout: Layout, results: list[CellResult], me
     lines += ["", f"Gain: tuned minus untuned on the test split, "
               f"{next(iter(cells.values()))['method']}: "
               + ("; ".join(m for m in moved if m) or "no significant change for any cell") + ".",
-              "", f"Verdict untuned: **{tier_words(before)}**; tuned: **{tier_words(after)}**: "
+              "", f"Verdict untuned: **{grouping_words(before)}**; tuned: "
+              f"**{grouping_words(after)}**: "
               + ("tuning changed it." if changed else "the same tiers."),
               "", "Best settings (the train stages' settings for each cell):", ""]
     lines += [f"- {CELL_NAMES[c]} (trial {records[c].best_trial}): "
@@ -109,6 +112,8 @@ def tuning_section(tp: TaskParams, layout: Layout, results: list[CellResult], me
     else:
         lines += ["No hyperparameter importance: no cell's trials differed in score.", ""]
     summary = {"trials": tp.tune.trials, "cells": cells,
-               "untuned_tiers": [[r.cell for r in tier] for tier in before],
+               "untuned_tiers": ([[r.cell for r in tier] for tier in before.tiers]
+                                 if before.tiers is not None else None),
+               "untuned_groups": before.letters,
                "verdict_changed": changed}
     return lines, summary, change
