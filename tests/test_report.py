@@ -140,7 +140,7 @@ def test_several_seeds_give_intervals_and_tests_over_seeds(prepared, tmp_path):
     write_report(load_params(tmp_path / "params.yaml"), tmp_path)
     text = (layout.reports / "comparison.md").read_text()
     assert "accuracy: mean ± sd [95% CI]" in text and "(mean of 3 seeds)" in text
-    assert "paired t-test over 3 seeds" in text
+    assert "two-level bootstrap over 3 seeds" in text
     summary = json.loads((layout.reports / "summary.json").read_text())["tasks"][TASK]
     for cell in ("rnn", "gru"):
         c = summary["cells"][cell]
@@ -148,9 +148,10 @@ def test_several_seeds_give_intervals_and_tests_over_seeds(prepared, tmp_path):
         values = [c["seeds"][s]["accuracy"] for s in ("1", "2", "3")]
         assert c["accuracy"] == pytest.approx(sum(values) / 3)
         low, high = c["accuracy_ci95"]
-        assert low <= c["accuracy"] <= high and c["accuracy_ci95_over"] == "seeds"
+        assert low <= c["accuracy"] <= high and c["accuracy_ci95_over"] == "seeds and test examples"
     (comparison,) = summary["comparisons"]
-    assert 0 <= comparison["p"] <= 1 and comparison["method"] == "paired t-test over 3 seeds"
+    assert 0 <= comparison["p"] <= 1 and comparison["method"].startswith(
+        "two-level bootstrap over 3 seeds")
 
 
 # Verdicts and caveats on constructed results: each claim appears exactly where the numbers
@@ -165,7 +166,7 @@ def record(epochs: int = 6, best: int = 4, limit: int = 10) -> SimpleNamespace:
 def cell_result(cell: str, runs: list, score: Summary | None = None, **arrays) -> CellResult:
     """A CellResult with only what a test reads: its runs (test metrics, records) and score."""
     return CellResult(cell=cell, runs=runs, test=None, score=score, confusion=None,  # type: ignore[arg-type]
-                      num=arrays.get("num"), den=arrays.get("den"))
+                      seed_num=arrays.get("num"), seed_den=arrays.get("den"))
 
 
 def result(cell: str, score: float, seeds: int = 1, **train) -> CellResult:
@@ -279,12 +280,15 @@ def test_two_seeds_are_ranked_and_tested_on_the_same_statistic():
     def runs(*f1: float) -> list:
         return [SimpleNamespace(test=SimpleNamespace(entity_f1=v)) for v in f1]
 
-    a = cell_result("lstm", runs(0.30, 0.50), num=np.array([90.0, 0.0]),
-                    den=np.array([100.0, 100.0]))
-    b = cell_result("gru", runs(0.35, 0.40), num=np.array([10.0, 80.0]),
-                    den=np.array([100.0, 100.0]))
+    # seeds x examples: LSTM 0.30 and 0.50 per seed, GRU 0.35 and 0.40 (pooled, LSTM 0.40 and
+    # GRU 0.375 would give another difference)
+    a = cell_result("lstm", runs(0.30, 0.50), num=np.array([[30.0, 0.0], [0.0, 50.0]]),
+                    den=np.array([[100.0, 0.0], [0.0, 100.0]]))
+    b = cell_result("gru", runs(0.35, 0.40), num=np.array([[35.0, 0.0], [0.0, 40.0]]),
+                    den=np.array([[100.0, 0.0], [0.0, 100.0]]))
     test = compare_cells(a, b, "entity_f1")
     assert test.diff == pytest.approx(0.025) and "2 seeds" in test.method
+    assert "two-level bootstrap" in test.method
 
 
 STATS = SimpleNamespace(splits={"test": SplitStats.model_construct(

@@ -2,16 +2,18 @@
 
 import math
 
+import numpy as np
 import pytest
 
 from pipeline.scoring.stats import (
     Comparison,
     bootstrap_interval,
     paired_bootstrap,
-    paired_t,
     plain_words,
     seeds_needed,
     summarize,
+    two_level_bootstrap,
+    two_level_interval,
 )
 
 
@@ -27,15 +29,45 @@ def test_one_seed_has_no_interval():
     assert (s.mean, s.std, s.low, s.high) == (0.77, 0.0, None, None)
 
 
-def test_paired_t_matches_the_closed_form_for_three_degrees_of_freedom():
-    # d = [1, 0, 2, -1]: mean 0.5, sd sqrt(5/3), t = 0.5 / (sd / 2) = 0.774597
-    t = 0.5 / (math.sqrt(5 / 3) / 2)
-    u = t / math.sqrt(3)
-    cdf = 0.5 + (u / (1 + u * u) + math.atan(u)) / math.pi  # Student t CDF, df = 3
-    test = paired_t([1, 2, 3, 4], [0, 2, 1, 5])
-    assert test.diff == pytest.approx(0.5)
-    assert test.p == pytest.approx(2 * (1 - cdf), abs=1e-9)  # 0.495
-    assert paired_t([0.7], [0.6]) is None  # one seed: no test over seeds
+def test_a_constant_gap_over_seeds_is_not_certain_when_the_test_sample_is_small():
+    """Three seeds, LSTM one example ahead of GRU on each, over 20 test examples: a t-test over
+    seeds saw no spread and said p = 0; the test sample alone makes the gap uncertain."""
+    gru = np.tile(np.r_[np.ones(10), np.zeros(10)], (3, 1))
+    lstm = gru.copy()
+    lstm[:, 10] = 1  # one more hit per seed
+    test = two_level_bootstrap(lstm, np.ones_like(lstm), gru, np.ones_like(gru), samples=2_000)
+    assert test.diff == pytest.approx(0.05) and test.p > 0.05
+    assert test.method == ("two-level bootstrap over 3 seeds and 20 test examples "
+                           "(2,000 draws)")
+
+
+def test_retraining_that_reverses_the_gap_is_not_significant_however_many_examples():
+    """On 2,000 examples the cells differ by 10 points in each seed, but seed 1 favours LSTM
+    and seeds 2 and 3 favour GRU: pooling seeds' examples (one bootstrap level) calls the mean
+    gap certain; resampling the seeds as well does not."""
+    rng = np.random.default_rng(0)
+    base = (rng.random((3, 2000)) < 0.7).astype(float)
+    lstm, gru = base.copy(), base.copy()
+    lstm[0, :200], gru[0, :200] = 1, 0  # seed 1: LSTM right where GRU is wrong
+    lstm[1:, :200], gru[1:, :200] = 0, 1  # seeds 2 and 3: the other way round
+    ones = np.ones_like(base)
+    two = two_level_bootstrap(lstm, ones, gru, ones, samples=2_000)
+    pooled = paired_bootstrap(lstm.sum(0), ones.sum(0), gru.sum(0), ones.sum(0), samples=2_000)
+    assert pooled.p < 0.001 and two.p > 0.2
+    assert two.diff == pytest.approx(pooled.diff)
+
+
+def test_a_two_level_interval_covers_both_sources_of_variance():
+    hits = (np.random.default_rng(1).random((4, 500)) < 0.8).astype(float)
+    same_seeds = np.tile(hits[0], (4, 1))
+    ones = np.ones_like(hits)
+    low, high = two_level_interval(hits, ones, samples=2_000)
+    assert low < hits.mean() < high
+    lo1, hi1 = bootstrap_interval(hits[0], ones[0], samples=2_000)
+    lo2, hi2 = two_level_interval(same_seeds, ones, samples=2_000)
+    assert hi2 - lo2 == pytest.approx(hi1 - lo1, rel=0.15)  # seeds alike: the test sample only
+    with pytest.raises(ValueError, match="seeds x examples"):
+        two_level_interval(hits[0], ones[0])
 
 
 def test_bootstrap_of_identical_cells_finds_nothing():

@@ -15,24 +15,22 @@ from pipeline.scoring.stats import (
     bootstrap_interval,
     p_value,
     paired_bootstrap,
-    paired_t,
     plain_words,
     points,
     ratio,
     seeds_needed,
+    two_level_bootstrap,
 )
 
 ALPHA = 0.05  # a difference is significant below this two-sided p
 
 
 def compare_cells(a: CellResult, b: CellResult, metric: str) -> Comparison:
-    """a vs b on the headline metric: with several seeds a paired t-test over them (it tests
-    the mean of per-seed scores, which is what the cells are ranked by), with one a paired
-    bootstrap over test examples."""
-    if len(a.runs) >= 2:
-        test = paired_t(a.seed_scores(metric), b.seed_scores(metric))
-        if test is not None:
-            return test
+    """a vs b on the headline metric (the mean of per-seed scores, which ranks the cells): with
+    several seeds a two-level bootstrap over seeds and test examples, with one a paired
+    bootstrap over test examples (which says nothing of retraining)."""
+    if len(a.runs) >= 2 and len(b.runs) == len(a.runs):
+        return two_level_bootstrap(a.seed_num, a.seed_den, b.seed_num, b.seed_den)
     return paired_bootstrap(a.num, a.den, b.num, b.den)
 
 

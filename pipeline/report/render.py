@@ -44,12 +44,14 @@ def render_markdown(params: Params, sections: dict[str, list[str]], verdicts: di
     lines += [f"- **{name}**: {verdicts[name]}" for name in params.tasks]
     if longrange is not None:
         lines.append(f"- **long range** (synthetic): {longrange[1]}")
-    lines += ["", "**Decision card.** Each cell's test score with its 95% interval (over seeds, or "
-              "over test examples with one seed), grouped as the tests support: every pair of "
-              "cells is tested, the p-values Holm-adjusted per task; cells in one tier do not "
-              "differ significantly and each beats every cell of the tiers below (tier 1 first); "
-              "where no order of tiers fits the tests, letters instead (cells sharing a letter do "
-              "not differ significantly). Next to it, what each cell costs.", "", "![decision card](figures/decision_card.png)", "", *card, ""]
+    lines += ["", "**Decision card.** Each cell's test score with its 95% interval (over seeds and "
+              "test examples, or over test examples with one seed), grouped as the tests "
+              "support: every pair of cells is tested, the p-values Holm-adjusted per task; "
+              "cells in one tier do not differ significantly and each beats every cell of the "
+              "tiers below (tier 1 first); where no order of tiers fits the tests, letters "
+              "instead (cells sharing a letter do not differ significantly). Next to it, what "
+              "each cell costs.", "", "![decision card](figures/decision_card.png)", "", *card,
+              ""]
     for name in params.tasks:
         lines += sections[name]
     if longrange is not None:

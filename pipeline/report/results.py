@@ -17,7 +17,7 @@ from pipeline.paths import Layout
 from pipeline.scoring.examples import by_example, headline, per_example
 from pipeline.scoring.metrics import bio_spans, confusion_matrix, is_bio
 from pipeline.scoring.records import PerLabel, TestMetrics, read_per_label, read_test_metrics
-from pipeline.scoring.stats import Summary, bootstrap_interval, summarize
+from pipeline.scoring.stats import Summary, bootstrap_interval, summarize, two_level_interval
 
 
 def read_history(path: Path) -> list[dict[str, float]]:
@@ -95,16 +95,24 @@ class RunResult:
 @dataclass(frozen=True)
 class CellResult:
     """One cell over its seeds: their runs, the metrics' means, the headline score with its
-    interval, the summed confusion, and per test example the headline metric as num/den
-    (summed over seeds: the bootstrap then compares the seed-averaged metric)."""
+    interval, the summed confusion, and per seed and test example the headline metric as
+    num/den (`seed_num`, `seed_den`: seeds x examples; `num`, `den`: summed over seeds)."""
 
     cell: str
     runs: list[RunResult]
     test: TestMetrics  # the mean over seeds
     score: Summary
     confusion: Confusion
-    num: np.ndarray
-    den: np.ndarray
+    seed_num: np.ndarray
+    seed_den: np.ndarray
+
+    @property
+    def num(self) -> np.ndarray:
+        return self.seed_num.sum(axis=0)
+
+    @property
+    def den(self) -> np.ndarray:
+        return self.seed_den.sum(axis=0)
 
     @property
     def train(self) -> TrainRecord:
@@ -169,12 +177,12 @@ def collect(params: TaskParams, layout: Layout) -> list[CellResult]:
         metric, _ = headline(train.family, train.labels)
         n = int(runs[0].test.test_examples)
         examples = [per_example(r.rows, metric, n) for r in runs]
-        score = summarize([getattr(r.test, metric) for r in runs])
-        if score.low is None:  # one seed: the interval a different test sample allows
-            low, high = bootstrap_interval(*examples[0])
-            score = replace(score, low=low, high=high)
+        num, den = np.array([e[0] for e in examples]), np.array([e[1] for e in examples])
+        # the interval another test sample allows, and with seeds another set of seeds too
+        low, high = (bootstrap_interval(num[0], den[0]) if len(runs) == 1
+                     else two_level_interval(num, den))
+        score = replace(summarize([getattr(r.test, metric) for r in runs]), low=low, high=high)
         results.append(CellResult(
             cell, runs, TestMetrics.mean([r.test for r in runs]), score,
-            summed([confusion(r.rows, train.labels) for r in runs]),
-            np.sum([e[0] for e in examples], axis=0), np.sum([e[1] for e in examples], axis=0)))
+            summed([confusion(r.rows, train.labels) for r in runs]), num, den))
     return results

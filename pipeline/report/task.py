@@ -108,7 +108,7 @@ def render_task(task: TaskResult, found: Findings) -> list[str]:
               + (" (table: means over seeds)." if seeds > 1 else
                  f" (one per cell; the interval is a bootstrap over test examples of {label}: "
                  "how far another test sample could move it; `-S 'seeds=[1,2,3,4,5]'` gives "
-                 "intervals and t-tests over seeds)."),
+                 "intervals and tests over seeds and test examples together)."),
               "", "### Significance", "", *significance_table(results, found.tests), "",
               *tuning]
     sp = stats.splits
@@ -181,8 +181,8 @@ def task_summary(task: TaskResult, found: Findings) -> dict[str, Any]:
         "cells": {r.cell: {**stored(r.test), metric: r.score.mean,
                            f"{metric}_std": r.score.std,
                            f"{metric}_ci95": [r.score.low, r.score.high],
-                           f"{metric}_ci95_over": ("seeds" if len(r.runs) > 1
-                                                   else "test examples"),
+                           f"{metric}_ci95_over": ("seeds and test examples"
+                                                   if len(r.runs) > 1 else "test examples"),
                            "seeds": {str(run.seed): {**stored(run.test),
                                                      "run_id": run.train.run_id}
                                      for run in r.runs}}

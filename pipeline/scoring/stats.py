@@ -71,20 +71,6 @@ REFERENCE_SPREADS = {
 }
 
 
-def paired_t(a: Sequence[float], b: Sequence[float]) -> Comparison | None:
-    """Student's t-test on per-seed differences (same seeds, same test set); None below 2."""
-    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if x.shape != y.shape:
-        raise ValueError(f"paired samples differ in size: {x.size} vs {y.size}")
-    if x.size < 2:
-        return None
-    d = x - y
-    method = f"paired t-test over {x.size} seeds"
-    if np.all(d == d[0]):  # no spread: the t statistic is undefined
-        return Comparison(float(d[0]), 1.0 if d[0] == 0 else 0.0, method)
-    return Comparison(float(d.mean()), float(sps.ttest_rel(x, y).pvalue), method)
-
-
 def ratio(num: np.ndarray, den: np.ndarray) -> float:
     total = float(den.sum())
     return float(num.sum()) / total if total else 0.0
@@ -119,14 +105,78 @@ def paired_bootstrap(num_a: Sequence[float], den_a: Sequence[float],
     observed = ratio(arrays[0], arrays[1]) - ratio(arrays[2], arrays[3])
     diffs = np.concatenate([resampled(arrays[0], arrays[1], d) - resampled(arrays[2], arrays[3], d)
                             for d in draws(n, samples, seed)])
+    return Comparison(observed, two_sided(observed, diffs),
+                      f"paired bootstrap over {n:,} test examples ({samples:,} draws)")
+
+
+def two_sided(observed: float, diffs: np.ndarray) -> float:
+    """Twice the share of resampled differences on the other side of zero (or on it) than the
+    observed one."""
     if observed > 0:
         tail = np.mean(diffs <= 0)
     elif observed < 0:
         tail = np.mean(diffs >= 0)
     else:
         tail = 0.5
-    return Comparison(observed, float(min(1.0, 2 * tail)),
-                f"paired bootstrap over {n:,} test examples ({samples:,} draws)")
+    return float(min(1.0, 2 * tail))
+
+
+def seed_draws(seeds: int, n: int, samples: int, seed: int, chunk: int = 4_000_000
+               ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """`samples` two-level resamples, a few at a time: seed indices (rows of `seeds`) and test
+    example indices (rows of n), both with replacement."""
+    rng = np.random.default_rng(seed)
+    rows = max(1, chunk // (n * seeds))
+    for start in range(0, samples, rows):
+        k = min(rows, samples - start)
+        yield rng.integers(0, seeds, size=(k, seeds)), rng.integers(0, n, size=(k, n))
+
+
+def seed_averaged(num: np.ndarray, den: np.ndarray, seed_picks: np.ndarray,
+                  picks: np.ndarray) -> np.ndarray:
+    """Per draw, the metric of each drawn seed over the drawn examples, averaged over the drawn
+    seeds (`num`, `den`: seeds x examples)."""
+    per_seed = np.stack([resampled(num[s], den[s], picks) for s in range(num.shape[0])], axis=1)
+    return np.take_along_axis(per_seed, seed_picks, axis=1).mean(axis=1)
+
+
+def per_seed_arrays(*values: Sequence[Sequence[float]]) -> list[np.ndarray]:
+    arrays = [np.asarray(v, dtype=float) for v in values]
+    if any(a.ndim != 2 or a.shape != arrays[0].shape or 0 in a.shape for a in arrays):
+        raise ValueError("a two-level bootstrap needs seeds x examples arrays of one shape")
+    return arrays
+
+
+def seeds_mean(num: np.ndarray, den: np.ndarray) -> float:
+    return float(np.mean([ratio(n, d) for n, d in zip(num, den, strict=True)]))
+
+
+def two_level_bootstrap(num_a: Sequence[Sequence[float]], den_a: Sequence[Sequence[float]],
+                        num_b: Sequence[Sequence[float]], den_b: Sequence[Sequence[float]],
+                        samples: int = 10_000, seed: int = 0) -> Comparison:
+    """Retraining and the test sample together (Bouthillier et al. 2021): each draw resamples
+    the seeds and the test examples with replacement, the same draw for both cells, and
+    compares their seed-averaged metrics (what the cells are ranked by). A t-test over seeds
+    ignores the test sample; a bootstrap over examples ignores retraining."""
+    na, da, nb, db = per_seed_arrays(num_a, den_a, num_b, den_b)
+    observed = seeds_mean(na, da) - seeds_mean(nb, db)
+    diffs = np.concatenate([seed_averaged(na, da, s, e) - seed_averaged(nb, db, s, e)
+                            for s, e in seed_draws(*na.shape, samples, seed)])
+    return Comparison(observed, two_sided(observed, diffs),
+                      f"two-level bootstrap over {na.shape[0]} seeds and {na.shape[1]:,} test "
+                      f"examples ({samples:,} draws)")
+
+
+def two_level_interval(num: Sequence[Sequence[float]], den: Sequence[Sequence[float]],
+                       level: float = 0.95, samples: int = 10_000, seed: int = 0
+                       ) -> tuple[float, float]:
+    """A percentile interval for one cell's seed-averaged metric over resampled seeds and test
+    examples: where another set of seeds and another test sample could put it."""
+    n, d = per_seed_arrays(num, den)
+    metric = np.concatenate([seed_averaged(n, d, s, e) for s, e in seed_draws(*n.shape, samples,
+                                                                              seed)])
+    low, high = np.quantile(metric, [(1 - level) / 2, (1 + level) / 2])
+    return float(low), float(high)
 
 
 def bootstrap_interval(num: Sequence[float], den: Sequence[float], level: float = 0.95,
