@@ -375,3 +375,15 @@ def test_the_decision_card_lists_tiers_best_first_with_costs():
         "| sentiment | 1 | LSTM | accuracy 78.0% [77.0%, 79.0%] | 1.50 M | 42 | 9,000 |",
         "| sentiment | 1 | GRU | accuracy 77.0% [76.0%, 78.0%] | 1.50 M | 42 | 9,000 |",
         "| sentiment | 2 | RNN | accuracy 74.0% [73.0%, 75.0%] | 1.50 M | 42 | 9,000 |"]
+
+
+def test_the_report_says_at_which_settings_the_cells_were_compared():
+    """The verdicts hold at the settings the cells met, which the report names."""
+    from pipeline.report.render import settings_words
+
+    raw = repo_params()
+    assert "not tuned per cell (`tune.enabled: false`)" in settings_words(parse_params(raw))
+    raw = {**raw, "overrides": {**raw["overrides"], "rnn": {"lr": 0.001}}}
+    assert "with `overrides` for rnn" in settings_words(parse_params(raw))
+    raw = {**raw, "tune": {**raw["tune"], "enabled": True}}
+    assert settings_words(parse_params(raw)).startswith("each cell at the best settings")

@@ -33,6 +33,18 @@ def provenance(params: Params, root: Path, data: list[tuple[str, str, str]]) -> 
     return [*lines, "", "```yaml", text.rstrip(), "```", ""]
 
 
+def settings_words(params: Params) -> str:
+    """At which settings the cells met: the verdicts hold for those, not for each cell's best."""
+    if params.tune.enabled:
+        return ("each cell at the best settings of its own study (the same budget for every "
+                "cell; Tuning, per task).")
+    changed = sorted(c for c in params.cells if params.overrides.get(c))
+    return ("at shared settings (params.yaml's `model` and `train`"
+            + (f", with `overrides` for {', '.join(changed)}" if changed else "")
+            + "), not tuned per cell (`tune.enabled: false`): a cell that needs other settings "
+            "may rank otherwise at its own best.")
+
+
 def render_markdown(params: Params, sections: dict[str, list[str]], verdicts: dict[str, str],
                     card: list[str], longrange: tuple[list[str], str] | None,
                     tail: list[str]) -> str:
@@ -40,7 +52,7 @@ def render_markdown(params: Params, sections: dict[str, list[str]], verdicts: di
     and the provenance."""
     lines = ["# RNN vs LSTM vs GRU", "",
              f"{len(params.cells)} cells compared on {len(params.tasks)} task(s), "
-             f"{len(params.seeds)} seed(s) each.", ""]
+             f"{len(params.seeds)} seed(s) each, {settings_words(params)}", ""]
     lines += [f"- **{name}**: {verdicts[name]}" for name in params.tasks]
     if longrange is not None:
         lines.append(f"- **long range** (synthetic): {longrange[1]}")
