@@ -43,8 +43,8 @@ Tests = dict[tuple[str, str], Comparison]
 
 def holm(tests: list[Comparison]) -> list[float]:
     """Holm's step-down adjustment (Holm 1979) of a family of p-values, in their order: with
-    every pair of cells tested, the chance of any false "significant" stays at ALPHA. Ten
-    lines here rather than statsmodels (its `multipletests` computes the same) for one use."""
+    every pair of cells tested, the chance of any false "significant" stays at ALPHA. A few
+    lines here rather than a statsmodels dependency for one use (tested by hand)."""
     m = len(tests)
     adjusted, running = [0.0] * m, 0.0
     for rank, i in enumerate(sorted(range(m), key=lambda i: tests[i].p)):
@@ -66,6 +66,9 @@ def pairwise(results: list[CellResult], metric: str) -> Tests:
         tests[a.cell, b.cell] = replace(test, p=p, method=method)
         tests[b.cell, a.cell] = replace(test, p=p, method=method, diff=-test.diff)
     return tests
+
+
+LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
 
 def differ(tests: Tests, a: str, b: str) -> bool:
@@ -92,7 +95,7 @@ class Grouping:
 
 def grouping(results: list[CellResult], tests: Tests) -> Grouping:
     """The maximal sets of cells no two of which differ significantly, best first, one letter
-    each: every untested-as-different pair shares a set, every significant pair none."""
+    each: a pair shares a set exactly when its test is not significant."""
     order = ranked(results)
     cells = [r.cell for r in order]
     sets: list[set[str]] = []
@@ -108,9 +111,6 @@ def grouping(results: list[CellResult], tests: Tests) -> Grouping:
         tests[a.cell, b.cell].diff > 0 for i, upper in enumerate(ordered)
         for lower in ordered[i + 1:] for a in upper for b in lower)
     return Grouping(order, letters, ordered if strict else None)
-
-
-LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
 
 def tier_words(groups: list[list[CellResult]]) -> str:
