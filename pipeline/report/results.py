@@ -119,9 +119,6 @@ class CellResult:
         """The first seed's record: what every seed shares (family, labels, settings)."""
         return self.runs[0].train
 
-    def seed_scores(self, metric: str) -> list[float]:
-        return [getattr(run.test, metric) for run in self.runs]
-
     def per_label_f1(self, name: str) -> float:
         """A label's (entity type's) F1, mean over seeds."""
         return sum(run.per_label.f1(name) for run in self.runs) / len(self.runs)
