@@ -11,10 +11,12 @@ import re
 import socket
 import tarfile
 import threading
+from collections import Counter
 
 import pytest
 
 from pipeline.data.archives import extract, members
+from pipeline.data.duplicates import duplicates_warning, keep_copies_together, normalised
 from pipeline.data.prepare import download, prepare
 from pipeline.data.sources import NpmSource, Pin, UrlSource
 from pipeline.errors import RnnbenchError
@@ -300,6 +302,54 @@ def test_empty_texts_are_dropped_counted_and_named_by_line(tmp_path, capsys):
     note = f"5 of 200 examples dropped: their text has no token ({lines})"
     assert stats["warnings"][0] == note
     assert f"warning: {note}" in capsys.readouterr().err
+
+
+def test_copies_of_a_text_end_in_one_split_and_are_counted(tmp_path, capsys):
+    """Every 10th distinct text repeated exactly and in capitals, and posted twice more by
+    two handles with two links: 60 copies. Whatever split a text lands in, all its copies are
+    there, and stats.json counts them; so many copies are a warning."""
+    params, layout = csv_task(tmp_path, lambda i: ("pos", "neg")[i % 2])
+    path = tmp_path / "reviews.csv"
+    header, *rows = csv.reader(path.open())
+    rows = list({normalised(text): [text, label] for text, label in rows}.values())
+    chosen = rows[::10]
+    for text, label in chosen:
+        rows += [[text, label], [text.upper(), label],
+                 [f"@critic {text} https://t.co/x{len(rows)}", label],
+                 [f"@fan {text} http://bit.ly/{len(rows)}", label]]
+    rows = [header, *rows]
+    with open(path, "w", newline="") as fh:
+        csv.writer(fh).writerows(rows)
+    download(params.data, layout)
+    prepare(params.data, params.prepare, layout)
+    stats = json.loads((layout.prepared / "stats.json").read_text())
+    repeated = len(chosen)
+    assert stats["examples"] == len(rows) - 1 and repeated >= 15
+    assert stats["duplicates"]["exact"] == repeated  # the plain copy
+    assert stats["duplicates"]["normalised"] == 2 * repeated  # capitals, the second handle
+    assert stats["duplicates"]["most_copies"] == 3 and stats["duplicates"]["moved"] > 0
+    everywhere = Counter(normalised(json.loads(line)["text"])
+                         for line in (layout.raw / "examples.jsonl").open())
+    in_test = Counter(normalised(json.loads(line)["text"])
+                      for line in (layout.prepared / "test.jsonl").open())
+    assert all(everywhere[key] == n for key, n in in_test.items())
+    assert any(n == 3 for n in in_test.values())  # some repeated text did land in test
+    n = stats["examples"]
+    assert (f"{3 * repeated} of {n} examples ({3 * repeated / n:.1%}) repeat another example's "
+            "text" in capsys.readouterr().err)
+
+
+def test_copies_of_a_given_test_split_are_dropped_from_training():
+    """IMDB-like data: the test split is published, so a training copy of a test text goes."""
+    examples = [{"text": "Great film", "split": "test"}, {"text": "great  film!", "split": "train"},
+                {"text": "GREAT FILM", "split": "train"}, {"text": "dull", "split": "train"},
+                {"text": "dull", "split": "train"}]
+    index, found = keep_copies_together({"train": [1, 2, 3], "val": [4], "test": [0]}, examples,
+                                        fixed_test=True)
+    assert index == {"train": [1, 3, 4], "val": [], "test": [0]}  # "dull" joins its first copy
+    assert found.dropped == 1 and found.moved == 1 and found.exact == 1
+    assert found.normalised == 1  # "GREAT FILM"; "great  film!" keeps its "!"
+    assert duplicates_warning(found, 5) is not None
 
 
 def test_a_failed_read_leaves_no_folder_behind(tmp_path):

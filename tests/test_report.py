@@ -49,10 +49,10 @@ def test_report_and_metrics_cover_every_cell(trained):
     for cell in params.cells:
         metrics = json.loads(layout.test_metrics(cell, SEED).read_text())
         assert 0 <= metrics["accuracy"] <= 1 and metrics["num_parameters"] > 0
-        # one seed: the interval comes from resampling the test examples
+        # one seed: the interval comes from resampling the test split's movies (its groups)
         low, high = summary["cells"][cell]["accuracy_ci95"]
         assert low < metrics["accuracy"] < high and high - low < 0.5
-        assert summary["cells"][cell]["accuracy_ci95_over"] == "test examples"
+        assert summary["cells"][cell]["accuracy_ci95_over"] == "test movies"
         assert f"[{low:.2%}, {high:.2%}] |" in text
     assert "accuracy: 95% CI (test sample)" in text
     assert (layout.reports / "figures" / f"{TASK}_learning_curves.png").stat().st_size > 10_000
@@ -148,7 +148,7 @@ def test_several_seeds_give_intervals_and_tests_over_seeds(prepared, tmp_path):
         values = [c["seeds"][s]["accuracy"] for s in ("1", "2", "3")]
         assert c["accuracy"] == pytest.approx(sum(values) / 3)
         low, high = c["accuracy_ci95"]
-        assert low <= c["accuracy"] <= high and c["accuracy_ci95_over"] == "seeds and test examples"
+        assert low <= c["accuracy"] <= high and c["accuracy_ci95_over"] == "seeds and test movies"
     (comparison,) = summary["comparisons"]
     assert 0 <= comparison["p"] <= 1 and comparison["method"].startswith(
         "two-level bootstrap over 3 seeds")
@@ -165,8 +165,11 @@ def record(epochs: int = 6, best: int = 4, limit: int = 10) -> SimpleNamespace:
 
 def cell_result(cell: str, runs: list, score: Summary | None = None, **arrays) -> CellResult:
     """A CellResult with only what a test reads: its runs (test metrics, records) and score."""
+    num = arrays.get("num")
+    groups = arrays.get("groups", None if num is None else np.arange(np.shape(num)[-1]).astype(str))
     return CellResult(cell=cell, runs=runs, test=None, score=score, confusion=None,  # type: ignore[arg-type]
-                      seed_num=arrays.get("num"), seed_den=arrays.get("den"))
+                      seed_num=num, seed_den=arrays.get("den"), groups=groups,  # type: ignore[arg-type]
+                      unit=arrays.get("unit", "test examples"))
 
 
 def result(cell: str, score: float, seeds: int = 1, **train) -> CellResult:
@@ -289,6 +292,26 @@ def test_two_seeds_are_ranked_and_tested_on_the_same_statistic():
     test = compare_cells(a, b, "entity_f1")
     assert test.diff == pytest.approx(0.025) and "2 seeds" in test.method
     assert "two-level bootstrap" in test.method
+
+
+def test_tests_resample_the_groups_the_split_kept_whole():
+    """40 snippets of 4 films, 10 each: the LSTM beats the GRU on one film only. Over
+    examples the gap looks certain (p < 0.001); over films, which are what another test sample
+    would draw anew, one film in four decides it and the test must not call it."""
+    runs = [SimpleNamespace(test=SimpleNamespace(accuracy=0.0))]
+    films = np.repeat(["a", "b", "c", "d"], 10)
+    lstm = np.repeat([1.0, 1.0, 1.0, 0.0], 10)[None]
+    gru = np.repeat([1.0, 1.0, 0.0, 0.0], 10)[None]
+    ones = np.ones((1, 40))
+    by_example = compare_cells(cell_result("lstm", runs, num=lstm, den=ones),
+                               cell_result("gru", runs, num=gru, den=ones), "accuracy")
+    by_film = compare_cells(
+        cell_result("lstm", runs, num=lstm, den=ones, groups=films, unit="test movies"),
+        cell_result("gru", runs, num=gru, den=ones, groups=films, unit="test movies"),
+        "accuracy")
+    assert by_example.diff == by_film.diff == pytest.approx(0.25)
+    assert by_example.p < 0.001 and "40 test examples" in by_example.method
+    assert by_film.p > 0.5 and "over 4 test movies" in by_film.method
 
 
 STATS = SimpleNamespace(splits={"test": SplitStats.model_construct(

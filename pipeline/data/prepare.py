@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from pipeline.config import DataParams, Family, PrepareParams
 from pipeline.data.catalog import get_dataset
+from pipeline.data.duplicates import duplicates_warning, keep_copies_together
 from pipeline.data.records import (
     DataStats,
     SourceRecord,
@@ -185,7 +186,9 @@ def prepare(data: DataParams, prep: PrepareParams, layout: Layout) -> Path:
                                                     prep.max_length) for ex in examples),
                                       strict=True))
         targets = [[str(t) for t in ex["tags"]][: prep.max_length] for ex in examples]
-    index = split_examples(examples, data)
+    index, duplicates = keep_copies_together(
+        split_examples(examples, data), examples,
+        fixed_test=any(ex.get("split") == "test" for ex in examples))
     if not all(index[s] for s in SPLITS):
         fail(f"data: too few examples/groups ({len(examples)}) for a train/val/test split")
     # Characters keep their case: capitals are what marks names and sentence starts.
@@ -196,6 +199,8 @@ def prepare(data: DataParams, prep: PrepareParams, layout: Layout) -> Path:
     counts = {s: Counter(y for i in index[s] for y in targets[i]) for s in SPLITS}
     require_two_labels(counts["train"], everywhere)
     warnings = held_out_warnings(counts, labels)
+    if (copies := duplicates_warning(duplicates, len(examples))) is not None:
+        warnings.append(copies)
     if dropped:
         warnings.insert(0, f"{len(dropped):,} of {len(examples) + len(dropped):,} examples "
                            f"dropped: their text has no token ({', '.join(dropped[:10])}"
@@ -231,12 +236,14 @@ def prepare(data: DataParams, prep: PrepareParams, layout: Layout) -> Path:
         write_json(out / "labels.json", labels)
         stats = DataStats(family=family, examples=len(examples), vocab_size=len(vocab),
                           labels=labels, raw_sha256=file_digest(raw_file), splits=splits,
-                          warnings=warnings, **optional)
+                          warnings=warnings, duplicates=duplicates, **optional)
         write_stats(out, stats)
     sp = stats.splits
     print(f"prepared {len(examples)} {family} examples: train {sp['train'].examples}, "
           f"val {sp['val'].examples}, test {sp['test'].examples}; vocab {len(vocab)}, "
-          f"{len(labels)} labels, test OOV {sp['test'].oov_rate:.1%}", file=sys.stderr)
+          f"{len(labels)} labels, test OOV {sp['test'].oov_rate:.1%}; "
+          f"{duplicates.exact + duplicates.normalised} repeated texts, {duplicates.moved} moved "
+          "to their first copy's split", file=sys.stderr)
     for warning in stats.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if (v := stats.vectors) is not None:

@@ -75,6 +75,16 @@ class Generator(BaseModel):
     seed: int
 
 
+class Duplicates(BaseModel):
+    """Texts found more than once, and what prepare did so that none spans two splits."""
+
+    exact: int  # examples whose text repeats an earlier example's exactly
+    normalised: int  # further ones that do once case, spacing, URLs and @mentions are ignored
+    moved: int  # copies moved to the split of their text's first copy
+    dropped: int  # copies of a given test split's text removed from training and validation
+    most_copies: int  # of the most repeated text
+
+
 class DataStats(BaseModel):
     """data/<task>/prepared/stats.json. A downloaded task records its raw file's hash and its
     warnings, a generated one its generator; `dropped_empty` for classification only."""
@@ -89,6 +99,7 @@ class DataStats(BaseModel):
     dropped_empty: int | None = None
     warnings: list[str] = []
     vectors: VectorStats | None = None
+    duplicates: Duplicates | None = None  # None for generated data
 
 
 def write_stats(prepared: Path, stats: DataStats) -> None:

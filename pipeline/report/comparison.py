@@ -9,6 +9,7 @@ import numpy as np
 
 from pipeline.report.figures import CELL_NAMES
 from pipeline.report.results import CellResult
+from pipeline.scoring.examples import by_group
 from pipeline.scoring.stats import (
     Comparison,
     Spread,
@@ -27,11 +28,12 @@ ALPHA = 0.05  # a difference is significant below this two-sided p
 
 def compare_cells(a: CellResult, b: CellResult, metric: str) -> Comparison:
     """a vs b on the headline metric (the mean of per-seed scores, which ranks the cells): with
-    several seeds a two-level bootstrap over seeds and test examples, with one a paired
-    bootstrap over test examples (which says nothing of retraining)."""
+    several seeds a two-level bootstrap over seeds and test groups, with one a paired
+    bootstrap over test groups (which says nothing of retraining)."""
+    (na, da), (nb, db) = a.grouped, b.grouped
     if len(a.runs) >= 2 and len(b.runs) == len(a.runs):
-        return two_level_bootstrap(a.seed_num, a.seed_den, b.seed_num, b.seed_den)
-    return paired_bootstrap(a.num, a.den, b.num, b.den)
+        return two_level_bootstrap(na, da, nb, db, unit=a.unit)
+    return paired_bootstrap(na.sum(0), da.sum(0), nb.sum(0), db.sum(0), unit=a.unit)
 
 
 def ranked(results: list[CellResult]) -> list[CellResult]:
@@ -169,7 +171,7 @@ def verdict(results: list[CellResult], label: str, tests: Tests,
 def one_seed_caveat(order: list[CellResult], spread: Spread | None) -> str:
     """What a one-seed test says, and the seeds that would settle the closest call."""
     first, second = order[0], order[1]
-    words = ("With one seed the test resamples test examples: it says how sure the ranking is "
+    words = (f"With one seed the test resamples {first.unit}: it says how sure the ranking is "
              "on this test sample, not whether another seed would keep it.")
     gap = first.score.mean - second.score.mean
     if spread is None or first.cell not in spread.sd or second.cell not in spread.sd:
@@ -213,7 +215,7 @@ class ByLength:
 
 def by_length(results: list[CellResult], lengths: np.ndarray) -> ByLength:
     """The headline metric per length quartile of the test examples, per cell (seeds pooled),
-    with its 95% bootstrap interval over the bucket's examples: where a cell's memory gives
+    with its 95% bootstrap interval over the bucket's test groups: where a cell's memory gives
     out, its scores fall with length, and the interval says whether the fall is more than a
     quarter of the test sample's noise."""
     edges = sorted({int(np.quantile(lengths, q)) for q in (0.25, 0.5, 0.75)})
@@ -224,7 +226,8 @@ def by_length(results: list[CellResult], lengths: np.ndarray) -> ByLength:
         buckets.append(Bucket(f"{inside.min()}-{inside.max()}", int(inside.size)))
     cells, intervals = {}, {}
     for r in results:
-        parts = [(r.num[bucket == b], r.den[bucket == b]) for b in np.unique(bucket)]
+        parts = [(by_group(r.num[bucket == b], r.groups[bucket == b]),
+                  by_group(r.den[bucket == b], r.groups[bucket == b])) for b in np.unique(bucket)]
         cells[r.cell] = [ratio(num, den) for num, den in parts]
         intervals[r.cell] = [list(bootstrap_interval(num, den, samples=2_000))
                              for num, den in parts]
@@ -240,7 +243,7 @@ def length_table(lengths: ByLength, results: list[CellResult]) -> list[str]:
             low, high = lengths.ci95[r.cell][i]
             cells.append(f"{lengths.cells[r.cell][i]:.1%} [{low:.1%}, {high:.1%}]")
         lines.append(f"| {b.tokens} | {b.examples:,} | " + " | ".join(cells) + " |")
-    return [*lines, "", "In brackets: 95% bootstrap interval over the bucket's test examples."]
+    return [*lines, "", f"In brackets: 95% bootstrap interval over the bucket's {results[0].unit}."]
 
 
 def per_label_table(results: list[CellResult]) -> list[str]:

@@ -57,7 +57,8 @@ def render_markdown(params: Params, sections: dict[str, list[str]], verdicts: di
     if longrange is not None:
         lines.append(f"- **long range** (synthetic): {longrange[1]}")
     lines += ["", "**Decision card.** Each cell's test score with its 95% interval (over seeds and "
-              "test examples, or over test examples with one seed), grouped as the tests "
+              "the test sample, or over the test sample with one seed; resampling whole "
+              "split groups, e.g. movies), grouped as the tests "
               "support: every pair of cells is tested, the p-values Holm-adjusted per task; "
               "cells in one tier do not differ significantly and each beats every cell of the "
               "tiers below (tier 1 first); where no order of tiers fits the tests, letters "

@@ -10,11 +10,13 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.config import TaskParams
+from pipeline.data.catalog import get_dataset
+from pipeline.data.prepare import read_test_examples
 from pipeline.data.records import DataStats, SourceRecord, read_source, read_stats
 from pipeline.errors import RnnbenchError, fail
 from pipeline.model.record import TrainRecord, read_record
-from pipeline.paths import Layout
-from pipeline.scoring.examples import by_example, headline, per_example
+from pipeline.paths import TEST_EXAMPLES, Layout
+from pipeline.scoring.examples import by_example, by_group, headline, per_example
 from pipeline.scoring.metrics import bio_spans, confusion_matrix, is_bio
 from pipeline.scoring.records import PerLabel, TestMetrics, read_per_label, read_test_metrics
 from pipeline.scoring.stats import Summary, bootstrap_interval, summarize, two_level_interval
@@ -96,7 +98,8 @@ class RunResult:
 class CellResult:
     """One cell over its seeds: their runs, the metrics' means, the headline score with its
     interval, the summed confusion, and per seed and test example the headline metric as
-    num/den (`seed_num`, `seed_den`: seeds x examples; `num`, `den`: summed over seeds)."""
+    num/den (`seed_num`, `seed_den`: seeds x examples; `num`, `den`: summed over seeds) with
+    each example's split group."""
 
     cell: str
     runs: list[RunResult]
@@ -105,6 +108,14 @@ class CellResult:
     confusion: Confusion
     seed_num: np.ndarray
     seed_den: np.ndarray
+    groups: np.ndarray  # each test example's split group
+    unit: str  # what the tests resample, in words: "test movies", or "test examples"
+
+    @property
+    def grouped(self) -> tuple[np.ndarray, np.ndarray]:
+        """`seed_num`, `seed_den` summed per split group (seeds x groups): what intervals and
+        tests resample, since a split never cuts a group."""
+        return by_group(self.seed_num, self.groups), by_group(self.seed_den, self.groups)
 
     @property
     def num(self) -> np.ndarray:
@@ -175,11 +186,33 @@ def collect(params: TaskParams, layout: Layout) -> list[CellResult]:
         n = int(runs[0].test.test_examples)
         examples = [per_example(r.rows, metric, n) for r in runs]
         num, den = np.array([e[0] for e in examples]), np.array([e[1] for e in examples])
+        groups = test_groups(layout, n)
+        gnum, gden = by_group(num, groups), by_group(den, groups)
         # the interval another test sample allows, and with seeds another set of seeds too
-        low, high = (bootstrap_interval(num[0], den[0]) if len(runs) == 1
-                     else two_level_interval(num, den))
+        low, high = (bootstrap_interval(gnum[0], gden[0]) if len(runs) == 1
+                     else two_level_interval(gnum, gden))
         score = replace(summarize([getattr(r.test, metric) for r in runs]), low=low, high=high)
         results.append(CellResult(
             cell, runs, TestMetrics.mean([r.test for r in runs]), score,
-            summed([confusion(r.rows, train.labels) for r in runs]), num, den))
+            summed([confusion(r.rows, train.labels) for r in runs]), num, den, groups,
+            unit_words(params, gnum.shape[-1], n)))
     return results
+
+
+def test_groups(layout: Layout, n: int) -> np.ndarray:
+    """Each test example's split group, as prepare recorded it (each example its own where
+    nothing was recorded, as for generated data)."""
+    if not (layout.prepared / TEST_EXAMPLES).is_file():
+        return np.arange(n).astype(str)
+    examples = read_test_examples(layout.prepared)
+    if len(examples) != n:
+        fail(f"{layout.prepared / TEST_EXAMPLES}: {len(examples)} test examples, the "
+             f"predictions {n}; run `dvc repro`")
+    return np.array([str(ex.get("group", i)) for i, ex in enumerate(examples)])
+
+
+def unit_words(params: TaskParams, groups: int, examples: int) -> str:
+    """What the tests resample: "test movies" where groups hold several examples."""
+    if groups == examples:
+        return "test examples"
+    return f"test {get_dataset(params.data.dataset).groups}"

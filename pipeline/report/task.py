@@ -9,6 +9,7 @@ import yaml
 
 from pipeline.config import Family
 from pipeline.config.records import stored
+from pipeline.data.records import DataStats
 from pipeline.report.comparison import (
     ByLength,
     Tests,
@@ -106,9 +107,10 @@ def render_task(task: TaskResult, found: Findings) -> list[str]:
             f"{t.inference_examples_per_s:,.0f} | {run} |")
     lines += ["", f"Seeds: {', '.join(map(str, params.seeds))}"
               + (" (table: means over seeds)." if seeds > 1 else
-                 f" (one per cell; the interval is a bootstrap over test examples of {label}: "
-                 "how far another test sample could move it; `-S 'seeds=[1,2,3,4,5]'` gives "
-                 "intervals and tests over seeds and test examples together)."),
+                 f" (one per cell; the interval is a bootstrap over {results[0].unit} of "
+                 f"{label}: how far another test sample could move it; `-S "
+                 "'seeds=[1,2,3,4,5]'` gives intervals and tests over seeds and the test "
+                 "sample together)."),
               "", "### Significance", "", *significance_table(results, found.tests), "",
               *tuning]
     sp = stats.splits
@@ -142,9 +144,10 @@ def render_task(task: TaskResult, found: Findings) -> list[str]:
         "",
         f"- Source: `{source.source}` (sha256 `{source.sha256[:16]}…`), {source.licence}.",
         f"- {stats.examples:,} examples, {limited}; split: "
-        f"{source.splits} (no group spans two splits): "
+        f"{source.splits}; no group spans two splits: "
         + ", ".join(f"{s} {sp[s].examples:,} ({sp[s].groups:,} groups, "
                     f"{sp[s].tokens:,} tokens)" for s in sp) + ".",
+        *duplicates_line(stats),
         f"- Vocabulary {stats.vocab_size:,} (train split only); test OOV rate "
         f"{test.oov_rate:.1%}; test length p50/p90/max "
         f"{test.length.p50}/{test.length.p90}/{test.length.max} tokens.",
@@ -165,6 +168,18 @@ def render_task(task: TaskResult, found: Findings) -> list[str]:
     return lines
 
 
+def duplicates_line(stats: DataStats) -> list[str]:
+    """How many texts repeat and where their copies went, so that no test text is also
+    trained on (none for generated data)."""
+    if (d := stats.duplicates) is None:
+        return []
+    dropped = f", {d.dropped:,} dropped from training as copies of test texts" if d.dropped else ""
+    return [f"- Repeated texts: {d.exact + d.normalised:,} ({d.exact:,} exact copies, "
+            f"{d.normalised:,} more equal once case, spacing, URLs and @mentions are ignored); "
+            f"every copy of a text is in one split ({d.moved:,} moved to their first copy's "
+            f"split{dropped}), so no test text is trained on."]
+
+
 def task_summary(task: TaskResult, found: Findings) -> dict[str, Any]:
     """summary.json's entry for one task: means, intervals, per-seed metrics, tests, caveats
     and accuracy by length."""
@@ -181,8 +196,8 @@ def task_summary(task: TaskResult, found: Findings) -> dict[str, Any]:
         "cells": {r.cell: {**stored(r.test), metric: r.score.mean,
                            f"{metric}_std": r.score.std,
                            f"{metric}_ci95": [r.score.low, r.score.high],
-                           f"{metric}_ci95_over": ("seeds and test examples"
-                                                   if len(r.runs) > 1 else "test examples"),
+                           f"{metric}_ci95_over": (f"seeds and {r.unit}"
+                                                   if len(r.runs) > 1 else r.unit),
                            "seeds": {str(run.seed): {**stored(run.test),
                                                      "run_id": run.train.run_id}
                                      for run in r.runs}}

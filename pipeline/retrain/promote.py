@@ -22,7 +22,7 @@ from pipeline.model.predictor import Predictor
 from pipeline.model.record import TrainRecord, read_record
 from pipeline.paths import Layout
 from pipeline.report.summary import SUMMARY_FILE, read_summary
-from pipeline.scoring.examples import headline, per_example
+from pipeline.scoring.examples import by_group, headline, per_example
 from pipeline.scoring.stats import p_value, paired_bootstrap, ratio
 
 ALPHA = 0.05
@@ -122,7 +122,10 @@ def judge(client: MlflowClient, folder: Path, examples: list[dict[str, Any]], co
             uri = f"models:/{tracking.registered_name(task)}@{tracking.CHAMPION}"
             held = Predictor(tracking.download_model_folder(client, uri, Path(tmp)))
         num_b, den_b = scores(held, examples, metric)
-        test = paired_bootstrap(num, den, num_b, den_b)
+        # whole split groups resampled (a film's snippets are not independent draws)
+        groups = [str(ex.get("group", i)) for i, ex in enumerate(examples)]
+        test = paired_bootstrap(*(by_group(x, groups) for x in (num, den, num_b, den_b)),
+                                unit="test groups")
         decision = Decision(task, version.version, record.cell, record.seed, metric,
                             ratio(num, den), champion.version, ratio(num_b, den_b), test.p,
                             test.method, promoted=test.diff > 0 and test.p < ALPHA)

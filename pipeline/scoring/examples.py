@@ -3,6 +3,8 @@ the retraining round's promotion resample."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from pipeline.config import Family
@@ -32,6 +34,22 @@ def per_example(rows: list[dict[str, str]], metric: str, n: int) -> tuple[np.nda
         else:
             num[i], den[i] = sum(a == b for a, b in zip(gold, pred, strict=True)), len(gold)
     return num, den
+
+
+def by_group(values: np.ndarray, groups: Sequence[object]) -> np.ndarray:
+    """Per-example values (the last axis) summed per split group, the groups in sorted order.
+
+    Splits keep a group (a movie, a document) whole, so its examples are not independent
+    draws: a bootstrap over examples would treat 20 snippets of one film as 20 pieces of
+    evidence. Every ranked metric is sum(num) / sum(den), so resampling these per-group sums
+    is resampling groups (a cluster bootstrap)."""
+    _, index = np.unique(np.asarray(groups, dtype=str), return_inverse=True)
+    x = np.asarray(values, dtype=float)
+    if x.shape[-1] != index.size:
+        raise ValueError(f"{x.shape[-1]} values for {index.size} group labels")
+    out = np.zeros((*x.shape[:-1], int(index.max()) + 1 if index.size else 0))
+    np.add.at(out, (..., index), x)
+    return out
 
 
 def headline(family: Family, labels: list[str]) -> tuple[str, str]:

@@ -94,10 +94,12 @@ def resampled(num: np.ndarray, den: np.ndarray, picks: np.ndarray) -> np.ndarray
 
 def paired_bootstrap(num_a: Sequence[float], den_a: Sequence[float],
                      num_b: Sequence[float], den_b: Sequence[float],
-                     samples: int = 10_000, seed: int = 0) -> Comparison:
-    """Resample test examples with replacement, the same draw for both cells, and recompute
-    the metric (sum num / sum den) for each. The p-value is twice the share of draws in which
-    the difference falls on the other side of zero (or on it) than the observed one."""
+                     samples: int = 10_000, seed: int = 0,
+                     unit: str = "test examples") -> Comparison:
+    """Resample test examples (or the groups they were split by, as per-group sums: `unit`
+    names them) with replacement, the same draw for both cells, and recompute the metric
+    (sum num / sum den) for each. The p-value is twice the share of draws in which the
+    difference falls on the other side of zero (or on it) than the observed one."""
     arrays = [np.asarray(v, dtype=float) for v in (num_a, den_a, num_b, den_b)]
     n = arrays[0].size
     if any(a.size != n for a in arrays) or n == 0:
@@ -106,7 +108,7 @@ def paired_bootstrap(num_a: Sequence[float], den_a: Sequence[float],
     diffs = np.concatenate([resampled(arrays[0], arrays[1], d) - resampled(arrays[2], arrays[3], d)
                             for d in draws(n, samples, seed)])
     return Comparison(observed, two_sided(observed, diffs),
-                      f"paired bootstrap over {n:,} test examples ({samples:,} draws)")
+                      f"paired bootstrap over {n:,} {unit} ({samples:,} draws)")
 
 
 def two_sided(observed: float, diffs: np.ndarray) -> float:
@@ -153,7 +155,8 @@ def seeds_mean(num: np.ndarray, den: np.ndarray) -> float:
 
 def two_level_bootstrap(num_a: Sequence[Sequence[float]], den_a: Sequence[Sequence[float]],
                         num_b: Sequence[Sequence[float]], den_b: Sequence[Sequence[float]],
-                        samples: int = 10_000, seed: int = 0) -> Comparison:
+                        samples: int = 10_000, seed: int = 0,
+                        unit: str = "test examples") -> Comparison:
     """Retraining and the test sample together (Bouthillier et al. 2021): each draw resamples
     the seeds and the test examples with replacement, the same draw for both cells, and
     compares their seed-averaged metrics (what the cells are ranked by). A t-test over seeds
@@ -163,8 +166,8 @@ def two_level_bootstrap(num_a: Sequence[Sequence[float]], den_a: Sequence[Sequen
     diffs = np.concatenate([seed_averaged(na, da, s, e) - seed_averaged(nb, db, s, e)
                             for s, e in seed_draws(*na.shape, samples, seed)])
     return Comparison(observed, two_sided(observed, diffs),
-                      f"two-level bootstrap over {na.shape[0]} seeds and {na.shape[1]:,} test "
-                      f"examples ({samples:,} draws)")
+                      f"two-level bootstrap over {na.shape[0]} seeds and {na.shape[1]:,} {unit} "
+                      f"({samples:,} draws)")
 
 
 def two_level_interval(num: Sequence[Sequence[float]], den: Sequence[Sequence[float]],
