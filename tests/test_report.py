@@ -27,7 +27,15 @@ from pipeline.report.comparison import (
 )
 from pipeline.report.diagnostics import Flow, flow_words
 from pipeline.report.results import CellResult, TaskResult, entity_confusion
-from pipeline.scoring.stats import Comparison, Spread, Summary, seeds_needed, summarize
+from pipeline.report.tuning import Gain, power_words, verdict_change
+from pipeline.scoring.stats import (
+    Comparison,
+    Spread,
+    Summary,
+    detectable_gap,
+    seeds_needed,
+    summarize,
+)
 from pipeline.tuning import fits
 from tests.conftest import SEED, TASK, load_task, repo_params, write_params
 
@@ -410,3 +418,28 @@ def test_the_report_says_at_which_settings_the_cells_were_compared():
     assert "with `overrides` for rnn" in settings_words(parse_params(raw))
     raw = {**raw, "tune": {**raw["tune"], "enabled": True}}
     assert settings_words(parse_params(raw)).startswith("each cell at the best settings")
+
+
+def test_tuning_changed_the_verdict_only_where_a_cells_change_was_tested_significant():
+    """Untuned LSTM > RNN, tuned no difference: two verdicts cut at 0.05 on their own noise.
+    That alone is not a change tuning made; a cell whose tuned score moved significantly is."""
+    before = grouping(THREE, pair_tests(THREE, {("lstm", "rnn")}))
+    after = grouping(THREE, pair_tests(THREE, set()))
+    quiet = {c: Gain(0.005, 0.6, "t", 0.02) for c in ("lstm", "gru", "rnn")}
+    changed, words = verdict_change(before, after, quiet)
+    assert not changed and "no evidence that tuning changed the ranking" in words
+    loud = {**quiet, "rnn": Gain(0.03, 0.01, "t", 0.02)}
+    changed, words = verdict_change(before, after, loud)
+    assert changed and words.startswith("Tuning changed the verdict") and \
+        "RNN +3.0 points (p = 0.01)" in words
+    assert verdict_change(after, after, loud) == (False, "Tuning did not change the verdict.")
+    assert "2.0 points (LSTM)" in power_words(quiet)
+    assert "no power can be estimated" in power_words(
+        {c: Gain(0.0, 1.0, "t", None) for c in quiet})
+
+
+def test_the_gap_a_test_can_detect_matches_the_seeds_it_needs():
+    for seeds in (3, 5, 10):
+        gap = detectable_gap(0.01, seeds)
+        assert seeds_needed(gap * 1.001, 0.01) == seeds < seeds_needed(gap * 0.95, 0.01)
+    assert detectable_gap(0.01, 1) is None and detectable_gap(0.0, 3) == 0.0

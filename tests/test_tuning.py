@@ -44,6 +44,9 @@ def tuned_project(prepared, tmp_path_factory) -> Path:
     """A project whose every cell was tuned, 3 trials each, with its test split removed."""
     folder = copy_prepared(prepared, tmp_path_factory.mktemp("tuned"))
     tuning_on(folder)
+    raw = yaml.safe_load((folder / "params.yaml").read_text())
+    raw["train"]["batch_size"] = 16  # outside the space's choices (32, 64, 128)
+    (folder / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     test_files = list((folder / "data" / TASK / "prepared").glob("test*"))
     assert test_files  # what a fit would read for testing: gone, so a read would fail
     for path in test_files:
@@ -64,8 +67,15 @@ def test_every_cell_gets_the_same_budget_without_the_test_split(tuned_project):
         assert ("model.forget_bias" in tuned) == (cell == "lstm")  # the LSTM's alone
         assert {"train.lr", "model.dropout", "model.hidden_size"} <= tuned
         assert record.best_value == max(t.value for t in record.history if t.state == "COMPLETE")
-        # trial 0 is the untuned settings, where the space holds them
-        assert record.history[0].params["train.lr"] == params.train.lr
+        # trial 0 fitted the untuned settings exactly, also where the space cannot hold them:
+        # a batch of 16, and the LSTM's forget-gate bias left to PyTorch (null)
+        untuned = params.for_cell(cell)
+        assert record.history[0].params == {
+            key: getattr(getattr(untuned, key.split(".")[0]), key.split(".")[1])
+            for key in params.tune.dimensions(cell)}
+        assert record.history[0].params["train.batch_size"] == 16
+        assert record.history[0].params.get("model.forget_bias", "absent") in (None, "absent")
+        assert all(t.params["train.batch_size"] in (32, 64, 128) for t in record.history[1:])
         assert record.default_value == record.history[0].value
 
 
@@ -241,7 +251,7 @@ def test_an_interrupted_study_resumes_where_it_stopped(prepared, tmp_path):
 
 def test_the_record_holds_the_budget_only_and_fanova_finds_the_setting_that_matters(tmp_path):
     from pipeline.report.figures import plot_importance
-    from pipeline.tuning.study import summarize
+    from pipeline.tuning.study import importance_test, summarize
 
     space = {"train.lr": optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True),
              "model.dropout": optuna.distributions.FloatDistribution(0.0, 0.7)}
@@ -257,6 +267,14 @@ def test_the_record_holds_the_budget_only_and_fanova_finds_the_setting_that_matt
     first = study.trials[:30]
     assert record.best_trial == max(first, key=lambda t: t.value).number
     assert record.importance["train.lr"] > 0.8 > 0.2 > record.importance["model.dropout"]
+    assert record.importance_p is not None and record.importance_p <= 0.05
+    # the same settings with scores of pure noise: fANOVA still crowns one, the test does not
+    noise = optuna.create_study(direction="maximize")
+    noise.add_trials([optuna.trial.create_trial(params=t.params, distributions=space,
+                                                value=float(draws.normal()))
+                      for t in study.trials[:30]])
+    shares, p = importance_test(noise.trials, list(space))
+    assert max(shares.values()) > 0.5 and p > 0.05
     figure = tmp_path / "importance.png"
     plot_importance({"gru": record.importance, "rnn": {"train.lr": 0.5, "model.dropout": 0.5}},
                     figure)

@@ -4,24 +4,29 @@ changed the verdict."""
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from pipeline.config import TaskParams
 from pipeline.paths import Layout
 from pipeline.report.comparison import (
     ALPHA,
+    Grouping,
     compare_cells,
     grouping,
     grouping_words,
+    holm,
     pairwise,
 )
 from pipeline.report.figures import CELL_NAMES, plot_importance
 from pipeline.report.results import CellResult, collect
-from pipeline.scoring.stats import p_value, points
-from pipeline.tuning.settings import TuningRecord, read_tuning
+from pipeline.scoring.stats import detectable_gap, p_value, points
+from pipeline.tuning.settings import PERMUTATIONS, TuningRecord, read_tuning
 
-ROUGH_BELOW = 30  # trials per cell under which the importance shares are called rough
 MONITOR_NAMES = {"val_acc": "validation accuracy", "val_entity_f1": "validation entity F1"}
 
 
@@ -50,15 +55,8 @@ def tuning_section(tp: TaskParams, layout: Layout, results: list[CellResult], me
     by_cell = {r.cell: r for r in untuned}
     before = grouping(untuned, pairwise(untuned, metric))
     after = grouping(results, pairwise(results, metric))
-    changed = before.sets != after.sets
-    if changed:
-        change = (f"Tuning changed the verdict: at the untuned settings it was "
-                  f"**{grouping_words(before)}**.")
-    else:
-        reorder = (" (the order inside a tier moved: untuned "
-                   f"{grouping_words(before)})"
-                   if grouping_words(before) != grouping_words(after) else "")
-        change = f"Tuning did not change the verdict{reorder}."
+    gains = cell_gains(results, by_cell, metric)
+    changed, change = verdict_change(before, after, gains)
     seeds = len(tp.seeds)
     monitor = results[0].train.monitor  # what the trials were scored by, too
     validation = MONITOR_NAMES.get(monitor, monitor)
@@ -69,7 +67,7 @@ def tuning_section(tp: TaskParams, layout: Layout, results: list[CellResult], me
     cells: dict[str, Any] = {}
     for r in results:
         cell, record, base = r.cell, records[r.cell], by_cell[r.cell]
-        gain = compare_cells(r, base, metric)
+        gain = gains[cell]
         default = "n/a" if record.default_value is None else f"{record.default_value:.2%}"
         best = "n/a" if record.best_value is None else f"{record.best_value:.2%}"
         lines.append(f"| {CELL_NAMES[cell]} | {record.trials} ({record.pruned}) | {default} / "
@@ -81,39 +79,108 @@ def tuning_section(tp: TaskParams, layout: Layout, results: list[CellResult], me
                        f"best_{monitor}": record.best_value,
                        f"untuned_{metric}": base.score.mean, f"tuned_{metric}": r.score.mean,
                        "gain": gain.diff, "p": gain.p, "method": gain.method,
-                       "importance": record.importance, "study": record.study}
+                       "detectable_gain": gain.detectable,
+                       "importance": record.importance, "importance_p": record.importance_p,
+                       "study": record.study}
     better, worse = ([CELL_NAMES[c] for c, v in cells.items() if v["p"] < ALPHA
                       and sign * v["gain"] > 0] for sign in (1, -1))
     moved = [f"significantly better for {', '.join(better)}" if better else "",
              f"significantly worse for {', '.join(worse)} (settings that won on the validation "
              "split did not carry over to the test split)" if worse else ""]
     lines += ["", f"Gain: tuned minus untuned on the test split, "
-              f"{next(iter(cells.values()))['method']}: "
-              + ("; ".join(m for m in moved if m) or "no significant change for any cell") + ".",
+              f"{next(iter(cells.values()))['method']}, Holm-adjusted over the cells: "
+              + ("; ".join(m for m in moved if m) or "no significant change for any cell")
+              + f". {power_words(gains)}",
               "", f"Verdict untuned: **{grouping_words(before)}**; tuned: "
-              f"**{grouping_words(after)}**: "
-              + ("tuning changed it." if changed else "the same tiers."),
+              f"**{grouping_words(after)}**. {change}",
               "", "Best settings (the train stages' settings for each cell):", ""]
     lines += [f"- {CELL_NAMES[c]} (trial {records[c].best_trial}): "
               + ", ".join(f"`{k}` {setting(v)}" for k, v in records[c].settings.items())
               for c in tp.cells]
-    importance = {c: records[c].importance for c in tp.cells if records[c].importance}
-    lines.append("")
-    if importance:
-        plot_importance(importance, figure)
-        lines += [f"![hyperparameter importance]({figure.parent.name}/{figure.name})", "",
-                  "Hyperparameter importance (Optuna's fANOVA over each cell's complete trials): "
-                  f"the share of the variance of {validation} across trials that each setting "
-                  "explains; a setting a cell does not have (the LSTM's forget-gate bias) has "
-                  "no bar."
-                  + (f" With {tp.tune.trials} trials per cell these shares are rough: fANOVA "
-                     f"fits a random forest to {tp.tune.trials} points (Greff et al. ran 200 "
-                     "per variant)." if tp.tune.trials < ROUGH_BELOW else ""), ""]
-    else:
-        lines += ["No hyperparameter importance: no cell's trials differed in score.", ""]
+    lines += ["", *importance_lines(tp, records, validation, figure)]
     summary = {"trials": tp.tune.trials, "cells": cells,
                "untuned_tiers": ([[r.cell for r in tier] for tier in before.tiers]
                                  if before.tiers is not None else None),
                "untuned_groups": before.letters,
-               "verdict_changed": changed}
+               "verdicts_differ": before.sets != after.sets, "verdict_changed": changed}
     return lines, summary, change
+
+
+@dataclass(frozen=True)
+class Gain:
+    """A cell tuned vs untuned on the same seeds: the test, its p Holm-adjusted over the
+    task's cells, and the gap the test would find 80% of the time (None with one seed)."""
+
+    diff: float
+    p: float
+    method: str
+    detectable: float | None
+
+
+def cell_gains(results: list[CellResult], untuned: dict[str, CellResult], metric: str
+               ) -> dict[str, Gain]:
+    tests = [compare_cells(r, untuned[r.cell], metric) for r in results]
+    out = {}
+    for r, test, p in zip(results, tests, holm(tests), strict=True):
+        diffs = [getattr(a.test, metric) - getattr(b.test, metric)
+                 for a, b in zip(r.runs, untuned[r.cell].runs, strict=True)]
+        sd = float(np.std(diffs, ddof=1)) if len(diffs) > 1 else math.nan
+        out[r.cell] = Gain(test.diff, p, test.method, detectable_gap(sd, len(diffs)))
+    return out
+
+
+def verdict_change(before: Grouping, after: Grouping, gains: dict[str, Gain]
+                   ) -> tuple[bool, str]:
+    """Whether tuning changed the verdict, said only from a test of the change itself: the
+    two verdicts differing proves nothing when no cell's score moved significantly (each
+    verdict is cut at 0.05 on its own noise)."""
+    if before.sets == after.sets:
+        reorder = (f" (the order inside a tier moved: untuned {grouping_words(before)})"
+                   if grouping_words(before) != grouping_words(after) else "")
+        return False, f"Tuning did not change the verdict{reorder}."
+    moved = [f"{CELL_NAMES[c]} {points(g.diff)} points ({p_value(g.p)})"
+             for c, g in gains.items() if g.p < ALPHA]
+    if moved:
+        return True, (f"Tuning changed the verdict: at the untuned settings it was "
+                      f"**{grouping_words(before)}**, and tuning moved {', '.join(moved)}.")
+    return False, (f"The untuned settings gave another verdict (**{grouping_words(before)}**), "
+                   "but no cell's score changed significantly with tuning: the two verdicts "
+                   "differ within the noise of each, which is no evidence that tuning "
+                   "changed the ranking.")
+
+
+def power_words(gains: dict[str, Gain]) -> str:
+    """What a non-significant gain rules out."""
+    known = {c: g.detectable for c, g in gains.items() if g.detectable is not None}
+    if not known:
+        return ("With one seed the test covers the test sample only, and no power can be "
+                "estimated: retraining alone may move a cell as much.")
+    return ("Power: with these seeds a true change of "
+            + ", ".join(f"{100 * d:.1f} points ({CELL_NAMES[c]})" for c, d in known.items())
+            + " would be found 80% of the time (paired t over the seeds' differences); smaller "
+            "changes may go unseen.")
+
+
+def importance_lines(tp: TaskParams, records: dict[str, TuningRecord], validation: str,
+                     figure: Path) -> list[str]:
+    """The importance figure, only for cells whose largest fANOVA share stands out from the
+    same trials with shuffled scores; otherwise why not."""
+    shown = {c: r.importance for c, r in records.items()
+             if r.importance and r.importance_p is not None and r.importance_p < ALPHA}
+    tested = {c: r.importance_p for c, r in records.items() if r.importance_p is not None}
+    hidden = [f"{CELL_NAMES[c]} ({p_value(p)})" for c, p in tested.items() if c not in shown]
+    why = (f"Not shown for {', '.join(hidden)}: the largest share is no larger than the same "
+           "trials give with their scores shuffled (a permutation test, "
+           f"{PERMUTATIONS} shuffles); fANOVA's shares sum to 1, so noise alone crowns a "
+           "setting with a third or more of them at any trial count." if hidden else "")
+    if not shown:
+        if not tested:
+            return ["No hyperparameter importance: no cell's trials differed in score.", ""]
+        return [f"No hyperparameter importance with {tp.tune.trials} trials per cell. {why}",
+                ""]
+    plot_importance(shown, figure)
+    return [f"![hyperparameter importance]({figure.parent.name}/{figure.name})", "",
+            "Hyperparameter importance (Optuna's fANOVA over each cell's complete trials): the "
+            f"share of the variance of {validation} across trials that each setting explains, "
+            "for the cells whose largest share beats shuffled scores (p < 0.05); a setting a "
+            f"cell does not have (the LSTM's forget-gate bias) has no bar. {why}", ""]

@@ -223,6 +223,32 @@ def seeds_needed(diff: float, sd_diff: float, alpha: float = 0.05, power: float 
     return None
 
 
+def detectable_gap(sd_diff: float, n: int, alpha: float = 0.05, power: float = 0.8
+                   ) -> float | None:
+    """The smallest true gap a paired t-test over `n` seeds finds significant with probability
+    `power`, when per-seed differences spread by `sd_diff` (noncentral t, solved by bisection);
+    None below 2 seeds. What a "no significant change" is worth: it rules out only gaps well
+    above this."""
+    if n < 2 or not math.isfinite(sd_diff):
+        return None
+    if sd_diff <= 0:
+        return 0.0
+    df = n - 1
+    critical = float(sps.t.ppf(1 - alpha / 2, df))
+
+    def reach(gap: float) -> float:
+        shift = gap / (sd_diff / math.sqrt(n))
+        return 1 - sps.nct.cdf(critical, df, shift) + sps.nct.cdf(-critical, df, shift)
+
+    low, high = 0.0, sd_diff
+    while reach(high) < power:
+        high *= 2
+    for _ in range(60):
+        mid = (low + high) / 2
+        low, high = (mid, high) if reach(mid) < power else (low, mid)
+    return high
+
+
 def plain_words(name_a: str, name_b: str, test: Comparison, alpha: float = 0.05,
                 method: bool = True) -> str:
     """`GRU vs LSTM: +0.4 points, not significant (p = 0.41, paired t-test over 5 seeds)`."""

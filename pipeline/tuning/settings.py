@@ -16,13 +16,14 @@ from pipeline.files import read_json
 from pipeline.paths import Layout
 
 Value = float | int | str | bool
+PERMUTATIONS = 49  # shuffles of the scores behind importance's p-value (smallest p: 0.02)
 
 
 class TrialSummary(BaseModel):
     number: int
     state: str  # COMPLETE, PRUNED or FAIL
     value: float | None  # its best validation score
-    params: dict[str, Value]
+    params: dict[str, Value | None]  # the settings it fitted (None: PyTorch's default)
 
 
 class TuningRecord(BaseModel):
@@ -31,7 +32,7 @@ class TuningRecord(BaseModel):
 
     enabled: bool
     cell: str
-    settings: dict[str, Value]
+    settings: dict[str, Value | None]  # the best trial's, as fitted (None: PyTorch's default)
     monitor: str | None = None  # val_acc, or val_entity_f1 for BIO tag sets
     trials: int = 0  # finished: complete and pruned
     pruned: int = 0
@@ -40,6 +41,7 @@ class TuningRecord(BaseModel):
     default_value: float | None = None  # trial 0: the untuned settings, at the same budget
     study: str | None = None
     importance: dict[str, float] = {}  # fANOVA, per tuned setting
+    importance_p: float | None = None  # the largest share against shuffled scores
     history: list[TrialSummary] = []
 
 
