@@ -30,7 +30,6 @@ from pipeline.report.results import CellResult, TaskResult, entity_confusion
 from pipeline.report.tuning import Gain, power_words, verdict_change
 from pipeline.scoring.stats import (
     Comparison,
-    Spread,
     Summary,
     detectable_gap,
     seeds_needed,
@@ -272,18 +271,37 @@ def test_holm_adjusts_each_p_value_by_its_rank_and_keeps_them_monotone():
     assert holm([Comparison(0.01, 0.3, "t")]) == [0.3]
 
 
-def test_a_one_seed_verdict_says_what_its_test_covers_and_how_many_seeds_would_settle_it():
-    spread = Spread({"lstm": 0.004, "gru": 0.005, "rnn": 0.005}, "a measured spread")
-    text = verdict(THREE, "accuracy", pair_tests(THREE, set()), spread)
-    sd = (0.004 ** 2 + 0.005 ** 2) ** 0.5
-    assert "not whether another seed would keep it" in text
-    assert f"about {seeds_needed(0.01, sd)} seeds would detect a true gap of 1.00 points " \
-           "between LSTM and GRU at 80% power" in text
-    unknown = verdict(THREE, "accuracy", pair_tests(THREE, set()), None)
-    assert "Run 3 or more seeds" in unknown
-    several = [result(c, r.score.mean, seeds=3) for c, r in zip(["lstm", "gru", "rnn"],
-                                                                 THREE, strict=True)]
-    assert "another seed" not in verdict(several, "accuracy", pair_tests(several, set()))
+def test_a_one_seed_verdict_says_what_its_test_covers_and_asks_for_seeds():
+    text = verdict(THREE, "accuracy", pair_tests(THREE, set()))
+    assert "not whether another seed would keep it" in text and "Run 3 or more seeds" in text
+    assert "seeds would detect" not in text  # no stored spread from older code stands in
+
+
+def test_seeds_needed_come_from_the_runs_own_seeds_with_their_uncertainty():
+    """Five seeds, LSTM - GRU per seed +1.5, -0.5, +1.0, +0.5, 0.0 points: mean 0.5, sd 0.79."""
+    def cell(name: str, scores: list[float]) -> CellResult:
+        runs = [SimpleNamespace(test=SimpleNamespace(accuracy=v), train=record())
+                for v in scores]
+        return cell_result(name, runs, summarize(scores))
+
+    gru = [0.760, 0.770, 0.765, 0.768, 0.772]
+    lstm = [g + d for g, d in zip(gru, [0.015, -0.005, 0.010, 0.005, 0.0], strict=True)]
+    cells = [cell("lstm", lstm), cell("gru", gru), cell("rnn", [0.70] * 5)]
+    text = verdict(cells, "accuracy", pair_tests(cells, {("lstm", "rnn"), ("gru", "rnn")}),
+                   "accuracy")
+    sd = float(np.std(np.array(lstm) - np.array(gru), ddof=1))
+    n = seeds_needed(0.005, sd)
+    assert n is not None and n > 5
+    assert f"From these 5 seeds (per-seed differences spread {100 * sd:.2f} points" in text
+    assert f"about {n} seeds (between " in text and "between LSTM and GRU at 80% power" in text
+    low, high = re.search(r"between (\d+) and (\d+|more than 1000)\)", text).groups()
+    assert int(low) < n and (high == "more than 1000" or int(high) > n)
+    two = [cell(c.cell, [r.test.accuracy for r in c.runs][:2]) for c in cells]
+    assert "2 seeds cannot say how many would separate LSTM and GRU" in verdict(
+        two, "accuracy", pair_tests(two, {("lstm", "rnn"), ("gru", "rnn")}), "accuracy")
+    settled = verdict(cells, "accuracy", pair_tests(cells, {("lstm", "gru"), ("lstm", "rnn"),
+                                                             ("gru", "rnn")}), "accuracy")
+    assert "seeds would detect" not in settled
 
 
 def test_two_seeds_are_ranked_and_tested_on_the_same_statistic():

@@ -27,7 +27,6 @@ from pipeline.report.results import collect_task
 from pipeline.report.summary import ReportSummary, write_summary
 from pipeline.report.task import Findings, render_task, task_summary
 from pipeline.report.tuning import tuning_section
-from pipeline.scoring.stats import REFERENCE_SPREADS
 
 
 def write_report(params: Params, root: Path) -> Path:
@@ -54,8 +53,7 @@ def write_report(params: Params, root: Path) -> Path:
             diagnostics, diag_summary = diagnostics_section(name, layout, tp.cells, tp.seeds,
                                                             figures, plots)
             tests = pairwise(results, metric)
-            spread = REFERENCE_SPREADS.get((tp.data.dataset, metric))
-            verdicts[name] = verdict(results, label, tests, spread)
+            verdicts[name] = verdict(results, label, tests, metric)
             card.append((name, label, grouping(results, tests)))
             tuning: list[str] = []
             tuning_summary: dict = {}

@@ -6,13 +6,13 @@ from dataclasses import dataclass, replace
 from itertools import combinations
 
 import numpy as np
+from scipy import stats as sps
 
 from pipeline.report.figures import CELL_NAMES
 from pipeline.report.results import CellResult
 from pipeline.scoring.examples import by_group
 from pipeline.scoring.stats import (
     Comparison,
-    Spread,
     bootstrap_interval,
     p_value,
     paired_bootstrap,
@@ -135,12 +135,12 @@ def winner(results: list[CellResult], tests: Tests) -> str | None:
     return best.cell if rest and beaten else None
 
 
-def verdict(results: list[CellResult], label: str, tests: Tests,
-            spread: Spread | None = None) -> str:
+def verdict(results: list[CellResult], label: str, tests: Tests, metric: str = "accuracy"
+            ) -> str:
     """What the tests support, and only that: a winner if it beats every other cell
     significantly, tiers where the tests give a strict order of them, else a letter display;
     each cell's score and every pair's difference with its adjusted p-value; with one seed,
-    what the test covers and how many seeds would settle the closest call."""
+    what the test covers; with 3 or more, how many seeds would settle an unsettled top pair."""
     order = ranked(results)
     best = order[0]
     name, seeds = CELL_NAMES[best.cell], len(best.runs)
@@ -163,25 +163,39 @@ def verdict(results: list[CellResult], label: str, tests: Tests,
         head = (f"**{grouping_words(g)}** on test {label} (every pair tested: cells sharing a "
                 "letter do not differ significantly; no order of tiers fits all the tests)")
     text = f"{head}. {scores}{over}. {gaps}; {tests[pairs[0][0].cell, pairs[0][1].cell].method}."
+    first, second = order[0], order[1]
     if seeds == 1:
-        text += " " + one_seed_caveat(order, spread)
+        text += (f" With one seed the test resamples {first.unit}: it says how sure the "
+                 "ranking is on this test sample, not whether another seed would keep it. Run "
+                 "3 or more seeds (`-S 'seeds=[1,2,3]'`) to measure that.")
+    elif not differ(tests, first.cell, second.cell):
+        text += " " + seeds_caveat(first, second, metric)
     return text
 
 
-def one_seed_caveat(order: list[CellResult], spread: Spread | None) -> str:
-    """What a one-seed test says, and the seeds that would settle the closest call."""
-    first, second = order[0], order[1]
-    words = (f"With one seed the test resamples {first.unit}: it says how sure the ranking is "
-             "on this test sample, not whether another seed would keep it.")
-    gap = first.score.mean - second.score.mean
-    if spread is None or first.cell not in spread.sd or second.cell not in spread.sd:
-        return words + " Run 3 or more seeds (`-S 'seeds=[1,2,3]'`) to measure that."
-    sd = float(np.hypot(spread.sd[first.cell], spread.sd[second.cell]))
-    n = seeds_needed(gap, sd)
+def seeds_caveat(first: CellResult, second: CellResult, metric: str) -> str:
+    """How many seeds would settle the top pair, from this run's own seeds: the spread of
+    their per-seed differences, with its 95% interval (chi-square), carried into the count.
+    Two seeds give a spread too rough to plan with; no stored spread from older code stands in."""
     pair = f"{CELL_NAMES[first.cell]} and {CELL_NAMES[second.cell]}"
-    need = (f"about {n} seeds would detect a true gap of {100 * gap:.2f} points between {pair} "
-            "at 80% power" if n else f"no practical number of seeds would separate {pair}")
-    return f"{words} From {spread.source}, {need} (`-S 'seeds=[...]'`)."
+    diffs = np.array([getattr(a.test, metric) - getattr(b.test, metric)
+                      for a, b in zip(first.runs, second.runs, strict=True)])
+    n = diffs.size
+    if n < 3:
+        return (f"{n} seeds cannot say how many would separate {pair}: run 3 or more "
+                "(`-S 'seeds=[1,2,3]'`).")
+    gap, sd = float(diffs.mean()), float(diffs.std(ddof=1))
+    low, high = (sd * float(np.sqrt((n - 1) / sps.chi2.ppf(q, n - 1))) for q in (0.975, 0.025))
+    need = [seeds_needed(gap, x) for x in (sd, low, high)]
+    if need[0] is None:
+        return (f"At the observed gap ({points(gap)} points, per-seed differences spread "
+                f"{100 * sd:.2f} points over these {n} seeds) no practical number of seeds "
+                f"would separate {pair}.")
+    span = f"{need[1]} and {need[2] or 'more than 1000'}"
+    return (f"From these {n} seeds (per-seed differences spread {100 * sd:.2f} points, 95% "
+            f"interval {100 * low:.2f}-{100 * high:.2f}), about {need[0]} seeds (between "
+            f"{span}) would detect a true gap of {100 * abs(gap):.2f} points between {pair} at "
+            "80% power (paired t over seeds; the test sample's own noise stays).")
 
 
 def significance_table(results: list[CellResult], tests: Tests) -> list[str]:

@@ -47,30 +47,6 @@ class Comparison:
     method: str
 
 
-@dataclass(frozen=True)
-class Spread:
-    """How much a cell's score moves from seed to seed (sample sd per cell), and where that
-    was measured."""
-
-    sd: dict[str, float]
-    source: str
-
-
-# Seed-to-seed spreads measured on the default datasets (docs/seeds.md):
-# the spread of retraining, for one-seed runs that cannot measure their own.
-REFERENCE_SPREADS = {
-    ("rotten_tomatoes", "accuracy"): Spread(
-        {"rnn": 0.0054, "lstm": 0.0041, "gru": 0.0050},
-        "the seed-to-seed spread measured on Rotten Tomatoes over 5 seeds"),
-    ("brown_pos", "accuracy"): Spread(
-        {"rnn": 0.0016, "lstm": 0.0009, "gru": 0.0003},
-        "the seed-to-seed spread measured on Brown POS over 3 seeds"),
-    ("wnut16", "entity_f1"): Spread(
-        {"rnn": 0.0113, "lstm": 0.0102, "gru": 0.0186},
-        "the seed-to-seed spread measured on WNUT-16 over 3 seeds"),
-}
-
-
 def ratio(num: np.ndarray, den: np.ndarray) -> float:
     total = float(den.sum())
     return float(num.sum()) / total if total else 0.0
