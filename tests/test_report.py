@@ -12,11 +12,13 @@ import pytest
 import yaml
 
 from pipeline.config import load_params, parse_params
+from pipeline.data.loading import EncodedSplit
 from pipeline.data.records import SplitStats
+from pipeline.data.text import encode_split
 from pipeline.evaluation.evaluate import evaluate_cell
 from pipeline.report.assemble import write_report
 from pipeline.report.card import card_table
-from pipeline.report.caveats import majority_baseline, task_caveats
+from pipeline.report.caveats import budget_words, majority_baseline, task_caveats
 from pipeline.report.comparison import (
     Tests,
     compare_cells,
@@ -26,7 +28,8 @@ from pipeline.report.comparison import (
     winner,
 )
 from pipeline.report.diagnostics import Flow, flow_words
-from pipeline.report.results import CellResult, TaskResult, entity_confusion
+from pipeline.report.longrange import interval, longrange_verdict
+from pipeline.report.results import CellResult, TaskResult, entity_confusion, word_tag_baseline
 from pipeline.report.tuning import Gain, power_words, verdict_change
 from pipeline.scoring.stats import (
     Comparison,
@@ -461,3 +464,56 @@ def test_the_gap_a_test_can_detect_matches_the_seeds_it_needs():
         gap = detectable_gap(0.01, seeds)
         assert seeds_needed(gap * 1.001, 0.01) == seeds < seeds_needed(gap * 0.95, 0.01)
     assert detectable_gap(0.01, 1) is None and detectable_gap(0.0, 3) == 0.0
+
+
+def test_a_verdict_whose_cells_all_still_improved_says_it_ranks_learning_speed():
+    """WSJ POS at 2 epochs: 'RNN wins' at 52-61% with every cell still climbing is a ranking
+    of learning speed at that budget, and the verdict must say so itself."""
+    climbing = [result(c, v, epochs=2, best=2, limit=2)
+                for c, v in (("rnn", 0.61), ("lstm", 0.55), ("gru", 0.52))]
+    words = budget_words(TaskResult(PARAMS, climbing, STATS, None, "accuracy", "accuracy"))  # type: ignore[arg-type]
+    assert "Every cell was still improving at its last allowed epoch (2)" in words
+    assert "how far each learns in 2 epochs, not what it can reach" in words
+    one_stopped = [*climbing[:2], result("gru", 0.52, epochs=2, best=1, limit=2)]
+    assert budget_words(TaskResult(PARAMS, one_stopped, STATS, None, "accuracy", "accuracy")) == ""  # type: ignore[arg-type]
+
+
+def test_a_tagger_no_better_than_a_per_word_lookup_is_said_to_have_learned_nothing_of_context():
+    # training: "the" is DET 3 times and NOUN once, "run" VERB twice and NOUN once; test: the run
+    train = EncodedSplit(encode_split([[2, 3], [2, 3], [2, 3], [2]], tags=[[0, 2], [0, 2],
+                                                                          [0, 1], [1]]))
+    test = EncodedSplit(encode_split([[2, 3], [4, 2]], tags=[[0, 2], [1, 0]]))
+    # lookup: the->0, run->2, unseen word 4 -> the most frequent tag overall (0): 3 of 4 right
+    assert word_tag_baseline(train, test, ["DET", "NOUN", "VERB"], "accuracy") == 0.75
+    tagged = [result("lstm", 0.80), result("rnn", 0.70)]
+    task = TaskResult(PARAMS, tagged, STATS, None, "accuracy", "token accuracy", 0.75)  # type: ignore[arg-type]
+    caveats = task_caveats(task)
+    assert len(caveats) == 1 and caveats[0].startswith("RNN learned nothing beyond a lookup")
+    assert "(75.0%; the most frequent tag alone: 60.0%)" in caveats[0]
+    # entity F1 of a lookup: B-PER on "ann" (seen as B-PER twice), O elsewhere
+    bio = ["B-PER", "I-PER", "O"]
+    train = EncodedSplit(encode_split([[5, 6], [5]], tags=[[0, 2], [0]]))
+    test = EncodedSplit(encode_split([[5, 6], [6, 5]], tags=[[0, 2], [0, 1]]))
+    # predicted: [B-PER, O], [O, B-PER]; gold: (PER,0,1) and (PER,0,2): 1 tp, 1 fp, 1 fn
+    assert word_tag_baseline(train, test, bio, "entity_f1") == pytest.approx(0.5)
+
+
+def test_the_long_range_verdict_names_the_budget_and_the_cells_still_improving():
+    """An RNN still climbing at its last epoch (0.194 -> 0.279 over epochs 12-15) has not
+    shown where its memory ends: the verdict says so where it says 'solved up to'."""
+    def row(rnn: float, rising: list[str]) -> dict:
+        acc = {"rnn": [rnn], "lstm": [0.995], "gru": [0.993]}
+        return {"accuracy": acc, "chance": 0.1, "still_improving": rising,
+                "ci95": {c: list(interval(a, 800)) for c, a in acc.items()}}
+
+    results = {"adding": {10: row(0.95, []), 50: row(0.279, ["rnn"])}}
+    words = longrange_verdict(results, ["rnn", "lstm", "gru"], 15)
+    assert words.startswith("solved (>= 90% test accuracy) within 15 epochs: adding: RNN up to "
+                            "10 steps, LSTM up to 50 steps")
+    assert "still improving when the epochs ran out: RNN at adding 50" in words
+    assert "still improving" not in longrange_verdict(
+        {"adding": {10: row(0.95, []), 50: row(0.279, [])}}, ["rnn", "lstm", "gru"], 15)
+    low, high = interval([0.5], 100)  # Wilson by hand: 0.5 -/+ 0.0962
+    assert (low, high) == pytest.approx((0.4038, 0.5962), abs=1e-4)
+    low, high = interval([0.7, 0.8, 0.9], 100)  # over seeds: t(2) 4.303 x 0.1 / sqrt(3)
+    assert (low, high) == pytest.approx((0.8 - 0.2484, 0.8 + 0.2484), abs=1e-3)

@@ -12,7 +12,7 @@ from pipeline.data.loading import EncodedSplit
 from pipeline.files import atomic_dir
 from pipeline.paths import Layout, reports_dir
 from pipeline.report.card import card_table, plot_card
-from pipeline.report.caveats import task_caveats
+from pipeline.report.caveats import budget_words, task_caveats
 from pipeline.report.comparison import by_length, grouping, pairwise, verdict
 from pipeline.report.diagnostics import diagnostics_section
 from pipeline.report.figures import (
@@ -53,7 +53,7 @@ def write_report(params: Params, root: Path) -> Path:
             diagnostics, diag_summary = diagnostics_section(name, layout, tp.cells, tp.seeds,
                                                             figures, plots)
             tests = pairwise(results, metric)
-            verdicts[name] = verdict(results, label, tests, metric)
+            verdicts[name] = verdict(results, label, tests, metric) + budget_words(task)
             card.append((name, label, grouping(results, tests)))
             tuning: list[str] = []
             tuning_summary: dict = {}

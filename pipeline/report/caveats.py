@@ -1,6 +1,7 @@
 """Caveats generated from the results themselves, each only where it applies: a cell that did
-not beat the majority-class baseline did not learn (whatever else the report shows of it),
-and a cell that used every epoch it was allowed may still have been improving."""
+not beat the majority-class baseline did not learn (whatever else the report shows of it), a
+tagger no better than a per-word lookup learned nothing from context, and a cell that used
+every epoch it was allowed may still have been improving."""
 
 from __future__ import annotations
 
@@ -32,20 +33,46 @@ def task_caveats(task: TaskResult) -> list[str]:
     out = []
     params, results, metric = task.params, task.cells, task.metric
     baseline = majority_baseline(task.stats, metric)
+    words = task.word_baseline
     for r in results:
         if did_not_learn(r.score.mean, baseline):
             out.append(f"{CELL_NAMES[r.cell]} did not learn: its test "
                        f"{metric.replace('_', ' ')} {r.score.mean:.1%} is no better than "
                        f"always predicting the most frequent label ({baseline:.1%}); read "
                        "nothing else of it as a property of the cell")
+        elif words is not None and did_not_learn(r.score.mean, words):
+            out.append(f"{CELL_NAMES[r.cell]} learned nothing beyond a lookup: its test "
+                       f"{metric.replace('_', ' ')} {r.score.mean:.1%} is no better than "
+                       "tagging each word with its most frequent tag in training "
+                       f"({words:.1%}; the most frequent tag alone: {baseline:.1%}); read "
+                       "nothing of it as what the cell's memory of context adds")
     limit = params.train.max_epochs
-    full = [r.cell for r in results
-            if any(run.train.epochs >= run.train.params.train.max_epochs for run in r.runs)]
-    rising = [r.cell for r in results if r.cell in full
-              and any(run.train.best_epoch == run.train.epochs for run in r.runs)]
+    full, rising = out_of_epochs(task)
     if full:
         out.append(f"{names(full)} ran every epoch allowed ({limit}) without early stopping"
                    + (f"; {names(rising)} still improving at the last epoch" if rising else "")
                    + f": more epochs (`task.{params.name}.train.max_epochs`) may change the "
                    "ranking")
     return out
+
+
+def out_of_epochs(task: TaskResult) -> tuple[list[str], list[str]]:
+    """The cells with a seed that ran every epoch allowed, and of those the ones with a seed
+    whose best validation epoch was its last (still improving when stopped)."""
+    full = [r.cell for r in task.cells
+            if any(run.train.epochs >= run.train.params.train.max_epochs for run in r.runs)]
+    rising = [r.cell for r in task.cells if r.cell in full
+              and any(run.train.best_epoch == run.train.epochs for run in r.runs)]
+    return full, rising
+
+
+def budget_words(task: TaskResult) -> str:
+    """For the verdict itself, where every cell was still improving at its last allowed epoch:
+    the ranking is then of how far each got in that many epochs, not of what it can reach."""
+    _, rising = out_of_epochs(task)
+    if not task.cells or len(rising) < len(task.cells):
+        return ""
+    limit = task.cells[0].runs[0].train.params.train.max_epochs
+    return (f" Every cell was still improving at its last allowed epoch ({limit}): this ranks "
+            f"how far each learns in {limit} epochs, not what it can reach "
+            f"(`task.{task.params.name}.train.max_epochs`).")

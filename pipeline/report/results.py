@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import csv
 from dataclasses import dataclass, replace
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
 
-from pipeline.config import TaskParams
+from pipeline.config import Family, TaskParams
 from pipeline.data.catalog import get_dataset
+from pipeline.data.loading import EncodedSplit
 from pipeline.data.prepare import read_test_examples
 from pipeline.data.records import DataStats, SourceRecord, read_source, read_stats
 from pipeline.errors import RnnbenchError, fail
@@ -137,7 +139,8 @@ class CellResult:
 
 @dataclass(frozen=True)
 class TaskResult:
-    """One task's cells (in params.yaml's order), its data and the metric it is ranked by."""
+    """One task's cells (in params.yaml's order), its data, the metric it is ranked by, and
+    for tagging what tagging each word with its most frequent training tag scores on test."""
 
     params: TaskParams
     cells: list[CellResult]
@@ -145,6 +148,7 @@ class TaskResult:
     source: SourceRecord
     metric: str  # e.g. entity_f1
     label: str  # its name in words, e.g. entity F1
+    word_baseline: float | None = None  # tagging only
 
     @property
     def first(self) -> TrainRecord:
@@ -161,8 +165,37 @@ def collect_task(params: TaskParams, layout: Layout) -> TaskResult:
     """A task's cells with its data's records."""
     cells = collect(params, layout)
     metric, label = headline(cells[0].train.family, cells[0].train.labels)
+    labels = cells[0].train.labels
+    baseline = (word_tag_baseline(EncodedSplit(layout.split("train")),
+                                  EncodedSplit(layout.split("test")), labels, metric)
+                if cells[0].train.family == Family.TAGGING else None)
     return TaskResult(params, cells, read_stats(layout.prepared), read_source(layout.raw),
-                      metric, label)
+                      metric, label, baseline)
+
+
+def word_tag_baseline(train: EncodedSplit, test: EncodedSplit, labels: list[str],
+                      metric: str) -> float:
+    """The test score of tagging each word with the tag it has most often in training (a word
+    training never shows, with the most frequent tag overall): the floor a tagger must clear
+    to have learned anything from context (for POS, about 90% where the majority tag alone
+    gives 25%)."""
+    pairs, counts = np.unique(np.stack([train.ids.numpy(), train.tags.numpy()], axis=1),
+                              axis=0, return_counts=True)
+    overall = int(np.bincount(train.tags.numpy()).argmax())
+    best: dict[int, tuple[int, int]] = {}  # word -> (count, tag); ties: the lower tag id
+    for (word, tag), n in zip(pairs.tolist(), counts.tolist(), strict=True):
+        if n > best.get(word, (0, 0))[0]:
+            best[word] = (n, tag)
+    guess = np.array([best.get(w, (0, overall))[1] for w in test.ids.tolist()], dtype=np.int64)
+    gold = test.tags.numpy()
+    if metric != "entity_f1":
+        return float((guess == gold).mean()) if gold.size else 0.0
+    offsets = test.offsets.tolist()
+    rows = [{"example": i, "actual": labels[g], "predicted": labels[p]}
+            for i, (a, b) in enumerate(pairwise(offsets))
+            for g, p in zip(gold[a:b], guess[a:b], strict=True)]
+    num, den = per_example(rows, metric, len(offsets) - 1)
+    return float(num.sum() / den.sum()) if den.sum() else 0.0
 
 
 def collect(params: TaskParams, layout: Layout) -> list[CellResult]:
