@@ -17,7 +17,7 @@ from pipeline.data.records import SplitStats
 from pipeline.data.text import encode_split
 from pipeline.evaluation.evaluate import evaluate_cell
 from pipeline.report.assemble import write_report
-from pipeline.report.card import card_table
+from pipeline.report.card import TIMING_NOTE, card_table, timing
 from pipeline.report.caveats import budget_words, majority_baseline, task_caveats
 from pipeline.report.comparison import (
     Tests,
@@ -417,16 +417,17 @@ def test_entity_confusion_counts_each_gold_entity_once():
 
 
 def test_the_decision_card_lists_tiers_best_first_with_costs():
+    cost = SimpleNamespace(num_parameters=1.5e6, train_seconds=42.0,
+                           inference_examples_per_s=9000.0)
     cells = [replace(r, score=Summary(1, r.score.mean, 0.0, r.score.mean - 0.01,
                                       r.score.mean + 0.01),
-                     test=SimpleNamespace(num_parameters=1.5e6, train_seconds=42.0,
-                                          inference_examples_per_s=9000.0)) for r in THREE]
+                     test=cost, runs=[SimpleNamespace(test=cost)]) for r in THREE]
     groups = grouping(cells, pair_tests(cells, {("lstm", "rnn"), ("gru", "rnn")}))
     table = card_table([("sentiment", "accuracy", groups)])
     assert table[2:] == [
-        "| sentiment | 1 | LSTM | accuracy 78.0% [77.0%, 79.0%] | 1.50 M | 42 | 9,000 |",
-        "| sentiment | 1 | GRU | accuracy 77.0% [76.0%, 78.0%] | 1.50 M | 42 | 9,000 |",
-        "| sentiment | 2 | RNN | accuracy 74.0% [73.0%, 75.0%] | 1.50 M | 42 | 9,000 |"]
+        "| sentiment | 1 | LSTM | accuracy 78.0% [77.0%, 79.0%] | 1.50 M | 42 ¹ | 9,000 ¹ |",
+        "| sentiment | 1 | GRU | accuracy 77.0% [76.0%, 78.0%] | 1.50 M | 42 ¹ | 9,000 ¹ |",
+        "| sentiment | 2 | RNN | accuracy 74.0% [73.0%, 75.0%] | 1.50 M | 42 ¹ | 9,000 ¹ |"]
 
 
 def test_the_report_says_at_which_settings_the_cells_were_compared():
@@ -517,3 +518,13 @@ def test_the_long_range_verdict_names_the_budget_and_the_cells_still_improving()
     assert (low, high) == pytest.approx((0.4038, 0.5962), abs=1e-4)
     low, high = interval([0.7, 0.8, 0.9], 100)  # over seeds: t(2) 4.303 x 0.1 / sqrt(3)
     assert (low, high) == pytest.approx((0.8 - 0.2484, 0.8 + 0.2484), abs=1e-3)
+
+
+def test_cost_columns_carry_their_spread_or_say_they_are_one_pass():
+    def timed(*seconds: float) -> CellResult:
+        runs = [SimpleNamespace(test=SimpleNamespace(train_seconds=s)) for s in seconds]
+        return cell_result("gru", runs)
+
+    assert timing(timed(84.04), "train_seconds", "{:.0f}") == "84 ¹"
+    assert timing(timed(80.0, 90.0, 100.0), "train_seconds", "{:.0f}") == "90 ± 10"
+    assert "¹: a single pass" in TIMING_NOTE

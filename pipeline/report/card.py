@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from pipeline.report.comparison import Grouping
 from pipeline.report.figures import CELL_COLORS, CELL_NAMES, plt, save
 from pipeline.report.results import CellResult
@@ -45,8 +47,23 @@ def card_table(tasks: Card) -> list[str]:
                 lines.append(
                     f"| {name} | {tier} | {CELL_NAMES[r.cell]} | {label} {sc.mean:.1%} "
                     f"[{sc.low:.1%}, {sc.high:.1%}] | {t.num_parameters / 1e6:.2f} M | "
-                    f"{t.train_seconds:.0f} | {t.inference_examples_per_s:,.0f} |")
+                    f"{timing(r, 'train_seconds', '{:.0f}')} | "
+                    f"{timing(r, 'inference_examples_per_s', '{:,.0f}')} |")
     return lines
+
+
+def timing(r: CellResult, key: str, form: str) -> str:
+    """A cost measured once per seed: the mean ± sd over seeds, or the one pass marked `¹`."""
+    values = [getattr(run.test, key) for run in r.runs]
+    if len(values) == 1:
+        return form.format(values[0]) + " ¹"
+    sd = float(np.std(values, ddof=1))
+    return f"{form.format(float(np.mean(values)))} ± {form.format(sd)}"
+
+
+TIMING_NOTE = ("Times: one timed pass per seed (¹: a single pass; with several seeds, mean ± sd "
+               "over them), taken while other stages ran on the other cores, so they carry that "
+               "noise: read ratios, not small differences.")
 
 
 def plot_card(tasks: Card, path: Path) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from pipeline import tracking
 from pipeline.config import PARAMS_FILE, Params
 from pipeline.errors import fail
+from pipeline.report.card import TIMING_NOTE
 
 
 def provenance(params: Params, root: Path, data: list[tuple[str, str, str]]) -> list[str]:
@@ -64,7 +65,7 @@ def render_markdown(params: Params, sections: dict[str, list[str]], verdicts: di
               "tiers below (tier 1 first); where no order of tiers fits the tests, letters "
               "instead (cells sharing a letter do not differ significantly). Next to it, what "
               "each cell costs.", "", "![decision card](figures/decision_card.png)", "", *card,
-              ""]
+              "", TIMING_NOTE, ""]
     for name in params.tasks:
         lines += sections[name]
     if longrange is not None:
