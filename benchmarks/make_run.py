@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from pipeline.machine import cpu_name
+
 DONE = re.compile(r"^Stage '([^']+)' done in ([0-9.]+) s")
 ENV_DONE = re.compile(r"touch \.venv/\.installed")
 
@@ -41,15 +43,6 @@ def stage_times(lines: list[tuple[float, str]]) -> tuple[float, dict[str, float]
     """(environment seconds, seconds per stage as `rnnbench repro` reports them)."""
     env = next((t for t, line in lines if ENV_DONE.search(line)), 0.0)
     return env, {m.group(1): float(m.group(2)) for _, line in lines if (m := DONE.match(line))}
-
-
-def cpu_name() -> str:
-    """The CPU as the docs name it: results differ between AVX2 and AVX-512 kernels."""
-    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    model = re.search(r"^model name\s*:\s*(.+)$", info, re.M)
-    isa = "AVX-512" if " avx512f" in info else "AVX2" if " avx2" in info else "no AVX2"
-    name = model.group(1).strip() if model else platform.machine()
-    return f"{os.cpu_count()}-core {name} with {isa}"
 
 
 def append_history(path: Path, results: dict) -> None:

@@ -15,7 +15,8 @@ import re
 import sys
 import time
 
-from benchmarks.make_run import cpu_name, fresh_clone, timed_lines
+from benchmarks.make_run import fresh_clone, timed_lines
+from pipeline.machine import cpu_name
 
 # pytest's last line: "== 418 passed, 1 skipped in 737.84s (0:12:17) =="
 TOTALS = re.compile(r"=+ (.*) in ([0-9.]+)s")

@@ -16,6 +16,8 @@ from pipeline.data.loading import EncodedSplit
 from pipeline.data.records import SplitStats
 from pipeline.data.text import encode_split
 from pipeline.evaluation.evaluate import evaluate_cell
+from pipeline.machine import cpu_name
+from pipeline.model.record import read_record
 from pipeline.report.assemble import write_report
 from pipeline.report.card import TIMING_NOTE, card_table, timing
 from pipeline.report.caveats import budget_words, majority_baseline, task_caveats
@@ -65,6 +67,8 @@ def test_report_and_metrics_cover_every_cell(trained):
         assert summary["cells"][cell]["accuracy_ci95_over"] == "test movies"
         assert f"[{low:.2%}, {high:.2%}] |" in text
     assert "accuracy: 95% CI (test sample)" in text
+    assert f"- CPU of the fits: {cpu_name()}. The same commit and params" in text
+    assert read_record(layout.model_dir(params.cells[0], SEED)).cpu == cpu_name()
     assert (layout.reports / "figures" / f"{TASK}_learning_curves.png").stat().st_size > 10_000
     # accuracy by length: quartile buckets that cover the test split, one value per cell
     lengths = summary["by_length"]

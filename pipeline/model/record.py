@@ -39,6 +39,7 @@ class TrainRecord(BaseModel):
     best_val: float
     accelerator: str
     precision: str
+    cpu: str | None = None  # the CPU type (pipeline/machine.py); not recorded by older fits
     data_hash: str  # of the prepared tensors it was trained on
     family: Family
     vocab_size: int

@@ -35,6 +35,7 @@ def write_report(params: Params, root: Path) -> Path:
     MLflow with each task's comparison run."""
     reports = reports_dir(root)
     sections, verdicts, summary, parents, data = {}, {}, {}, [], []
+    cpus: set[str] = set()
     card = []  # per task: its name, the metric's name, what the tests support
     with atomic_dir(reports) as out:
         figures, plots = out / "figures", out / "plots"
@@ -67,6 +68,7 @@ def write_report(params: Params, root: Path) -> Path:
             summary[name] = {**task_summary(task, found), **diag_summary,
                              **({"tuning": tuning_summary} if tuning_summary else {})}
             parents += task.parent_runs
+            cpus.update(run.train.cpu or "not recorded" for r in results for run in r.runs)
             data.append((name, f"`{task.source.source}` (`{task.source.sha256}`)",
                          task.first.data_hash))
         sweep = collect_longrange(params, root)
@@ -77,7 +79,7 @@ def write_report(params: Params, root: Path) -> Path:
             data += long_summary.pop("data")
         plot_card(card, figures / "decision_card.png")
         markdown = render_markdown(params, sections, verdicts, card_table(card), longrange,
-                                   provenance(params, root, data))
+                                   provenance(params, root, data, sorted(cpus)))
         (out / "comparison.md").write_text(markdown, encoding="utf-8")
         (out / "comparison.html").write_text(render_html(markdown, out), encoding="utf-8")
         write_summary(out, ReportSummary(tasks=summary,

@@ -26,6 +26,7 @@ from pipeline.data.datamodule import TextDataModule
 from pipeline.data.prepare import read_test_examples
 from pipeline.errors import fail
 from pipeline.files import atomic_dir
+from pipeline.machine import cpu_name
 from pipeline.model.inference import WEIGHTS_FILE
 from pipeline.model.lightning_module import CellClassifier
 from pipeline.model.networks import count_parameters
@@ -268,7 +269,8 @@ def train_cell(params: TaskParams, cp: CellParams, layout: Layout, fast_dev_run:
         train_seconds=round(seconds, 2), epochs=len(history.rows),
         best_epoch=best_row["epoch"] if best_row else 0, monitor=monitor,
         best_val=round(float(best.best_model_score or 0), 6), accelerator=fit.accelerator,
-        precision=fit.precision, data_hash=fit.inputs.data_hash, family=fit.inputs.family,
+        precision=fit.precision, cpu=cpu_name(), data_hash=fit.inputs.data_hash,
+        family=fit.inputs.family,
         vocab_size=fit.inputs.vocab_size, num_chars=fit.inputs.num_chars,
         labels=fit.inputs.labels, params=fit.cp, prepare=params.prepare)
     model_dir = save_model(fit, record, history)
