@@ -6,8 +6,12 @@ that setting changed, and is scored by its best validation epoch (the train reco
 `best_val`: validation accuracy, or entity F1 for NER). The default is the candidate with the
 best mean over the cells: the cells are compared at shared settings, so a default must not be
 chosen on one of them. One setting at a time, from the current defaults; no test split is
-read. The results go to benchmarks/results/defaults_<machine>.json, from which docs/defaults.md's
-table is generated (`python -m pipeline.docs`).
+read. A candidate replaces the current value only if its mean beats the current one's by more
+than the validation score's standard error (binomial, over the validation examples, or over
+its gold entities for entity F1, divided by sqrt(cells) for the mean over cells): one seed on
+one validation split cannot tell smaller gaps from noise. The results go to
+benchmarks/results/defaults_<machine>.json, from which docs/defaults.md's table is generated
+(`python -m pipeline.docs`).
 
     python -m benchmarks.defaults --data DIR [--only TASK.KEY ...] [--jobs 2]
 
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import shutil
@@ -74,6 +79,33 @@ def project(scratch: Path, data: Path, params: dict[str, Any], task: str, sectio
     return folder
 
 
+def standard_error(data: Path, task: str, score: float, cells: int) -> float:
+    """A mean-over-cells validation score's binomial standard error: over the validation
+    examples, or for BIO tags over its gold entities."""
+    stats = json.loads((data / "data" / task / "prepared" / "stats.json").read_text())
+    val = stats["splits"]["val"]
+    entities = sum(n for label, n in val["label_counts"].items() if label.startswith("B-"))
+    n = entities or val["examples"]
+    return math.sqrt(score * (1 - score) / n / cells)
+
+
+def decide(choice: dict[str, Any], data: Path) -> dict[str, Any]:
+    """The choice's means over cells, the best candidate, and the value chosen by the rule
+    above (the current one unless beaten by more than a standard error)."""
+    table = choice["validation"]
+    means = {v: sum(cells.values()) / len(cells) for v, cells in table.items()}
+    now = str(choice["current"])
+    best = max(means, key=means.__getitem__)
+    se = standard_error(data, choice["task"], means[now], len(next(iter(table.values()))))
+    chosen = best if means[best] - means[now] > se else now
+    value = {str(v): v for v in [choice["current"], *[yaml.safe_load(k) for k in table]]}
+    print(f"{choice['task']} {choice['section']}.{choice['key']}: "
+          + ", ".join(f"{v} {100 * m:.2f}" for v, m in means.items())
+          + f" (se {100 * se:.2f}) -> {chosen}", flush=True)
+    return {**choice, "mean": {v: round(m, 4) for v, m in means.items()},
+            "best": value[best], "standard_error": round(se, 4), "chosen": value[chosen]}
+
+
 def fit(folder: Path, task: str, cell: str) -> float:
     """Train one cell as stage train@ does; its best validation score."""
     subprocess.run([sys.executable, "-m", "pipeline.cli", "train", cell, "--task", task],
@@ -90,9 +122,15 @@ def main() -> None:
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--only", nargs="*", default=None, help="TASK.KEY, e.g. sentiment.lr")
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--decide-only", action="store_true",
+                        help="apply the rule to the stored scores again; no fit")
     args = parser.parse_args()
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     done = json.loads(OUT.read_text()) if OUT.exists() else {"choices": []}
+    if args.decide_only:
+        done["choices"] = [decide(c, args.data) for c in done["choices"]]
+        OUT.write_text(json.dumps(done, indent=2) + "\n")
+        return
     keep = [c for c in done["choices"]
             if args.only is not None and f"{c['task']}.{c['key']}" not in args.only]
     scratch = Path(tempfile.mkdtemp(prefix="rnnbench-defaults-"))
@@ -108,13 +146,9 @@ def main() -> None:
                                        [cell for _, cell in jobs]))
             table = {str(v): {c: round(s, 4) for (v2, c), s in zip(jobs, scores, strict=True)
                               if v2 == v} for v in values}
-            means = {v: sum(cells.values()) / len(cells) for v, cells in table.items()}
-            best = max(means, key=means.__getitem__)
-            keep.append({"task": task, "section": section, "key": key,
-                         "current": current(params, task, section, key),
-                         "chosen": next(v for v in values if str(v) == best),
-                         "validation": table, "mean": {v: round(m, 4) for v, m in means.items()}})
-            print(f"{task} {section}.{key}: {means} -> {best}", flush=True)
+            keep.append(decide({"task": task, "section": section, "key": key,
+                                "current": current(params, task, section, key),
+                                "validation": table}, args.data))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     OUT.write_text(json.dumps({"machine": platform.machine(), "seed": params["seeds"][0],

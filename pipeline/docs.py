@@ -27,6 +27,7 @@ MAKE_RUNS = "benchmarks/results/make_run_history_x86_64.json"
 LONG_TEXT = "benchmarks/results/long_text_x86_64.json"
 KERAS = "benchmarks/results/long_text_lstm_keras_x86_64.json"
 SUITES = "benchmarks/results/suite_history_x86_64.json"
+DEFAULTS = "benchmarks/results/defaults_x86_64.json"
 
 # How the results table names each default dataset's test split.
 DATASETS = {"rotten_tomatoes": ("Rotten Tomatoes", "snippets"),
@@ -223,11 +224,30 @@ def suite_times(root: Path) -> str:
     return "\n".join(rows)
 
 
+def defaults_table(root: Path) -> str:
+    """Each compared setting's candidates scored on validation, and the value chosen."""
+    data = load(root, DEFAULTS)
+    rows = ["| task | setting | mean validation score over the cells, per value (RNN / LSTM / "
+            "GRU) | standard error | chosen |", "|---|---|---|---:|---|"]
+    for c in data["choices"]:
+        values = "; ".join(
+            f"{v}: **{100 * c['mean'][v]:.2f}**" if str(c["chosen"]) == v else
+            f"{v}: {100 * c['mean'][v]:.2f}" for v in c["validation"])
+        per_cell = "; ".join(f"{v}: " + " / ".join(f"{100 * x:.1f}" for x in cells.values())
+                             for v, cells in c["validation"].items())
+        kept = ("kept" if str(c["chosen"]) == str(c["current"]) else
+                f"changed from {c['current']}")
+        rows.append(f"| {c['task']} | `{c['section']}.{c['key']}` | {values} ({per_cell}) | "
+                    f"{100 * c['standard_error']:.2f} | {c['chosen']} ({kept}) |")
+    return "\n".join(rows)
+
+
 BLOCKS: dict[str, Callable[[Path], str]] = {
     "verdicts": verdicts, "results-table": results_table, "longrange-default": longrange_default,
     "gradient-30": gradient_30, "make-run-times": make_run_times,
     "make-run-history": make_run_history, "sweep-time": sweep_time, "long-text": long_text,
     "long-text-keras": long_text_keras, "suite-times": suite_times,
+    "defaults": defaults_table,
 }
 
 

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.conftest import repo_params
+
 pytestmark = pytest.mark.slow  # real processes: seconds each
 
 # Each stage sleeps, then writes its output with when it ran; `needs` are its deps.
@@ -153,3 +155,25 @@ def test_a_second_run_while_one_runs_is_refused_naming_the_holder(repo):
     (line,) = second.stderr.strip().splitlines()
     assert line.startswith("error: dvc: ") and "Traceback" not in second.stderr
     assert re.search(r"is being blocked by: \(PID \d+\): .*dvc.* repro", line), line
+
+
+@pytest.mark.parametrize("tuning", [False, True])
+def test_note_only_stages_share_one_dvc_process_while_tuning_is_off(repo, tuning):
+    """With tuning off the tune and untuned stages only write a note: DVC's start-up (4-5 s a
+    stage here) is paid once per group, not per stage. Each stage records its parent (the
+    `dvc repro` that ran it); with tuning on each stage is a real fit and gets its own."""
+    params = repo_params()
+    params["tune"]["enabled"] = tuning
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    cmd = ("import json, os; json.dump(os.getppid(), open('${item}.json', 'w'))")
+    (repo / "dvc.yaml").write_text(yaml.safe_dump({"stages": {
+        group: {"foreach": [f"{group}-{i}" for i in range(3)],
+                "do": {"cmd": f'"{sys.executable}" -c "{cmd}"',
+                       "outs": [{"${item}.json": {"cache": False}}]}}
+        for group in ("tune", "untuned")}}, sort_keys=False))
+    out = run(repo, "repro", "-j", "2").stdout
+    parents = {group: {json.loads((repo / f"{group}-{i}.json").read_text()) for i in range(3)}
+               for group in ("tune", "untuned")}
+    assert all(len(p) == (3 if tuning else 1) for p in parents.values()), parents
+    assert "6 stage(s)" in out and out.count("Stage 'tune@tune-") == 3
+    assert "up to date" in dvc(repo, "repro")

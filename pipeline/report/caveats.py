@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pipeline.data.records import DataStats
 from pipeline.report.figures import CELL_NAMES
-from pipeline.report.results import TaskResult
+from pipeline.report.results import RunResult, TaskResult
 
 
 def majority_baseline(stats: DataStats, metric: str) -> float:
@@ -69,10 +69,17 @@ def out_of_epochs(task: TaskResult) -> tuple[list[str], list[str]]:
 def budget_words(task: TaskResult) -> str:
     """For the verdict itself, where every cell was still improving at its last allowed epoch:
     the ranking is then of how far each got in that many epochs, not of what it can reach."""
-    _, rising = out_of_epochs(task)
-    if not task.cells or len(rising) < len(task.cells):
+    def climbing(run: RunResult) -> bool:
+        t = run.train
+        return t.epochs >= t.params.train.max_epochs and t.best_epoch == t.epochs
+
+    # a cell counts when at least half its seeds were still climbing
+    if not task.cells or not all(2 * sum(map(climbing, r.runs)) >= len(r.runs)
+                                 for r in task.cells):
         return ""
     limit = task.cells[0].runs[0].train.params.train.max_epochs
-    return (f" Every cell was still improving at its last allowed epoch ({limit}): this ranks "
-            f"how far each learns in {limit} epochs, not what it can reach "
+    seeds = len(task.cells[0].runs)
+    most = f" in at least half of its {seeds} seeds" if seeds > 1 else ""
+    return (f" Every cell was still improving at its last allowed epoch ({limit}){most}: this "
+            f"ranks how far each learns in {limit} epochs, not what it can reach "
             f"(`task.{task.params.name}.train.max_epochs`).")

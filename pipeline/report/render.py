@@ -49,8 +49,9 @@ def settings_words(params: Params) -> str:
     changed = sorted(c for c in params.cells if params.overrides.get(c))
     return ("at shared settings (params.yaml's `model` and `train`"
             + (f", with `overrides` for {', '.join(changed)}" if changed else "")
-            + "), not tuned per cell (`tune.enabled: false`): a cell that needs other settings "
-            "may rank otherwise at its own best.")
+            + "; the defaults were chosen on the validation splits, never on test: "
+            "docs/defaults.md), not tuned per cell (`tune.enabled: false`): a cell that needs "
+            "other settings may rank otherwise at its own best.")
 
 
 def render_markdown(params: Params, sections: dict[str, list[str]], verdicts: dict[str, str],
