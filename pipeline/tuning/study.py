@@ -195,6 +195,8 @@ def fit_trial(params: TaskParams, trial: optuna.Trial, cp: CellParams, inputs: F
         if isinstance(err, optuna.TrialPruned):
             state = "FINISHED"
             tracking.set_tags(client, run_id, {f"{tracking.TAG}.trial_state": "PRUNED"})
+            print(f"{params.name}/{cp.cell} trial {trial.number}: pruned ({err}; {values})",
+                  file=sys.stderr)
         raise
     finally:
         if prune.best is not None:
