@@ -506,20 +506,30 @@ def test_a_tagger_no_better_than_a_per_word_lookup_is_said_to_have_learned_nothi
 def test_the_long_range_verdict_names_the_budget_and_the_cells_still_improving():
     """An RNN still climbing at its last epoch (0.194 -> 0.279 over epochs 12-15) has not
     shown where its memory ends: the verdict says so where it says 'solved up to'."""
-    def row(rnn: float, rising: list[str]) -> dict:
+    def row(rnn: float, out: list[str], rising: list[str]) -> dict:
         acc = {"rnn": [rnn], "lstm": [0.995], "gru": [0.993]}
-        return {"accuracy": acc, "chance": 0.1, "still_improving": rising,
+        return {"accuracy": acc, "chance": 0.1, "out_of_epochs": out, "still_improving": rising,
                 "ci95": {c: list(interval(a, 800)) for c, a in acc.items()}}
 
-    results = {"adding": {10: row(0.95, []), 50: row(0.279, ["rnn"])}}
-    words = longrange_verdict(results, ["rnn", "lstm", "gru"], 15)
+    cells = ["rnn", "lstm", "gru"]
+    results = {"adding": {10: row(0.95, ["rnn"], []), 50: row(0.279, ["rnn"], ["rnn"])}}
+    words = longrange_verdict(results, cells, 15)
     assert words.startswith("solved (>= 90% test accuracy) within 15 epochs: adding: RNN up to "
                             "10 steps, LSTM up to 50 steps")
-    assert "still improving when the epochs ran out: RNN at adding 50" in words
-    assert "still improving" not in longrange_verdict(
-        {"adding": {10: row(0.95, []), 50: row(0.279, [])}}, ["rnn", "lstm", "gru"], 15)
+    # length 10 was solved: its spent budget is no caveat; length 50 was not
+    assert words.endswith("; unsolved when the 15 epochs ran out: RNN at adding 50 (still "
+                          "improving), so more (`longrange.train.max_epochs`) may move the "
+                          "limit.")
+    stalled = longrange_verdict({"adding": {10: row(0.95, [], []),
+                                            50: row(0.24, ["rnn"], [])}}, cells, 15)
+    assert "ran out: RNN at adding 50, so more" in stalled
+    assert "ran out" not in longrange_verdict(
+        {"adding": {10: row(0.95, [], []), 50: row(0.279, [], [])}}, cells, 15)
     low, high = interval([0.5], 100)  # Wilson by hand: 0.5 -/+ 0.0962
     assert (low, high) == pytest.approx((0.4038, 0.5962), abs=1e-4)
+    for solved in (1.0, 0.0):  # Wilson's bound is the score itself, up to a rounding
+        low, high = interval([solved], 800)
+        assert low <= solved <= high and high - low < 0.01
     low, high = interval([0.7, 0.8, 0.9], 100)  # over seeds: t(2) 4.303 x 0.1 / sqrt(3)
     assert (low, high) == pytest.approx((0.8 - 0.2484, 0.8 + 0.2484), abs=1e-3)
 

@@ -37,9 +37,8 @@ def collect_longrange(params: Params, root: Path) -> dict[str, Any] | None:
             stats = read_stats(layout.prepared)
             acc = {cell: [read_test_metrics(layout.test_metrics(cell, seed)).accuracy
                           for seed in params.seeds] for cell in params.cells}
-            rising = [cell for cell in params.cells
-                      if any(still_improving(read_record(layout.model_dir(cell, seed)))
-                             for seed in params.seeds)]
+            records = {cell: [read_record(layout.model_dir(cell, seed))
+                              for seed in params.seeds] for cell in params.cells}
         except (OSError, ValueError, KeyError, RnnbenchError) as err:
             fail(f"report: long-range results for {layout.task} are missing or unreadable "
                  f"({err}); run `dvc repro`")
@@ -47,16 +46,17 @@ def collect_longrange(params: Params, root: Path) -> dict[str, Any] | None:
         out.setdefault(problem, {})[length] = {
             "accuracy": acc, "chance": stats.splits["test"].majority(),
             "ci95": {cell: list(interval(a, n)) for cell, a in acc.items()},
-            "still_improving": rising}
+            "out_of_epochs": [c for c, rs in records.items() if any(map(ran_out, rs))],
+            "still_improving": [c for c, rs in records.items()
+                                if any(ran_out(r) and r.best_epoch == r.epochs for r in rs)]}
     return out
 
 
-def still_improving(record: TrainRecord) -> bool:
-    """Ran out of epochs with its best validation epoch the last (not stopped at stop_at)."""
+def ran_out(record: TrainRecord) -> bool:
+    """Stopped by the epoch budget: neither early stopping nor `stop_at` ended the fit."""
     train = record.params.train
     reached = train.stop_at is not None and record.best_val >= train.stop_at
-    return record.epochs >= train.max_epochs and record.best_epoch == record.epochs \
-        and not reached
+    return record.epochs >= train.max_epochs and not reached
 
 
 def interval(accuracy: list[float], examples: int) -> tuple[float, float]:
@@ -68,7 +68,8 @@ def interval(accuracy: list[float], examples: int) -> tuple[float, float]:
     centre = (p + z * z / (2 * examples)) / (1 + z * z / examples)
     half = z * np.sqrt(p * (1 - p) / examples + z * z / (4 * examples ** 2)) \
         / (1 + z * z / examples)
-    return float(centre - half), float(centre + half)
+    # the interval holds p itself (at 0% or 100% it can miss it by a rounding)
+    return min(p, float(centre - half)), max(p, float(centre + half))
 
 
 def longest_solved(by_length: dict[int, Any], cell: str) -> int | None:
@@ -90,11 +91,12 @@ def longrange_verdict(results: dict[str, Any], cells: list[str], epochs: int) ->
             words.append(f"{CELL_NAMES[cell]} " + (f"up to {n} steps" if n else
                                                    f"not even {min(by_length)}"))
         parts.append(f"{problem}: " + ", ".join(words))
-        rising += [f"{CELL_NAMES[c]} at {problem} {n}" for n in sorted(by_length)
-                   for c in by_length[n].get("still_improving", [])]
-    caveat = (f"; still improving when the epochs ran out: {', '.join(rising)}, so those "
-              "lengths may be solvable with more (`longrange.train.max_epochs`)" if rising
-              else "")
+        rising += [f"{CELL_NAMES[c]} at {problem} {n}"
+                   + (" (still improving)" if c in by_length[n]["still_improving"] else "")
+                   for n in sorted(by_length) for c in by_length[n]["out_of_epochs"]
+                   if np.mean(by_length[n]["accuracy"][c]) < SOLVED]
+    caveat = (f"; unsolved when the {epochs} epochs ran out: {', '.join(rising)}, so more "
+              "(`longrange.train.max_epochs`) may move the limit" if rising else "")
     return (f"solved (>= {SOLVED:.0%} test accuracy) within {epochs} epochs: " + "; ".join(parts)
             + f" (lengths {', '.join(map(str, sorted(next(iter(results.values())))))}){caveat}.")
 
@@ -112,8 +114,9 @@ def plot_longrange(results: dict[str, Any], cells: list[str], path: Path) -> Non
             nudge = 1.06 ** (k - (len(cells) - 1) / 2)
             means = np.array([100 * np.mean(by_length[n]["accuracy"][cell]) for n in lengths])
             bounds = np.array([[100 * b for b in by_length[n]["ci95"][cell]] for n in lengths])
-            ax.errorbar([n * nudge for n in lengths], means,
-                        yerr=[means - bounds[:, 0], bounds[:, 1] - means], capsize=3,
+            below, above = (np.clip(x, 0, None) for x in (means - bounds[:, 0],
+                                                           bounds[:, 1] - means))
+            ax.errorbar([n * nudge for n in lengths], means, yerr=[below, above], capsize=3,
                         marker=MARKERS[k % len(MARKERS)], label=CELL_NAMES[cell],
                         color=CELL_COLORS[cell], alpha=0.9)
         ax.plot(lengths, [100 * by_length[n]["chance"] for n in lengths], "k:", lw=1,
@@ -158,13 +161,14 @@ def longrange_section(params: Params, root: Path, results: dict[str, Any], figur
             row = by_length[n]
             lines.append(f"| {problem} | {n} | {row['chance']:.1%} | " + " | ".join(
                 f"{np.mean(row['accuracy'][c]):.1%} [{row['ci95'][c][0]:.1%}, "
-                f"{row['ci95'][c][1]:.1%}]" + (" ↗" if c in row["still_improving"] else "")
+                f"{row['ci95'][c][1]:.1%}]" + (" ↗" if c in row["still_improving"] else
+                                               " †" if c in row["out_of_epochs"] else "")
                 for c in cells) + " |")
         write_series(plots / f"longrange_{problem}.csv", "length", sorted(by_length),
                      {c: [float(np.mean(by_length[n]["accuracy"][c])) for n in sorted(by_length)]
                       for c in cells})
-    lines += ["", "↗: still improving at its last allowed epoch (its best validation epoch "
-              "was the last).", "",
+    lines += ["", f"†: ran all {epochs} epochs (neither early stopping nor `stop_at` ended "
+              "it); ↗: and still improving at the last (its best validation epoch).", "",
               "![accuracy against dependency length](figures/longrange_accuracy.png)", ""]
     summary: dict[str, Any] = {"results": results, "data": [],
                                "verdict": longrange_verdict(results, cells, epochs)}
