@@ -74,19 +74,21 @@ def results_table(root: Path) -> str:
     tasks = load(root, SUMMARY)["tasks"]
     first = next(iter(tasks.values()))
     cells = list(first["cells"])
-    over = first["cells"][cells[0]][f"{first['ranked_by']}_ci95_over"]
     names = [c.upper() for c in cells]
-    rows = [f"| task (test split) | metric [95% interval over {over}] | {' | '.join(names)} | "
-            f"train time {' / '.join(names)} (s) |", "|---|---|" + "---:|" * (len(cells) + 1)]
+    rows = [f"| task (test split) | metric [95% interval over the test sample] | "
+            f"{' | '.join(names)} | train time {' / '.join(names)} (s) |",
+            "|---|---|" + "---:|" * (len(cells) + 1)]
     for name, task in tasks.items():
         runs = [task["cells"][c] for c in cells]
         label, unit = DATASETS.get(task["dataset"], (task["dataset"], "examples"))
         key = task["ranked_by"]
+        over = runs[0][f"{key}_ci95_over"].removeprefix("test ")
         scores = [f"{r[key] * 100:.2f}% [{r[key + '_ci95'][0] * 100:.1f}, "
                   f"{r[key + '_ci95'][1] * 100:.1f}]" for r in runs]
         times = " / ".join(f"{r['train_seconds']:.0f}" for r in runs)
-        rows.append(f"| {name}: {label}, {runs[0]['test_examples']:,.0f} test {unit} | "
-                    f"{metric_name(task)} | {' | '.join(scores)} | {times} |")
+        rows.append(f"| {name}: {label}, {runs[0]['test_examples']:,.0f} test {unit} "
+                    f"(resampled as {over}) | {metric_name(task)} | {' | '.join(scores)} | "
+                    f"{times} |")
     return "\n".join(rows)
 
 
