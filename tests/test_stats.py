@@ -8,6 +8,7 @@ import pytest
 from pipeline.scoring.stats import (
     Comparison,
     bootstrap_interval,
+    holding,
     paired_bootstrap,
     plain_words,
     seeds_needed,
@@ -135,3 +136,16 @@ def test_seeds_needed_matches_the_textbook_paired_t_sample_sizes(effect, seeds):
     """A paired t-test at alpha 0.05, 80% power: 10 pairs for a gap of one sd, 34 for half."""
     assert seeds_needed(effect * 0.01, 0.01) == seeds
     assert seeds_needed(0.0, 0.01) is None
+
+
+def test_an_interval_holds_its_own_estimate_even_when_every_resample_misses_it():
+    """With a handful of unequal groups a ratio's resamples can fall wholly on one side of it
+    (a fresh clone's tiny POS test split did: the card's error bar came out negative); every
+    interval is widened to hold its estimate."""
+    assert holding(0.5, np.array([0.6, 0.7, 0.8]), 0.95) == (0.5, pytest.approx(0.795))
+    num, den = np.array([1.0, 0.0, 50.0]), np.array([1.0, 98.0, 50.0])
+    estimate = num.sum() / den.sum()
+    low, high = bootstrap_interval(num, den, samples=2_000)
+    assert low <= estimate <= high
+    seeds = two_level_interval(np.stack([num, num]), np.stack([den, den]), samples=2_000)
+    assert seeds[0] <= estimate <= seeds[1]

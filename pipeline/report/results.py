@@ -224,7 +224,9 @@ def collect(params: TaskParams, layout: Layout) -> list[CellResult]:
         # the interval another test sample allows, and with seeds another set of seeds too
         low, high = (bootstrap_interval(gnum[0], gden[0]) if len(runs) == 1
                      else two_level_interval(gnum, gden))
-        score = replace(summarize([getattr(r.test, metric) for r in runs]), low=low, high=high)
+        score = summarize([getattr(r.test, metric) for r in runs])
+        # the stored metric is rounded: an interval of one group can sit a rounding beside it
+        score = replace(score, low=min(low, score.mean), high=max(high, score.mean))
         results.append(CellResult(
             cell, runs, TestMetrics.mean([r.test for r in runs]), score,
             summed([confusion(r.rows, train.labels) for r in runs]), num, den, groups,

@@ -154,8 +154,15 @@ def two_level_interval(num: Sequence[Sequence[float]], den: Sequence[Sequence[fl
     n, d = per_seed_arrays(num, den)
     metric = np.concatenate([seed_averaged(n, d, s, e) for s, e in seed_draws(*n.shape, samples,
                                                                               seed)])
+    return holding(seeds_mean(n, d), metric, level)
+
+
+def holding(estimate: float, metric: np.ndarray, level: float) -> tuple[float, float]:
+    """The percentile interval of the resampled metric, widened where needed to hold the
+    estimate itself: with few groups (a handful of test documents) every resample can fall on
+    one side of it, and an interval beside its own point says nothing a reader can use."""
     low, high = np.quantile(metric, [(1 - level) / 2, (1 + level) / 2])
-    return float(low), float(high)
+    return min(float(low), estimate), max(float(high), estimate)
 
 
 def bootstrap_interval(num: Sequence[float], den: Sequence[float], level: float = 0.95,
@@ -166,8 +173,7 @@ def bootstrap_interval(num: Sequence[float], den: Sequence[float], level: float 
     if x.size != y.size or x.size == 0:
         raise ValueError("a bootstrap interval needs equally many per-example values")
     metric = np.concatenate([resampled(x, y, d) for d in draws(x.size, samples, seed)])
-    low, high = np.quantile(metric, [(1 - level) / 2, (1 + level) / 2])
-    return float(low), float(high)
+    return holding(ratio(x, y), metric, level)
 
 
 def p_value(p: float) -> str:
