@@ -173,8 +173,9 @@ def test_several_seeds_give_intervals_and_tests_over_seeds(prepared, tmp_path):
 
 def record(epochs: int = 6, best: int = 4, limit: int = 10) -> SimpleNamespace:
     """What the caveats read of a model record."""
-    return SimpleNamespace(epochs=epochs, best_epoch=best,
-                           params=SimpleNamespace(train=SimpleNamespace(max_epochs=limit)))
+    return SimpleNamespace(epochs=epochs, best_epoch=best, best_val=0.5,
+                           params=SimpleNamespace(train=SimpleNamespace(max_epochs=limit,
+                                                                        stop_at=None)))
 
 
 def cell_result(cell: str, runs: list, score: Summary | None = None, **arrays) -> CellResult:

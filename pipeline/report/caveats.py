@@ -6,8 +6,9 @@ every epoch it was allowed may still have been improving."""
 from __future__ import annotations
 
 from pipeline.data.records import DataStats
+from pipeline.model.record import TrainRecord
 from pipeline.report.figures import CELL_NAMES
-from pipeline.report.results import RunResult, TaskResult
+from pipeline.report.results import TaskResult
 
 
 def majority_baseline(stats: DataStats, metric: str) -> float:
@@ -56,25 +57,31 @@ def task_caveats(task: TaskResult) -> list[str]:
     return out
 
 
+def ran_out(record: TrainRecord) -> bool:
+    """Stopped by the epoch budget: neither early stopping nor `stop_at` ended the fit."""
+    train = record.params.train
+    reached = train.stop_at is not None and record.best_val >= train.stop_at
+    return record.epochs >= train.max_epochs and not reached
+
+
+def climbing(record: TrainRecord) -> bool:
+    """Stopped by the budget with its best validation epoch the last: still improving."""
+    return ran_out(record) and record.best_epoch == record.epochs
+
+
 def out_of_epochs(task: TaskResult) -> tuple[list[str], list[str]]:
     """The cells with a seed that ran every epoch allowed, and of those the ones with a seed
-    whose best validation epoch was its last (still improving when stopped)."""
-    full = [r.cell for r in task.cells
-            if any(run.train.epochs >= run.train.params.train.max_epochs for run in r.runs)]
-    rising = [r.cell for r in task.cells if r.cell in full
-              and any(run.train.best_epoch == run.train.epochs for run in r.runs)]
+    still improving when stopped."""
+    full = [r.cell for r in task.cells if any(ran_out(run.train) for run in r.runs)]
+    rising = [r.cell for r in task.cells if any(climbing(run.train) for run in r.runs)]
     return full, rising
 
 
 def budget_words(task: TaskResult) -> str:
     """For the verdict itself, where every cell was still improving at its last allowed epoch:
     the ranking is then of how far each got in that many epochs, not of what it can reach."""
-    def climbing(run: RunResult) -> bool:
-        t = run.train
-        return t.epochs >= t.params.train.max_epochs and t.best_epoch == t.epochs
-
     # a cell counts when at least half its seeds were still climbing
-    if not task.cells or not all(2 * sum(map(climbing, r.runs)) >= len(r.runs)
+    if not task.cells or not all(2 * sum(climbing(run.train) for run in r.runs) >= len(r.runs)
                                  for r in task.cells):
         return ""
     limit = task.cells[0].runs[0].train.params.train.max_epochs

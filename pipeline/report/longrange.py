@@ -13,9 +13,9 @@ from pipeline.data.records import read_stats
 from pipeline.data.synthetic import task_name
 from pipeline.errors import RnnbenchError, fail
 from pipeline.files import tree_digest
-from pipeline.model.record import TrainRecord, read_record
+from pipeline.model.record import read_record
 from pipeline.paths import Layout
-from pipeline.report.caveats import did_not_learn
+from pipeline.report.caveats import climbing, did_not_learn, ran_out
 from pipeline.report.diagnostics import diagnostics_section
 from pipeline.report.figures import CELL_COLORS, CELL_NAMES, plt, save, write_series
 from pipeline.scoring.records import read_test_metrics
@@ -47,16 +47,8 @@ def collect_longrange(params: Params, root: Path) -> dict[str, Any] | None:
             "accuracy": acc, "chance": stats.splits["test"].majority(),
             "ci95": {cell: list(interval(a, n)) for cell, a in acc.items()},
             "out_of_epochs": [c for c, rs in records.items() if any(map(ran_out, rs))],
-            "still_improving": [c for c, rs in records.items()
-                                if any(ran_out(r) and r.best_epoch == r.epochs for r in rs)]}
+            "still_improving": [c for c, rs in records.items() if any(map(climbing, rs))]}
     return out
-
-
-def ran_out(record: TrainRecord) -> bool:
-    """Stopped by the epoch budget: neither early stopping nor `stop_at` ended the fit."""
-    train = record.params.train
-    reached = train.stop_at is not None and record.best_val >= train.stop_at
-    return record.epochs >= train.max_epochs and not reached
 
 
 def interval(accuracy: list[float], examples: int) -> tuple[float, float]:
