@@ -18,13 +18,15 @@ from typer.testing import CliRunner
 
 from pipeline import tracking
 from pipeline.cli import app
+from pipeline.config import load_params
 from pipeline.data.prepare import read_test_examples
 from pipeline.evaluation.evaluate import evaluate_cell
 from pipeline.model.record import read_record
 from pipeline.paths import TEST_EXAMPLES, Layout
 from pipeline.retrain.promote import judge
+from pipeline.serving.files import read_inputs
 from pipeline.tuning import fits
-from tests.conftest import SEED, one_task, write_params
+from tests.conftest import ROOT, SEED, one_task, write_params
 from tests.servers import free_port, serving
 from tests.test_tagging import conllu_params, prepared_conllu
 
@@ -179,3 +181,21 @@ def test_predict_refuses_a_model_of_another_kind_of_task(trained, tmp_path, monk
     assert result.output.strip() == (
         f"error: --model {folder}: a classification model (trained for task '{params.name}'), "
         "but task 'pos' is tagging; name one of pos's models")
+
+
+def test_blank_input_lines_are_skipped_and_named(tmp_path, capsys):
+    """Blank lines carry no text: they are skipped, and stderr names them, so that the
+    predictions (one per remaining line) can be traced back to the file."""
+    plain = tmp_path / "texts.txt"
+    plain.write_text("a tender film\n\n   \ntedious\n")
+    reader = load_params(ROOT / "params.yaml").data.reader
+    assert read_inputs(plain, reader) == [{"text": "a tender film"}, {"text": "tedious"}]
+    assert (f"{plain}: 2 blank line(s) skipped (line 2, 3); one prediction per remaining "
+            "line, in order") in capsys.readouterr().err
+    lines = tmp_path / "texts.jsonl"
+    lines.write_text('{"text": "fine"}\n\n{"text": "dull"}\n')
+    assert len(read_inputs(lines, reader)) == 2
+    assert "1 blank line(s) skipped (line 2)" in capsys.readouterr().err
+    plain.write_text("no blank line\n")
+    read_inputs(plain, reader)
+    assert capsys.readouterr().err == ""

@@ -123,3 +123,28 @@ def test_the_checks_fail_on_a_bad_workflow(tmp_path):
     invalid = tmp_path / "invalid.yml"
     invalid.write_text(BAD.replace("    steps:", "    stepz:"))
     assert schema_check(invalid).returncode != 0
+
+
+@pytest.mark.parametrize(("uid", "prefix"), [("0", ""), ("1001", "sudo ")])
+def test_ci_run_installs_what_is_missing_as_root_or_through_sudo(tmp_path, uid, prefix):
+    """A container runs .ci/run as root; a hosted runner's user needs sudo for apt-get. Run
+    with stand-ins for id, sudo, apt-get and make on a PATH without Chromium, recording what
+    each was asked."""
+    bin_dir, log = tmp_path / "bin", tmp_path / "calls"
+    bin_dir.mkdir()
+    stubs = {"id": f"echo {uid}", "sudo": f'echo "sudo $*" >> {log}; SUDO=1 "$@"',
+             "apt-get": f'[ -n "${{SUDO:-}}" ] || echo "apt-get $*" >> {log}',
+             "make": f'echo "make $*" >> {log}'}
+    for name, body in stubs.items():
+        (bin_dir / name).write_text(f"#!/bin/bash\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    for name in ("dirname", "ls", "env"):
+        (bin_dir / name).symlink_to(shutil.which(name))
+    proc = subprocess.run(["/bin/bash", str(ROOT / ".ci" / "run")], capture_output=True,
+                          text=True, timeout=60, env={"PATH": str(bin_dir)})
+    assert proc.returncode == 0, proc.stderr
+    calls = log.read_text().splitlines()
+    assert calls[0] == f"{prefix}apt-get update -qq"
+    assert calls[1].startswith(f"{prefix}env DEBIAN_FRONTEND=noninteractive apt-get install"
+                               if prefix else "apt-get install -y -qq")
+    assert "chromium" in calls[1] and calls[-1] == "make test"

@@ -36,9 +36,11 @@ def read_inputs(path: Path, reader: ReaderParams) -> list[Example]:
             fail(f"{path}: no column {reader.text_column!r} (data.reader.text_column); "
                  f"columns are {rows.fieldnames}")
         return [{"text": row[reader.text_column] or ""} for row in rows]
+    lines = text.splitlines()
+    say_skipped(path, [n for n, line in enumerate(lines, start=1) if not line.strip()])
     if suffix in (".jsonl", ".json"):
         out = []
-        for line_no, line in enumerate(text.splitlines(), start=1):
+        for line_no, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
             try:
@@ -49,7 +51,16 @@ def read_inputs(path: Path, reader: ReaderParams) -> list[Example]:
                 fail(f"{path} line {line_no}: expected an object with 'text' or 'tokens'")
             out.append({k: ex[k] for k in ("text", "tokens") if k in ex})
         return out
-    return [{"text": line} for line in text.splitlines() if line.strip()]
+    return [{"text": line} for line in lines if line.strip()]
+
+
+def say_skipped(path: Path, blank: list[int]) -> None:
+    """Blank lines are no texts, and are skipped; saying which keeps the predictions (one per
+    remaining line, in order) traceable to the file's lines."""
+    if blank:
+        shown = ", ".join(map(str, blank[:10])) + (" ..." if len(blank) > 10 else "")
+        print(f"{path}: {len(blank)} blank line(s) skipped (line {shown}); one prediction per "
+              "remaining line, in order", file=sys.stderr)
 
 
 def _csv_rows(inputs: list[Example], preds: list[Example]) -> Iterable[list[Any]]:
