@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from pipeline.retrain.promote import Decision
 from pipeline.tracking.server import LEAN
 from tests.conftest import ROOT, SAMPLE_CSV, SEED, TASK, tiny_params, write_params
 from tests.servers import free_port, serving
@@ -156,7 +157,7 @@ def test_round_three_retrains_on_new_rows_and_judges_the_challenger(rounds, setu
     assert v2["promotion"] == ("promoted" if promoted else "kept")
     assert v2["promotion.champion_version"] == "1"
     assert alias(server, "champion") == ("2" if promoted else "1")
-    assert ("promoted:" if promoted else "kept the champion:") in summary and "p = " in summary
+    assert ("promoted:" if promoted else "kept the champion (") in summary and "p = " in summary
 
 
 def md5s(folder: Path) -> dict[str, str]:
@@ -304,3 +305,17 @@ def test_a_task_job_result_cut_off_is_one_line_and_changes_nothing(tmp_path, nam
     assert "\n" not in str(err.value)
     assert (tmp_path / "dvc.lock").read_text() == "schema: '2.0'\nstages: {}\n"
     assert not (tmp_path / "metrics").exists()
+
+
+@pytest.mark.parametrize(("challenger", "champion", "p", "promoted", "words"), [
+    (0.78, 0.74, 0.001, True, "promoted: challenger"),
+    (0.70, 0.76, 0.0004, False, "kept the champion (it is significantly better): challenger"),
+    (0.75, 0.76, 0.4, False, "kept the champion (the challenger is not significantly better)"),
+    (0.77, 0.76, 0.3, False, "kept the champion (the challenger is not significantly better)"),
+])
+def test_a_decision_says_which_side_its_p_value_favours(challenger, champion, p, promoted, words):
+    """'kept the champion ... p < 0.001' read the same whether the champion was far better
+    or the two were tied."""
+    decision = Decision("sentiment", "3", "gru", 42, "accuracy", challenger, "2", champion, p,
+                        "paired bootstrap over 48 test groups", promoted)
+    assert decision.words().startswith(words)

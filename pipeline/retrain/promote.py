@@ -49,7 +49,12 @@ class Decision:
         if self.champion_version is None:
             return (f"first champion: {self.cell} seed {self.seed} (v{self.version}), "
                     f"{self.metric} {self.challenger:.2%}")
-        outcome = "promoted" if self.promoted else "kept the champion"
+        assert self.champion is not None
+        # "kept" alone hid which side a small p favoured
+        outcome = ("promoted" if self.promoted else
+                   "kept the champion (it is significantly better)"
+                   if self.champion > self.challenger and (self.p or 1.0) < ALPHA else
+                   "kept the champion (the challenger is not significantly better)")
         return (f"{outcome}: challenger {self.cell} seed {self.seed} (v{self.version}) "
                 f"{self.metric} {self.challenger:.2%} vs champion (v{self.champion_version}) "
                 f"{self.champion:.2%}, {p_value(self.p or 1.0)} ({self.method})")
