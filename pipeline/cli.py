@@ -234,7 +234,7 @@ def compare(params: ParamsOpt = Path("params.yaml"), task: TaskOpt = None,
                 table.add_column(header, no_wrap=True,
                                  justify="left" if header in ("cell", "seed", "run") else "right")
             for row in rows:
-                table.add_row(*[_fmt(key, row.get(key)) for key in COMPARE_COLUMNS])
+                table.add_row(*compare_cells(row))
             console.print(table)
 
     run_guarded(go)
@@ -335,8 +335,16 @@ def predict(
 _METRICS = metric_columns()
 COMPARE_COLUMNS = {"cell": "cell", "seed": "seed",
                    **{key: column.header for key, column in _METRICS.items()},
-                   "best_val_acc": "val acc", "run_id": "run"}
-PERCENT = {key for key, column in _METRICS.items() if column.percent} | {"best_val_acc"}
+                   "best_val": "val (best)", "run_id": "run"}
+PERCENT = {key for key, column in _METRICS.items() if column.percent} | {"best_val"}
+# what a training run logs as its best validation score: accuracy, or entity F1 for BIO tags
+BEST_VAL = ("best_val_acc", "best_val_entity_f1")
+
+
+def compare_cells(row: dict[str, object]) -> list[str]:
+    """One run's row of `rnnbench compare`, "val (best)" from whichever monitor it had."""
+    best = next((row[k] for k in BEST_VAL if row.get(k) is not None), None)
+    return [_fmt(key, best if key == "best_val" else row.get(key)) for key in COMPARE_COLUMNS]
 
 
 def _fmt(key: str, value: object) -> str:

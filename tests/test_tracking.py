@@ -16,7 +16,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from pipeline.cli import app
+from pipeline.cli import COMPARE_COLUMNS, app, compare_cells
 from pipeline.tracking.store import SERVER_RETRIES, store_errors
 from tests.conftest import SEED, TASK, write_params
 
@@ -229,3 +229,14 @@ def test_a_store_killed_while_being_created_opens_whole_afterwards(tmp_path):
     assert results == {case.replace(":", "-"): {"killed": True, "opened": True}
                        for case in cases}, out.stderr[-2000:]
     assert not list(tmp_path.glob("*/.mlflow.db.new*"))  # no scratch store left behind
+
+
+@pytest.mark.parametrize(("logged", "shown"), [
+    ({"best_val_acc": 0.7514}, "75.14%"),
+    ({"best_val_entity_f1": 0.3851}, "38.51%"),  # NER's runs: it read "-" before
+    ({}, "-"),
+])
+def test_compare_shows_each_runs_best_validation_score_whatever_its_monitor(logged, shown):
+    row = {"cell": "gru", "seed": "42", "run_id": "0123456789abcdef", **logged}
+    cells = dict(zip(COMPARE_COLUMNS.values(), compare_cells(row), strict=True))
+    assert cells["val (best)"] == shown and cells["run"] == "0123456789ab"
