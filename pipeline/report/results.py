@@ -202,6 +202,7 @@ def collect(params: TaskParams, layout: Layout) -> list[CellResult]:
     """Everything the report needs per cell of one task, over its seeds, from the files the
     earlier stages wrote."""
     results = []
+    groups: np.ndarray | None = None  # the test split's, read once for all cells
     for cell in params.cells:
         runs = []
         for seed in params.seeds:
@@ -219,7 +220,8 @@ def collect(params: TaskParams, layout: Layout) -> list[CellResult]:
         n = int(runs[0].test.test_examples)
         examples = [per_example(r.rows, metric, n) for r in runs]
         num, den = np.array([e[0] for e in examples]), np.array([e[1] for e in examples])
-        groups = test_groups(layout, n)
+        if groups is None or groups.size != n:
+            groups = test_groups(layout, n)
         gnum, gden = by_group(num, groups), by_group(den, groups)
         # the interval another test sample allows, and with seeds another set of seeds too
         low, high = (bootstrap_interval(gnum[0], gden[0]) if len(runs) == 1
