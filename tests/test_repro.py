@@ -157,18 +157,28 @@ def test_a_second_run_while_one_runs_is_refused_naming_the_holder(repo):
     assert re.search(r"is being blocked by: \(PID \d+\): .*dvc.* repro", line), line
 
 
+# The pid of the Python process (`dvc repro`) above this stage. DVC runs a stage through
+# $SHELL or /bin/sh; bash execs a lone command, dash forks it, so the direct parent may be a shell.
+DVC_PARENT = """import json, os, sys
+pid = os.getppid()
+while "python" not in open(f"/proc/{pid}/comm").read():
+    pid = int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1])
+json.dump(pid, open(sys.argv[1], "w"))
+"""
+
+
 @pytest.mark.parametrize("tuning", [False, True])
 def test_note_only_stages_share_one_dvc_process_while_tuning_is_off(repo, tuning):
     """With tuning off the tune and untuned stages only write a note: DVC's start-up (4-5 s a
-    stage here) is paid once per group, not per stage. Each stage records its parent (the
-    `dvc repro` that ran it); with tuning on each stage is a real fit and gets its own."""
+    stage here) is paid once per group, not per stage. Each stage records the `dvc repro`
+    process that ran it; with tuning on each stage is a real fit and gets its own."""
     params = repo_params()
     params["tune"]["enabled"] = tuning
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    cmd = ("import json, os; json.dump(os.getppid(), open('${item}.json', 'w'))")
+    (repo / "parent.py").write_text(DVC_PARENT)
     (repo / "dvc.yaml").write_text(yaml.safe_dump({"stages": {
         group: {"foreach": [f"{group}-{i}" for i in range(3)],
-                "do": {"cmd": f'"{sys.executable}" -c "{cmd}"',
+                "do": {"cmd": f'"{sys.executable}" parent.py ${{item}}.json',
                        "outs": [{"${item}.json": {"cache": False}}]}}
         for group in ("tune", "untuned")}}, sort_keys=False))
     out = run(repo, "repro", "-j", "2").stdout
