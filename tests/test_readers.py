@@ -19,6 +19,7 @@ from pipeline.data.readers import (
     read_csv,
     read_wnut16,
 )
+from pipeline.data.splits import group_key
 from pipeline.errors import RnnbenchError
 from tests.conftest import repo_params
 
@@ -81,10 +82,10 @@ def test_conll_columns_sentences_and_documents(tmp_path):
     assert pos[0]["tags"][:2] == ["NNP", "VBZ"]
 
 
-def test_conll_without_documents_groups_by_sentence(tmp_path):
-    path = write(tmp_path, "tweets.conll", "a O\nb B-PER\n\nc O\n\nd O\n")
-    assert [s["group"] for s in read_conll(path, reader())] == [
-        "sentence1", "sentence2", "sentence3"]
+def test_conll_without_documents_makes_each_sentence_its_own_group(tmp_path):
+    path = write(tmp_path, "tweets.conll", "a O\nb B-PER\n\nc O\n\n-DOCSTART-\n\nd O\n")
+    sentences = list(read_conll(path, reader()))
+    assert [group_key(s) for s in sentences] == ["text:a b", "text:c", "doc1"]
 
 
 def test_conll_wrong_column_count_names_the_line(tmp_path):
@@ -194,7 +195,7 @@ def test_wnut16_tweets_and_bio_tags(tmp_path):
     text = "@paulwalk\tO\nIt\tO\nEmpire\tB-facility\nState\tI-facility\n\nnice\tO\n"
     tweets = list(read_wnut16(wnut_wheel(tmp_path, text), reader()))
     assert tweets[0]["tags"] == ["O", "O", "B-facility", "I-facility"]
-    assert [t["group"] for t in tweets] == ["tweet1", "tweet2"]
+    assert not any("group" in t for t in tweets)  # each tweet is its own group
 
 
 def test_wnut16_missing_tag_names_the_line(tmp_path):

@@ -1,4 +1,11 @@
+import random
+from collections import Counter
+
+from pipeline.config import DataParams
+from pipeline.data.duplicates import keep_copies_together
+from pipeline.data.prepare import split_examples
 from pipeline.data.splits import grouped_split
+from tests.conftest import repo_params
 
 
 def make_groups(n_groups=60, per_group=(1, 9)):
@@ -6,6 +13,10 @@ def make_groups(n_groups=60, per_group=(1, 9)):
     for g in range(n_groups):
         groups += [f"movie{g}"] * (per_group[0] + g % per_group[1])
     return groups
+
+
+def split_by_group(groups, splits):
+    return {groups[i]: name for name, idx in splits.items() for i in idx}
 
 
 def test_no_group_spans_two_splits_and_every_example_is_used():
@@ -18,7 +29,7 @@ def test_no_group_spans_two_splits_and_every_example_is_used():
 
 
 def test_split_sizes_follow_the_fractions():
-    groups = make_groups(200)
+    groups = make_groups(3000)
     splits = grouped_split(groups, 0.1, 0.2, seed=0)
     n = len(groups)
     assert abs(len(splits["test"]) - 0.2 * n) < 0.03 * n
@@ -29,3 +40,43 @@ def test_split_is_reproducible_and_seed_dependent():
     groups = make_groups()
     assert grouped_split(groups, 0.1, 0.1, 7) == grouped_split(groups, 0.1, 0.1, 7)
     assert grouped_split(groups, 0.1, 0.1, 7) != grouped_split(groups, 0.1, 0.1, 8)
+
+
+def test_growing_data_never_moves_an_old_group_and_new_groups_fill_every_split():
+    """200 random datasets, each grown by new groups and new members of old ones inserted at
+    random places: every old group keeps its split, and the new groups land in each split
+    about as often as its fraction says."""
+    rng = random.Random(0)
+    landed: Counter[str] = Counter()
+    for trial in range(200):
+        old = [f"film{rng.randrange(40)}" for _ in range(rng.randrange(1, 120))]
+        new_names = [f"new{trial}-{k}" for k in range(rng.randrange(1, 30))]
+        grown = list(old)
+        for name in [*new_names, *rng.sample(old, min(len(old), 10))]:
+            grown.insert(rng.randrange(len(grown) + 1), name)
+        before = split_by_group(old, grouped_split(old, 0.1, 0.2, seed=trial))
+        after = split_by_group(grown, grouped_split(grown, 0.1, 0.2, seed=trial))
+        assert all(after[g] == split for g, split in before.items())
+        landed.update(after[g] for g in set(new_names))
+    total = sum(landed.values())
+    assert abs(landed["test"] / total - 0.2) < 0.03 and abs(landed["val"] / total - 0.1) < 0.03
+
+
+def test_rows_without_a_group_keep_their_split_when_rows_are_added_above_them():
+    """A row that is its own group is keyed by its text, not its line, and an appended copy of
+    an old text joins the old one's split instead of moving it."""
+    data = DataParams.model_validate(repo_params()["data"])
+    rng = random.Random(1)
+    rows = [{"text": f"review number {i}", "label": "pos"} for i in range(300)]
+    grown = list(rows)
+    for i in range(100):
+        grown.insert(rng.randrange(len(grown) + 1), {"text": f"a new review {i}", "label": "neg"})
+    grown += [dict(rows[i]) for i in rng.sample(range(300), 20)]  # copies, appended
+
+    def placed(examples):
+        index, _ = keep_copies_together(split_examples(examples, data), examples, False)
+        return {examples[i]["text"]: name for name, idx in index.items() for i in idx}
+
+    before, after = placed(rows), placed(grown)
+    assert all(after[text] == split for text, split in before.items())
+    assert set(before.values()) == {"train", "val", "test"}

@@ -25,7 +25,7 @@ from pipeline.data.records import (
     write_stats,
 )
 from pipeline.data.sources import Source, cache_dir, digest_of, source_from_params
-from pipeline.data.splits import grouped_split, split_stats
+from pipeline.data.splits import group_key, grouped_split, split_stats
 from pipeline.data.text import Vocab, encode_split, spelling, text_tokens, word_tokens
 from pipeline.data.vectors import load_vectors
 from pipeline.errors import fail
@@ -100,7 +100,7 @@ def read_test_examples(prepared: Path, limit: int | None = None) -> list[dict[st
 
 def split_examples(examples: list[dict[str, Any]], data: DataParams) -> dict[str, list[int]]:
     """Given test splits are kept; everything else is split by group, seeded."""
-    groups = [str(ex.get("group", i)) for i, ex in enumerate(examples)]
+    groups = [group_key(ex) for ex in examples]
     if any(ex.get("split") == "test" for ex in examples):
         pool = [i for i, ex in enumerate(examples) if ex.get("split") != "test"]
         inner = grouped_split([groups[i] for i in pool], data.val_fraction, 0.0,
@@ -189,8 +189,11 @@ def prepare(data: DataParams, prep: PrepareParams, layout: Layout) -> Path:
     index, duplicates = keep_copies_together(
         split_examples(examples, data), examples,
         fixed_test=any(ex.get("split") == "test" for ex in examples))
-    if not all(index[s] for s in SPLITS):
-        fail(f"data: too few examples/groups ({len(examples)}) for a train/val/test split")
+    if empty := [s for s in SPLITS if not index[s]]:
+        fail(f"data: the {empty[0]} split got none of the {len(set(map(group_key, examples)))} "
+             "groups (a group's split is a seeded hash of its name; data.val_fraction and "
+             "test_fraction say how often each split comes up); add data, change those "
+             "fractions or data.split_seed")
     # Characters keep their case: capitals are what marks names and sentence starts.
     char_vocab = (Vocab.build(spelling(w) for i in index["train"] for w in words[i])
                   if family == Family.TAGGING else None)
@@ -219,7 +222,7 @@ def prepare(data: DataParams, prep: PrepareParams, layout: Layout) -> Path:
                     else encode_split(ids, tags=ys, chars=[
                         char_vocab.encode(spelling(w)) for i in index[split] for w in words[i]]))
             torch.save(blob, out / f"{split}.pt")
-            groups = len({examples[i].get("group") for i in index[split]})
+            groups = len({group_key(examples[i]) for i in index[split]})
             splits[split] = split_stats(ids, ys, labels, groups)
         if prep.vectors is not None:
             blob, optional["vectors"] = load_vectors(prep.vectors, vocab,

@@ -1,8 +1,9 @@
 """Readers: each turns a verified artifact (file, archive or folder) into examples.
 
 - classification: {"text", "label", "group"}; tagging: {"tokens", "tags", "group"}
-- "group" is the unit no split may cut (a movie, a document); "split" is set where the
-  data comes with its own train/test split.
+- "group" is the unit no split may cut (a movie, a document); an example without one is a
+  group of its own, keyed by its text (splits.py), so it keeps its split wherever the file
+  moves it; "split" is set where the data comes with its own train/test split.
 """
 
 from __future__ import annotations
@@ -88,8 +89,8 @@ def read_csv(artifact: Path, opts: ReaderParams) -> Iterator[Example]:
         if not label:
             fail(f"{artifact} line {line}: empty {opts.label_column!r}")
         group = values[at[opts.group_column]] if opts.group_column in at else ""
-        yield {"text": values[at[opts.text_column]], "label": label,
-               "group": group or f"row{line}", "line": line}
+        yield {"text": values[at[opts.text_column]], "label": label, "line": line} | (
+            {"group": group} if group else {})
 
 
 def read_conll(artifact: Path, opts: ReaderParams) -> Iterator[Example]:
@@ -99,10 +100,9 @@ def read_conll(artifact: Path, opts: ReaderParams) -> Iterator[Example]:
     origin = str(artifact)
     doc, tokens, tags = 0, [], []
     width = None
-    sentences = 0
 
-    def group() -> str:
-        return f"doc{doc}" if doc else f"sentence{sentences}"
+    def group() -> dict[str, str]:
+        return {"group": f"doc{doc}"} if doc else {}
 
     for line_no, line in enumerate(decode_utf8(_file_bytes(artifact), origin).splitlines(), 1):
         cols = line.split()
@@ -111,8 +111,7 @@ def read_conll(artifact: Path, opts: ReaderParams) -> Iterator[Example]:
             continue
         if not cols:
             if tokens:
-                sentences += 1
-                yield {"tokens": tokens, "tags": tags, "group": group()}
+                yield {"tokens": tokens, "tags": tags} | group()
             tokens, tags = [], []
             continue
         width = width or len(cols)
@@ -124,8 +123,7 @@ def read_conll(artifact: Path, opts: ReaderParams) -> Iterator[Example]:
         tokens.append(cols[opts.token_column])
         tags.append(cols[opts.tag_column])
     if tokens:
-        sentences += 1
-        yield {"tokens": tokens, "tags": tags, "group": group()}
+        yield {"tokens": tokens, "tags": tags} | group()
     if width is None:
         fail(f"{origin}: empty; expected CoNLL columns")
 
@@ -135,7 +133,7 @@ def read_conllu(artifact: Path, opts: ReaderParams) -> Iterator[Example]:
     (1-2) and empty nodes (1.1) are skipped; `# newdoc` starts a new split group."""
     origin = str(artifact)
     field = {"upos": 3, "xpos": 4}[opts.tag_field]
-    doc, sent, tokens, tags = 0, 0, [], []
+    doc, tokens, tags = 0, [], []
     for line_no, line in enumerate(decode_utf8(_file_bytes(artifact), origin).splitlines(), 1):
         if line.startswith("#"):
             if line.startswith("# newdoc"):
@@ -143,9 +141,7 @@ def read_conllu(artifact: Path, opts: ReaderParams) -> Iterator[Example]:
             continue
         if not line.strip():
             if tokens:
-                sent += 1
-                yield {"tokens": tokens, "tags": tags, "group": f"doc{doc}" if doc else
-                       f"sent{sent}"}
+                yield {"tokens": tokens, "tags": tags} | ({"group": f"doc{doc}"} if doc else {})
             tokens, tags = [], []
             continue
         cols = line.split("\t")
@@ -159,7 +155,7 @@ def read_conllu(artifact: Path, opts: ReaderParams) -> Iterator[Example]:
         tokens.append(cols[1])
         tags.append(cols[field])
     if tokens:
-        yield {"tokens": tokens, "tags": tags, "group": f"doc{doc}" if doc else f"sent{sent + 1}"}
+        yield {"tokens": tokens, "tags": tags} | ({"group": f"doc{doc}"} if doc else {})
 
 
 def read_wnut16(artifact: Path, opts: ReaderParams) -> Iterator[Example]:
@@ -168,13 +164,11 @@ def read_wnut16(artifact: Path, opts: ReaderParams) -> Iterator[Example]:
     origin = f"{artifact}:{member}"
     tokens: list[str] = []
     tags: list[str] = []
-    n = 0
     for line_no, line in enumerate(decode_utf8(read_member(artifact, member), origin).splitlines(),
                                    start=1):
         if not line.strip():
-            if tokens:
-                n += 1
-                yield {"tokens": tokens, "tags": tags, "group": f"tweet{n}"}
+            if tokens:  # each tweet is its own group
+                yield {"tokens": tokens, "tags": tags}
             tokens, tags = [], []
             continue
         cols = line.split("\t")
@@ -183,7 +177,7 @@ def read_wnut16(artifact: Path, opts: ReaderParams) -> Iterator[Example]:
         tokens.append(cols[0])
         tags.append(cols[1])
     if tokens:
-        yield {"tokens": tokens, "tags": tags, "group": f"tweet{n + 1}"}
+        yield {"tokens": tokens, "tags": tags}
 
 
 # Brown tags -> the 12 universal tags of Petrov, Das & McDonald (2012). Written from the Brown
