@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import subprocess
 import sys
 import urllib.request
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
@@ -19,8 +21,10 @@ from typer.testing import CliRunner
 from pipeline import tracking
 from pipeline.cli import app
 from pipeline.config import load_params
-from pipeline.data.prepare import read_test_examples
+from pipeline.data.prepare import download, prepare, read_test_examples
+from pipeline.data.seen import read_seen
 from pipeline.evaluation.evaluate import evaluate_cell
+from pipeline.model.inference import WEIGHTS_FILE
 from pipeline.model.record import read_record
 from pipeline.paths import TEST_EXAMPLES, Layout
 from pipeline.retrain.promote import judge
@@ -139,29 +143,80 @@ def invoke(port: int, examples: list[dict]) -> list[dict]:
         return json.loads(resp.read())["predictions"]
 
 
-def test_only_a_significantly_better_challenger_becomes_champion(tmp_path):
-    """Three versions on the same POS test split: a barely trained first champion, a much
-    better challenger (promoted), then a copy of it (no better: kept as challenger)."""
+def collapsed_copy(folder: Path, dest: Path) -> Path:
+    """The model in `folder`, made to predict its most frequent training label for everything
+    (the head's bias for it far above the rest): what round 3's early-stopped models did."""
+    shutil.copytree(folder, dest)
+    seen, record = read_seen(dest), read_record(dest)
+    weights = torch.load(dest / WEIGHTS_FILE, weights_only=True)
+    weights["head.bias"][record.labels.index(seen.majority_label())] = 1e4
+    torch.save(weights, dest / WEIGHTS_FILE)
+    return dest
+
+
+def test_only_a_model_that_learned_is_registered_and_only_a_better_one_promoted(tmp_path):
+    """On the same POS test split: a model collapsed onto the most frequent tag (not
+    registered, no champion made), a barely trained first champion, a much better challenger
+    (promoted), then a copy of it (no better: kept as challenger)."""
     raw = conllu_params()
     weak_params, layout = prepared_conllu(tmp_path)
     raw["train"].update(max_epochs=6, limit_train_batches=None)
     strong_params, _ = one_task(raw, tmp_path)
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    name = tracking.registered_name(weak_params.name)
     examples = read_test_examples(layout.prepared)
-    decisions = []
-    for params, cell in ((weak_params, "rnn"), (strong_params, "gru"), (strong_params, "gru")):
-        fits.train(params, cell, layout)
-        decisions.append(judge(client, layout.model_dir(cell, SEED), examples, "abc123"))
+    fits.train(weak_params, "rnn", layout)
+    collapsed = judge(client, collapsed_copy(layout.model_dir("rnn", SEED), tmp_path / "flat"),
+                      examples, "abc123")
+    assert collapsed.version is None and not collapsed.learned
+    assert collapsed.challenger == pytest.approx(collapsed.evidence.baseline)
+    assert collapsed.words().startswith("nothing registered: rnn seed 42 did not learn")
+    assert not client.search_model_versions(f"name = '{name}'")
+    decisions = [judge(client, layout.model_dir("rnn", SEED), examples, "abc123")]
+    for _ in range(2):
+        fits.train(strong_params, "gru", layout)
+        decisions.append(judge(client, layout.model_dir("gru", SEED), examples, "abc123"))
     first, better, same = decisions
-    assert first.promoted and first.champion_version is None
+    assert first.promoted and first.champion_version is None and first.learned
     assert better.promoted and better.p < 0.05 and better.challenger > better.champion
     assert not same.promoted and same.p >= 0.05 and same.champion_version == better.version
-    name = tracking.registered_name(weak_params.name)
+    # one prepared split: nothing any of them saw is in it, and all of it was judged
+    assert {(d.evidence.examples, d.evidence.excluded) for d in decisions} == {(len(examples), 0)}
     assert client.get_model_version_by_alias(name, "champion").version == better.version
     assert client.get_model_version_by_alias(name, "challenger").version == same.version
     tags = client.get_model_version(name, same.version).tags
     assert tags["promotion"] == "kept" and float(tags["promotion.p_value"]) >= 0.05
-    assert {"cell", "seed", "data_hash", "git_commit", "test_accuracy"} <= tags.keys()
+    assert {"cell", "seed", "data_hash", "git_commit", "test_accuracy",
+            "promotion.baseline_score", "promotion.excluded_seen"} <= tags.keys()
+
+
+def test_a_champion_is_never_judged_on_what_it_trained_on(tmp_path):
+    """The champion trained on one split of the five documents (seed 2: test doc1), the
+    challenger on another (seed 10: test doc1 and doc3), whose test split holds doc3, which
+    the champion trained on: only doc1, new to both, is judged, and the rest is counted."""
+    raw = conllu_params()
+    raw["train"].update(max_epochs=6, limit_train_batches=None)
+    params, layout = one_task(raw, tmp_path)
+    download(params.data, layout)
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    decisions, seen = [], []
+    for split_seed in (2, 10):
+        raw["data"]["split_seed"] = split_seed
+        params, _ = one_task(raw, tmp_path)
+        prepare(params.data, params.prepare, layout)
+        fits.train(params, "gru", layout)
+        seen.append(read_seen(layout.model_dir("gru", SEED)))
+        examples = read_test_examples(layout.prepared)
+        decisions.append(judge(client, layout.model_dir("gru", SEED), examples, "abc123"))
+    first, second = decisions
+    assert first.champion_version is None and first.evidence.excluded == 0
+    left_out = [ex for ex in examples if any(s.saw(ex) for s in seen)]
+    assert {ex["group"] for ex in examples} == {"doc1", "doc3"}
+    assert {ex["group"] for ex in left_out} == {"doc3"}
+    assert second.champion_version == first.version
+    assert (second.evidence.examples, second.evidence.excluded) == (
+        len(examples) - len(left_out), len(left_out))
+    assert f"{len(left_out)} left out as seen in training" in second.words()
 
 
 def test_predict_refuses_a_model_of_another_kind_of_task(trained, tmp_path, monkeypatch):

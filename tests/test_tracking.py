@@ -44,7 +44,7 @@ def test_one_run_per_cell_nested_under_one_comparison(trained):
             "model/MLmodel", "model/artifacts", "model/input_example.json"}  # an MLflow Model
         cell_folder = client.list_artifacts(run.info.run_id, "model/artifacts")[0].path
         assert {Path(a.path).name for a in client.list_artifacts(run.info.run_id, cell_folder)
-                } == {"model.pt", "train.json", "vocab.json"}
+                } == {"model.pt", "train.json", "vocab.json", "seen.json"}
 
 
 def test_per_epoch_metrics_are_logged_with_epoch_steps(trained):

@@ -24,6 +24,7 @@ from pipeline.data.records import (
     write_source,
     write_stats,
 )
+from pipeline.data.seen import Seen, write_seen
 from pipeline.data.sources import Source, cache_dir, digest_of, source_from_params
 from pipeline.data.splits import group_key, grouped_split, split_stats
 from pipeline.data.text import Vocab, encode_split, spelling, text_tokens, word_tokens
@@ -237,6 +238,8 @@ def prepare(data: DataParams, prep: PrepareParams, layout: Layout) -> Path:
         if char_vocab is not None:
             char_vocab.save(out / "chars.json")
         write_json(out / "labels.json", labels)
+        write_seen(out, Seen.of((examples[i] for s in ("train", "val") for i in index[s]),
+                                dict(counts["train"])))
         stats = DataStats(family=family, examples=len(examples), vocab_size=len(vocab),
                           labels=labels, raw_sha256=file_digest(raw_file), splits=splits,
                           warnings=warnings, duplicates=duplicates, **optional)

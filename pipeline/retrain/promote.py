@@ -1,8 +1,11 @@
-"""Champion and challenger. Each round that retrains a task registers its winning cell as a
-new version of `rnnbench-<task>`, aliased `challenger`; the alias `champion` moves to it only
-if it beats the champion on the current test split by a paired test at p < 0.05. Both are
-scored anew on the same examples: the champion may have been trained on older data, with a
-vocabulary of its own, so it predicts from the texts as they were read."""
+"""Champion and challenger. Each round that retrains a task judges its winning cell on the
+task's current test split, on the examples that neither it nor the champion learned from (each
+model's folder says what it saw: seen.json). A winner that is not significantly better than
+always predicting its training split's most frequent label learned nothing and is not
+registered. One that learned becomes a new version of `rnnbench-<task>`, aliased `challenger`;
+the alias `champion` moves to it if there is no champion yet, or if it beats the champion by a
+paired test over the test split's groups at p < 0.05. The champion may have been trained on
+older data, with a vocabulary of its own, so both predict from the texts as they were read."""
 
 from __future__ import annotations
 
@@ -15,17 +18,38 @@ import numpy as np
 from mlflow.tracking import MlflowClient
 
 from pipeline import tracking
-from pipeline.config import TaskParams
+from pipeline.config import Params, TaskParams
 from pipeline.data.prepare import read_test_examples
+from pipeline.data.seen import read_seen
 from pipeline.errors import fail
 from pipeline.model.predictor import Predictor
 from pipeline.model.record import TrainRecord, read_record
 from pipeline.paths import Layout
 from pipeline.report.summary import SUMMARY_FILE, read_summary
 from pipeline.scoring.examples import by_group, headline, per_example
-from pipeline.scoring.stats import p_value, paired_bootstrap, ratio
+from pipeline.scoring.stats import Comparison, p_value, paired_bootstrap, ratio
 
 ALPHA = 0.05
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the challenger was judged on: the current test examples new to both models."""
+
+    examples: int  # judged on
+    excluded: int  # left out: the model (or the champion) trained or validated on them
+    champion: bool  # there was a champion, whose seen examples were left out too
+    unknown: bool  # the champion's folder does not say what it saw (trained before seen.json)
+    baseline: float  # always predicting the challenger's most frequent training label
+    baseline_label: str
+    baseline_p: float  # the challenger against that baseline
+
+    def words(self) -> str:
+        left = (f", {self.excluded:,} left out as seen in training" if self.excluded else "")
+        new = "new to both models" if self.champion else "new to the model"
+        return f"on {self.examples:,} test examples {new}{left}" + (
+            " (the champion's own training examples are not recorded: it predates seen.json)"
+            if self.unknown else "")
 
 
 @dataclass(frozen=True)
@@ -33,22 +57,34 @@ class Decision:
     """What a round decided for one task, and on what evidence."""
 
     task: str
-    version: str  # the challenger's registered version
+    version: str | None  # the challenger's registered version; None: it did not learn
     cell: str
     seed: int
     metric: str
-    challenger: float  # its score on the current test split
-    champion_version: str | None  # None: there was no champion
-    champion: float | None
-    p: float | None
-    method: str
-    promoted: bool
+    challenger: float  # its score on the judged examples
+    evidence: Evidence
+    champion_version: str | None = None  # None: there was no champion
+    champion: float | None = None
+    p: float | None = None
+    method: str = ""
+    promoted: bool = False
+
+    @property
+    def learned(self) -> bool:
+        e = self.evidence
+        return self.challenger > e.baseline and e.baseline_p < ALPHA
 
     def words(self) -> str:
-        """`promoted: GRU seed 42 (v3), accuracy 78.1% vs 76.0% (v2), p = 0.012`."""
+        """`promoted: challenger GRU seed 42 (v3) accuracy 78.1% vs champion (v2) 76.0%, ...`."""
+        e = self.evidence
+        if not self.learned:
+            return (f"nothing registered: {self.cell} seed {self.seed} did not learn, "
+                    f"{self.metric} {self.challenger:.2%} against {e.baseline:.2%} for always "
+                    f"predicting {e.baseline_label!r}, {p_value(e.baseline_p)} ({e.words()})")
         if self.champion_version is None:
             return (f"first champion: {self.cell} seed {self.seed} (v{self.version}), "
-                    f"{self.metric} {self.challenger:.2%}")
+                    f"{self.metric} {self.challenger:.2%} against {e.baseline:.2%} for always "
+                    f"predicting {e.baseline_label!r}, {p_value(e.baseline_p)} ({e.words()})")
         assert self.champion is not None
         # "kept" alone hid which side a small p favoured
         outcome = ("promoted" if self.promoted else
@@ -57,13 +93,18 @@ class Decision:
                    "kept the champion (the challenger is not significantly better)")
         return (f"{outcome}: challenger {self.cell} seed {self.seed} (v{self.version}) "
                 f"{self.metric} {self.challenger:.2%} vs champion (v{self.champion_version}) "
-                f"{self.champion:.2%}, {p_value(self.p or 1.0)} ({self.method})")
+                f"{self.champion:.2%}, {p_value(self.p or 1.0)} ({self.method}; {e.words()})")
 
     def tags(self) -> dict[str, str]:
+        e = self.evidence
         tags = {"promotion": ("first champion" if self.champion_version is None
                               else "promoted" if self.promoted else "kept"),
                 "promotion.metric": self.metric,
-                "promotion.challenger_score": f"{self.challenger:.6f}"}
+                "promotion.challenger_score": f"{self.challenger:.6f}",
+                "promotion.examples": str(e.examples),
+                "promotion.excluded_seen": str(e.excluded),
+                "promotion.baseline_score": f"{e.baseline:.6f}",
+                "promotion.baseline_p_value": f"{e.baseline_p:.6g}"}
         if self.champion_version is not None:
             tags |= {"promotion.champion_version": self.champion_version,
                      "promotion.champion_score": f"{self.champion:.6f}",
@@ -88,13 +129,25 @@ def scores(predictor: Predictor, examples: list[dict[str, Any]], metric: str
     """Per test example, the metric as num/den (what the paired bootstrap resamples)."""
     preds = predictor.predict([{k: ex[k] for k in ("text", "tokens") if k in ex}
                                for ex in examples])
+    return _per_example(examples, [p.get("label", p.get("tags")) for p in preds], metric)
+
+
+def baseline_scores(label: str, examples: list[dict[str, Any]], metric: str
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Per test example, the metric of always predicting `label` (every token's tag)."""
+    return _per_example(examples, [label if "label" in ex else [label] * len(ex["tags"])
+                                   for ex in examples], metric)
+
+
+def _per_example(examples: list[dict[str, Any]], predicted: list[Any], metric: str
+                 ) -> tuple[np.ndarray, np.ndarray]:
     rows = []
-    for i, (ex, pred) in enumerate(zip(examples, preds, strict=True)):
-        if "label" in pred:
-            rows.append({"example": i, "actual": str(ex["label"]), "predicted": pred["label"]})
+    for i, (ex, guess) in enumerate(zip(examples, predicted, strict=True)):
+        if "label" in ex:
+            rows.append({"example": i, "actual": str(ex["label"]), "predicted": guess})
         else:
-            rows += [{"example": i, "actual": str(gold), "predicted": guess}
-                     for gold, guess in zip(ex["tags"], pred["tags"], strict=False)]
+            rows += [{"example": i, "actual": str(gold), "predicted": tag}
+                     for gold, tag in zip(ex["tags"], guess, strict=False)]
     return per_example(rows, metric, len(examples))
 
 
@@ -105,35 +158,74 @@ def promote(client: MlflowClient, params: TaskParams, layout: Layout, commit: st
                  read_test_examples(layout.prepared), commit)
 
 
+def promote_winners(params: Params, root: Path) -> list[tuple[str, str]]:
+    """`rnnbench promote`: each task's winner judged and registered as a retraining round
+    does it (make run's last step, so that a first run leaves a champion to predict and serve
+    with; the retraining workflow's, once the round's pull request is open). A winner already
+    registered (nothing retrained since) is said, not added again. (task, what was decided)."""
+    client = tracking.client_for(params, root)
+    commit = tracking.git_info(root)["commit"]
+    out = []
+    for task in params.tasks:
+        layout = Layout(root, task)
+        record = winner(params.for_task(task), layout)
+        done = tracking.version_of_run(client, task, record.run_id)
+        out.append((task, f"{record.cell} seed {record.seed} is already version {done.version}"
+                    if done is not None else
+                    promote(client, params.for_task(task), layout, commit).words()))
+    return out
+
+
+def compare(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray],
+            groups: list[str]) -> Comparison:
+    """a against b, whole test groups resampled (a film's snippets are not independent)."""
+    return paired_bootstrap(*(by_group(x, groups) for x in (*a, *b)), unit="test groups")
+
+
 def judge(client: MlflowClient, folder: Path, examples: list[dict[str, Any]], commit: str
           ) -> Decision:
-    """Register the model in `folder` as its task's challenger; make it champion if it is the
-    first, or if it is significantly better than the champion on `examples` (the current
-    test split)."""
+    """Judge the model in `folder` on the `examples` (the current test split) that neither it
+    nor the champion saw; register it as challenger if it learned, and make it champion if it
+    is the first, or significantly better than the champion."""
     record = read_record(folder)
-    task = record.task
-    metric, _ = headline(record.family, record.labels)
-    num, den = scores(Predictor(folder), examples, metric)
+    task, (metric, _) = record.task, headline(record.family, record.labels)
+    seen = read_seen(folder)
+    if seen is None:
+        fail(f"{folder}: no seen.json (what the model trained on); retrain it with this "
+             "version of rnnbench")
     champion = tracking.version_by_alias(client, task, tracking.CHAMPION)
+    with tempfile.TemporaryDirectory(prefix="rnnbench-champion-") as tmp:
+        held = champion_seen = None
+        if champion is not None:
+            uri = f"models:/{tracking.registered_name(task)}@{tracking.CHAMPION}"
+            held_folder = tracking.download_model_folder(client, uri, Path(tmp))
+            held, champion_seen = Predictor(held_folder), read_seen(held_folder)
+    new = [ex for ex in examples if not any(s.saw(ex) for s in (seen, champion_seen) if s)]
+    groups = [str(ex.get("group", i)) for i, ex in enumerate(new)]
+    label = seen.majority_label()
+    if not new:
+        fail(f"{task}: none of the {len(examples)} test examples is new to the model"
+             f"{' and the champion' if champion else ''}; nothing to judge it on")
+    ours, base = scores(Predictor(folder), new, metric), baseline_scores(label, new, metric)
+    evidence = Evidence(len(new), len(examples) - len(new), champion is not None,
+                        champion is not None and champion_seen is None, ratio(*base), label,
+                        compare(ours, base, groups).p)
+    decision = Decision(task, None, record.cell, record.seed, metric, ratio(*ours), evidence)
+    if not decision.learned:
+        return decision  # a model that learned nothing is no challenger
     version = tracking.register_version(client, task, record.run_id, {
         "cell": record.cell, "seed": str(record.seed), "data_hash": record.data_hash,
-        "git_commit": commit, "run_id": record.run_id, f"test_{metric}": f"{ratio(num, den):.6f}",
-        "test_examples": str(len(examples))})
+        "git_commit": commit, "run_id": record.run_id,
+        f"test_{metric}": f"{decision.challenger:.6f}", "test_examples": str(len(new))})
     tracking.set_alias(client, task, tracking.CHALLENGER, version.version)
     decision = Decision(task, version.version, record.cell, record.seed, metric,
-                        ratio(num, den), None, None, None, "", promoted=True)
-    if champion is not None:
-        with tempfile.TemporaryDirectory(prefix="rnnbench-champion-") as tmp:
-            uri = f"models:/{tracking.registered_name(task)}@{tracking.CHAMPION}"
-            held = Predictor(tracking.download_model_folder(client, uri, Path(tmp)))
-        num_b, den_b = scores(held, examples, metric)
-        # whole split groups resampled (a film's snippets are not independent draws)
-        groups = [str(ex.get("group", i)) for i, ex in enumerate(examples)]
-        test = paired_bootstrap(*(by_group(x, groups) for x in (num, den, num_b, den_b)),
-                                unit="test groups")
+                        decision.challenger, evidence, promoted=True)
+    if champion is not None and held is not None:
+        theirs = scores(held, new, metric)
+        test = compare(ours, theirs, groups)
         decision = Decision(task, version.version, record.cell, record.seed, metric,
-                            ratio(num, den), champion.version, ratio(num_b, den_b), test.p,
-                            test.method, promoted=test.diff > 0 and test.p < ALPHA)
+                            decision.challenger, evidence, champion.version, ratio(*theirs),
+                            test.p, test.method, promoted=test.diff > 0 and test.p < ALPHA)
     tracking.tag_version(client, task, version.version, decision.tags())
     if decision.promoted:
         tracking.set_alias(client, task, tracking.CHAMPION, version.version)

@@ -12,7 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict
 
 from pipeline.config import Params
-from pipeline.data.records import SOURCE_FILE, read_source
+from pipeline.data.records import SOURCE_FILE, STATS_FILE, read_source, read_stats
 from pipeline.errors import fail
 from pipeline.paths import Layout
 
@@ -68,6 +68,7 @@ class DataState(BaseModel):
     md5: str
     examples: int | None
     sha256: str
+    test_examples: int | None = None  # the prepared test split's, where it is prepared
 
 
 def data_state(params: Params, root: Path) -> dict[str, DataState]:
@@ -79,7 +80,10 @@ def data_state(params: Params, root: Path) -> dict[str, DataState]:
         outs = stages.get(f"download@{task}", {}).get("outs", [])
         raw = Layout(root, task).raw
         recorded = read_source(raw) if (raw / SOURCE_FILE).exists() else None
+        prepared = Layout(root, task).prepared
         out[task] = DataState(md5=outs[0]["md5"] if outs else "",
                               examples=recorded.examples if recorded else None,
-                              sha256=recorded.sha256 if recorded else "")
+                              sha256=recorded.sha256 if recorded else "",
+                              test_examples=read_stats(prepared).splits["test"].examples
+                              if (prepared / STATS_FILE).exists() else None)
     return out

@@ -24,6 +24,7 @@ from pipeline import tracking
 from pipeline.config import CellParams, TaskParams, TrainParams
 from pipeline.data.datamodule import TextDataModule
 from pipeline.data.prepare import read_test_examples
+from pipeline.data.seen import SEEN_FILE
 from pipeline.errors import fail
 from pipeline.files import atomic_dir
 from pipeline.machine import cpu_name
@@ -223,16 +224,19 @@ def run_fit(fit: Fit, history: EpochHistory, on_stop: Callable[[str], None]
 
 
 def save_model(fit: Fit, record: TrainRecord, history: EpochHistory) -> Path:
-    """Write the model folder whole, or not at all: weights, record and vocabularies, so that
-    it predicts on texts without the data it was trained on (and is logged as one MLflow
-    Model); then its history. Drops this fit's checkpoints, and those of changed inputs."""
+    """Write the model folder whole, or not at all: weights, record, vocabularies and what it
+    saw (seen.json), so that it predicts on texts without the data it was trained on, and is
+    judged later on examples new to it (it is logged as one MLflow Model); then its history.
+    Drops this fit's checkpoints, and those of changed inputs."""
     layout, cell, seed = fit.layout, fit.cp.cell, fit.cp.seed
     model_dir = layout.model_dir(cell, seed)
     with atomic_dir(model_dir) as out:
         torch.save({k: v.cpu() for k, v in fit.module.net.state_dict().items()},
                    out / WEIGHTS_FILE)
         write_record(out, record)
-        for name in (VOCAB_FILE, CHARS_FILE) if fit.inputs.num_chars else (VOCAB_FILE,):
+        copied = [VOCAB_FILE, *[CHARS_FILE] * bool(fit.inputs.num_chars),
+                  *[SEEN_FILE] * (layout.prepared / SEEN_FILE).is_file()]  # generated: no texts
+        for name in copied:
             shutil.copyfile(layout.prepared / name, out / name)
     write_history(layout.history(cell, seed), history.rows)
     for done in (layout.root / FITS).glob(fit_prefix(layout, cell, seed) + "?" * 12):
