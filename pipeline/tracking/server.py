@@ -44,7 +44,8 @@ def artifacts_destination(settings: ServerParams, root: Path) -> str:
 
 def auth_config(database: str, folder: Path) -> Path:
     """The basic-auth app's settings: users and permissions in the same database as the runs
-    (a team shares one), new users may read everything and change nothing until granted."""
+    (a team shares one), new users may read everything and change nothing of others' until
+    granted (MLflow lets any user create experiments of their own)."""
     folder.mkdir(parents=True, exist_ok=True)
     users = (f"sqlite:///{Path(database.removeprefix('sqlite:///')).parent / 'basic_auth.db'}"
              if database.startswith("sqlite:") else database)
@@ -112,3 +113,18 @@ def serve_ui(uri: str, port: int, workers: int) -> None:
            "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
     sys.stdout.flush()
     os.execve(sys.executable, cmd, {**os.environ, **LEAN})
+
+
+def serve_model(uri: str, model: str, host: str, port: int) -> None:
+    """Replace this process by MLflow's scoring server for the registered `model` (`models:/
+    NAME@ALIAS`) of the store `uri`: with MLFLOW_TRACKING_URI unset, `mlflow models serve` would
+    look in ./mlflow.db, wherever it is run, and find no model."""
+    if port_in_use(host, port):
+        fail(f"--port {port}: already in use on {host}; choose another port")
+    print(f"serving {model} on http://{host}:{port}/invocations (store {redact(uri)}); "
+          "Ctrl-C stops it", file=sys.stderr, flush=True)
+    cmd = [sys.executable, "-m", "mlflow", "models", "serve", "-m", model, "--env-manager",
+           "local", "--host", host, "--port", str(port)]
+    # MLflow starts `uvicorn` by name: this environment's, also where it is not activated
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    os.execve(sys.executable, cmd, {**os.environ, "PATH": path, "MLFLOW_TRACKING_URI": uri})
