@@ -84,6 +84,15 @@ def test_server_on_postgres_with_auth_refuses_strangers_and_keeps_secrets(databa
         run = ok.stdout.strip().splitlines()[-1]
         got = api(base, f"runs/get?run_id={run}", user=ADMIN)["run"]
         assert got["info"]["status"] == "FINISHED"
+        # a new user (default permission READ) reads the team's runs and changes none of them;
+        # MLflow lets any user create experiments of their own, which docs/team.md says
+        reader = ("reader", "reader-password-5")
+        api(base, "users/create", {"username": reader[0], "password": reader[1]}, user=ADMIN)
+        assert api(base, f"runs/get?run_id={run}", user=reader)["run"]["info"]["run_id"] == run
+        with pytest.raises(urllib.error.HTTPError) as forbidden:
+            api(base, "runs/set-tag", {"run_id": run, "key": "k", "value": "v"}, user=reader)
+        assert forbidden.value.code == 403
+        assert api(base, "experiments/create", {"name": "readers-own"}, user=reader)
         # the artifact went through the server into its destination folder
         assert list((tmp_path / "team-artifacts").rglob("notes/note.txt"))
         # a wrong password: one line naming what to fix, no traceback

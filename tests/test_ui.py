@@ -102,3 +102,26 @@ def test_experiments_open_on_their_runs_in_the_ui(server):
     exp = api(server, f"experiments/get-by-name?experiment_name={TASK}")["experiment"]
     tags = {t["key"]: t["value"] for t in exp.get("tags", [])}
     assert tags["mlflow.experimentKind"] == "custom_model_development"
+
+
+def test_against_another_store_ui_prints_no_dead_link_and_compare_points_to_latest(
+        ui, project, tmp_path, monkeypatch):
+    """The workspace's models were trained into the project's store; pointed at another (a
+    team's, say) that has the task's experiment but none of those runs, `ui` linked to runs
+    it did not hold and `compare` failed with "Run ... not found"."""
+    from mlflow.tracking import MlflowClient
+
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    MlflowClient(other).create_experiment(TASK)
+    port = free_port()
+    with serving([str(Path(sys.executable).parent / "rnnbench"), "ui", "--port", str(port)],
+                 f"http://127.0.0.1:{port}/health", cwd=project, timeout=90,
+                 env={"MLFLOW_TRACKING_URI": other}) as log:
+        printed = log.read_text()
+    assert "compare-runs" not in printed
+    assert f"{TASK}: this workspace's models were trained against another store" in printed
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", other)
+    monkeypatch.chdir(project)
+    result = CliRunner().invoke(app, ["compare"])
+    assert result.exit_code == 2 and "not found" not in result.output
+    assert "`--latest` shows this store's newest comparison" in result.output

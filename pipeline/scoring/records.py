@@ -61,8 +61,9 @@ class TestMetrics(BaseModel):
         return getattr(self, metric)
 
     def logged(self) -> dict[str, float]:
-        """What MLflow's run of the model gets: every metric measured here, as `test_<name>`."""
-        return {f"test_{k}": v for k, v in stored(self).items()
+        """What MLflow's run of the model gets: every metric measured here, as `test_<name>`
+        (`test_examples` as it is, not `test_test_examples`)."""
+        return {k if k.startswith("test_") else f"test_{k}": v for k, v in stored(self).items()
                 if v is not None and not field_marker(k, FromRecord)}
 
     @classmethod

@@ -25,8 +25,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from pipeline.config import CellParams, TaskParams
-from pipeline.errors import fail
-from pipeline.tracking.store import call, client_for, experiment_id, store_errors
+from pipeline.errors import fail, redact
+from pipeline.tracking.store import call, client_for, experiment_id, runs_in_store, store_errors
 
 TAG = "rnnbench"
 COMPARISON_TAG = f"{TAG}.comparison"
@@ -277,6 +277,11 @@ def comparison_rows(params: TaskParams, comparison: str | None = None,
     if exp is None:
         fail(f"MLflow store {uri}: no experiment {name!r} yet; run `dvc repro` first")
     if run_ids and not comparison:
+        if not runs_in_store(client, exp.experiment_id, run_ids):
+            fail(f"MLflow store {redact(uri)}: none of this workspace's {len(run_ids)} model "
+                 f"runs of {params.name!r} is there (the models were trained against another "
+                 "store, or pulled); `--latest` shows this store's newest comparison, "
+                 "`--comparison ID` a given one")
         children = [call(f"reading run {r}", uri, client.get_run, r) for r in run_ids]
         comparison = children[0].data.tags.get(PARENT_TAG)
     if comparison:

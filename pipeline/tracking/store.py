@@ -197,6 +197,18 @@ def find_experiment(client: MlflowClient, name: str) -> str | None:
     return exp.experiment_id if exp is not None else None
 
 
+def runs_in_store(client: MlflowClient, experiment: str, run_ids: list[str]) -> list[str]:
+    """Those of `run_ids` that this store holds: models pulled from another clone, or trained
+    against another store, name runs it has never seen."""
+    if not run_ids:
+        return []
+    listed = ", ".join(f"'{r}'" for r in run_ids)
+    found = call("searching runs", client.tracking_uri, client.search_runs, [experiment],
+                 filter_string=f"attributes.run_id IN ({listed})", max_results=len(run_ids))
+    held = {run.info.run_id for run in found}
+    return [r for r in run_ids if r in held]
+
+
 def compare_url(base: str, experiment: str, run_ids: list[str]) -> str:
     """The MLflow UI's side-by-side comparison of these runs (parallel coordinates, charts)."""
     query = urlencode({"runs": json.dumps(run_ids), "experiments": json.dumps([experiment])})
