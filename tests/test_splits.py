@@ -1,3 +1,4 @@
+import csv
 import random
 from collections import Counter
 
@@ -80,3 +81,28 @@ def test_rows_without_a_group_keep_their_split_when_rows_are_added_above_them():
     before, after = placed(rows), placed(grown)
     assert all(after[text] == split for text, split in before.items())
     assert set(before.values()) == {"train", "val", "test"}
+
+
+def test_a_model_never_counts_its_own_test_split_as_seen(tmp_path):
+    """seen.json holds the training and validation texts and the groups split there; a copy
+    moved into training (here a review two films share) does not make its film's other
+    reviews seen, so a model's own test split is judged whole."""
+    from pipeline.data.prepare import download, prepare, read_test_examples
+    from pipeline.data.seen import read_seen
+    from tests.conftest import one_task, tiny_params
+
+    rows = [(f"film {f} review {r} is {'good' if r % 2 else 'bad'}", "pos" if r % 2 else "neg",
+             f"film{f}") for f in range(60) for r in range(5)]
+    rows += [("the same line in every film", "pos", f"film{f}") for f in range(60)]
+    data = tmp_path / "reviews.csv"
+    with open(data, "w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh).writerows([("review", "sentiment", "film"), *rows])
+    raw = tiny_params(data)
+    raw["data"].update(dataset="csv", source={"kind": "local", "path": str(data)})
+    raw["data"]["reader"].update(text_column="review", label_column="sentiment",
+                                 group_column="film")
+    params, layout = one_task(raw, tmp_path)
+    download(params.data, layout)
+    prepare(params.data, params.prepare, layout)
+    test, seen = read_test_examples(layout.prepared), read_seen(layout.prepared)
+    assert len({ex["group"] for ex in test}) > 3 and not any(seen.saw(ex) for ex in test)

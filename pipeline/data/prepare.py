@@ -187,9 +187,9 @@ def prepare(data: DataParams, prep: PrepareParams, layout: Layout) -> Path:
                                                     prep.max_length) for ex in examples),
                                       strict=True))
         targets = [[str(t) for t in ex["tags"]][: prep.max_length] for ex in examples]
+    by_group = split_examples(examples, data)
     index, duplicates = keep_copies_together(
-        split_examples(examples, data), examples,
-        fixed_test=any(ex.get("split") == "test" for ex in examples))
+        by_group, examples, fixed_test=any(ex.get("split") == "test" for ex in examples))
     if empty := [s for s in SPLITS if not index[s]]:
         fail(f"data: the {empty[0]} split got none of the {len(set(map(group_key, examples)))} "
              "groups (a group's split is a seeded hash of its name; data.val_fraction and "
@@ -238,7 +238,11 @@ def prepare(data: DataParams, prep: PrepareParams, layout: Layout) -> Path:
         if char_vocab is not None:
             char_vocab.save(out / "chars.json")
         write_json(out / "labels.json", labels)
-        write_seen(out, Seen.of((examples[i] for s in ("train", "val") for i in index[s]),
+        learned = ("train", "val")
+        write_seen(out, Seen.of([examples[i] for s in learned for i in index[s]],
+                                # groups as split, before copies moved: a line such as "2 ."
+                                # moved into training does not make its document seen
+                                [examples[i] for s in learned for i in by_group[s]],
                                 dict(counts["train"])))
         stats = DataStats(family=family, examples=len(examples), vocab_size=len(vocab),
                           labels=labels, raw_sha256=file_digest(raw_file), splits=splits,

@@ -42,10 +42,13 @@ class Seen(BaseModel):
         self._text_set, self._group_set = frozenset(self.texts), frozenset(self.groups)
 
     @classmethod
-    def of(cls, examples: Iterable[dict[str, Any]], train_label_counts: dict[str, int]) -> Seen:
-        rows = list(examples)
-        return cls(texts=sorted({digest(normalised(text_of(ex))) for ex in rows}),
-                   groups=sorted({digest(str(ex["group"])) for ex in rows if "group" in ex}),
+    def of(cls, examples: Iterable[dict[str, Any]], in_groups: Iterable[dict[str, Any]],
+           train_label_counts: dict[str, int]) -> Seen:
+        """`examples`: what was trained and validated on; `in_groups`: the examples whose
+        group was split into training or validation (their groups count as seen)."""
+        return cls(texts=sorted({digest(normalised(text_of(ex))) for ex in examples}),
+                   groups=sorted({digest(str(ex["group"])) for ex in in_groups
+                                  if "group" in ex}),
                    train_label_counts=train_label_counts)
 
     def saw(self, example: dict[str, Any]) -> bool:
