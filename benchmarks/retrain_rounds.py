@@ -40,7 +40,8 @@ yaml.dump(params, open("params.yaml", "w"))
 def write_reviews(corpus: Path, path: Path, films: int | None) -> int:
     """The reviews of the corpus's first `films` films (None: all, the new films' rows after
     the old ones) as review, sentiment, film; returns how many."""
-    rows = [json.loads(line) for line in corpus.read_text(encoding="utf-8").splitlines()]
+    with open(corpus, encoding="utf-8") as fh:  # not splitlines(): reviews hold U+2028
+        rows = [json.loads(line) for line in fh]
     order = list(dict.fromkeys(r["group"] for r in rows))
     old = set(order[:films] if films is not None else order[:FIRST_FILMS])
     kept = [r for r in rows if r["group"] in old]
