@@ -168,9 +168,14 @@ def test_the_report_sets_tuned_against_untuned_and_says_if_the_verdict_changed(c
             "Tuning did not change the verdict")
     assert said in text.splitlines()[4]  # the verdict at the top says it
     assert said in section and "Holm-adjusted over the cells" in section
-    if any(tuning["cells"][c]["importance"] for c in tuning["cells"]):
+    # the figure shows only importances that beat their permutation test
+    if any(row["importance"] and (row["importance_p"] or 1) < 0.05
+           for row in tuning["cells"].values()):
         assert "![hyperparameter importance](figures/sentiment_tuning.png)" in section
         assert (reports / "figures" / "sentiment_tuning.png").stat().st_size > 0
+    else:
+        assert "No hyperparameter importance" in section
+        assert "hyperparameter importance](" not in section
     html = (reports / "comparison.html").read_text()
     assert "Tuning" in html
 
