@@ -331,6 +331,7 @@ def serve(
     """Serve a task's registered model over HTTP (`mlflow models serve`, POST /invocations)
     from the project's store."""
     from pipeline import tracking
+    from pipeline.serving.models import registered
 
     def go() -> None:
         if model not in (tracking.CHAMPION, tracking.CHALLENGER):
@@ -338,13 +339,8 @@ def serve(
         if not task:
             fail("--task: which task's model to serve (one of params.yaml's tasks)")
         ((tp, layout),) = each_task(params, [task])
-        client = tracking.client_for(tp, layout.root)
-        if tracking.version_by_alias(client, tp.name, model) is None:
-            fail(f"--model {model}: {tracking.registered_name(tp.name)} has no {model} in "
-                 f"{tracking.shown_uri(client.tracking_uri, layout.root)}; run `rnnbench "
-                 "promote` after `dvc repro` (make run does both)")
-        tracking.serve_model(client.tracking_uri,
-                             f"models:/{tracking.registered_name(tp.name)}@{model}", host, port)
+        client, uri = registered(model, tp, layout)
+        tracking.serve_model(client.tracking_uri, uri, host, port)
 
     run_guarded(go)
 

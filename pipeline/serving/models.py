@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline import tracking
 from pipeline.config import TaskParams
@@ -12,6 +13,9 @@ from pipeline.data.catalog import get_dataset
 from pipeline.errors import fail
 from pipeline.model.predictor import Predictor
 from pipeline.paths import Layout
+
+if TYPE_CHECKING:  # MLflow loads only where a registered model is asked for
+    from mlflow.tracking import MlflowClient
 
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 
@@ -33,16 +37,23 @@ def load_predictor(spec: str, params: TaskParams, layout: Layout) -> Predictor:
     return predictor
 
 
+def registered(alias: str, params: TaskParams, layout: Layout) -> tuple[MlflowClient, str]:
+    """The store's client and the `models:/` URI of the task's model under `alias`; one line
+    where it has none (make run registers a first champion, a retraining round the next)."""
+    client = tracking.client_for(params, layout.root)
+    if tracking.version_by_alias(client, params.name, alias) is None:
+        fail(f"--model {alias}: {tracking.registered_name(params.name)} has no {alias} in "
+             f"{tracking.shown_uri(client.tracking_uri, layout.root)}; `rnnbench promote` "
+             "registers each task's winner that learned (make run ends with it), `rnnbench "
+             "retrain` a round's")
+    return client, f"models:/{tracking.registered_name(params.name)}@{alias}"
+
+
 def _load(spec: str, params: TaskParams, layout: Layout) -> Predictor:
     if Path(spec).exists():
         return Predictor(model_folder(Path(spec)))
     if spec in (tracking.CHAMPION, tracking.CHALLENGER):
-        uri = f"models:/{tracking.registered_name(params.name)}@{spec}"
-        client = tracking.client_for(params, layout.root)
-        if tracking.version_by_alias(client, params.name, spec) is None:
-            fail(f"--model {spec}: {tracking.registered_name(params.name)} has no {spec} in "
-                 f"{tracking.shown_uri(client.tracking_uri, layout.root)}; run "
-                 "`rnnbench retrain` (or name a run id or a model folder)")
+        client, uri = registered(spec, params, layout)
     elif RUN_ID.match(spec):
         uri = tracking.model_uri(spec)
         client = tracking.client_for(params, layout.root)
