@@ -78,9 +78,9 @@ def data_state(params: Params, root: Path) -> dict[str, DataState]:
     out = {}
     for task in params.tasks:
         outs = stages.get(f"download@{task}", {}).get("outs", [])
-        raw = Layout(root, task).raw
+        layout = Layout(root, task)
+        raw, prepared = layout.raw, layout.prepared
         recorded = read_source(raw) if (raw / SOURCE_FILE).exists() else None
-        prepared = Layout(root, task).prepared
         out[task] = DataState(md5=outs[0]["md5"] if outs else "",
                               examples=recorded.examples if recorded else None,
                               sha256=recorded.sha256 if recorded else "",
