@@ -27,6 +27,7 @@ from torch.nn import functional as F
 
 RNN_CLASSES: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 Plan = list[tuple[int, int, int]]  # (start, end, rows) per time segment
+State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]  # one layer's h, or an LSTM's (h, c)
 
 
 class Dropout(nn.Dropout):
@@ -156,6 +157,22 @@ class RecurrentEncoder(nn.Module):
                 for rnn in layer:
                     rnn.bias_ih_l0[h:2 * h].fill_(value)
                     rnn.bias_hh_l0[h:2 * h].zero_()
+
+    def carry(self, x: torch.Tensor, state: list[State] | None = None
+              ) -> tuple[torch.Tensor, list[State]]:
+        """Left to right over rows without padding (a language model's contiguous text), from
+        each layer's state at the end of the previous window (None: zeros): x [B, T, E] ->
+        outputs [B, T, H] and each layer's final state, which the next window starts from.
+        The same kernels as `forward` on full-length rows, so the outputs are the same."""
+        if self.directions != 1:
+            raise ValueError("a carried state reads one direction: bidirectional must be false")
+        h, finals = x.contiguous(), []
+        for depth, (rnn,) in enumerate(self.layers):
+            if depth:
+                h = self.between(h)
+            h, final = rnn(h, None if state is None else state[depth])
+            finals.append(final)
+        return h, finals
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """x: [B, T, E], lengths: [B] -> outputs [B, T, D*H] (padding positions: unspecified).

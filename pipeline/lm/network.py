@@ -1,0 +1,59 @@
+"""The recurrent language model: embedding -> dropout -> a unidirectional RNN/LSTM/GRU
+(`RecurrentEncoder`, with its state carried from one window to the next) -> dropout -> a
+linear layer over the vocabulary, whose weights can be the embedding's (Press & Wolf 2017)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from pipeline.config import ModelParams
+from pipeline.data.loading import IGNORE
+from pipeline.model.encoder import Dropout, RecurrentEncoder, State
+from pipeline.model.networks import make_embedding
+
+
+class LanguageModel(nn.Module):
+    """Next-token logits at every step. With `tied` input and output embeddings share one
+    matrix; where the hidden size differs from the embedding's, a linear layer (without
+    bias) maps the states to the embedding's width first."""
+
+    def __init__(self, cell: str, vocab_size: int, params: ModelParams, tied: bool,
+                 vectors: dict[str, torch.Tensor] | None = None):
+        super().__init__()
+        if params.bidirectional:
+            raise ValueError("a language model reads left to right: set model.bidirectional "
+                             "false")
+        self.embedding = make_embedding(vocab_size, params, vectors)
+        self.encoder = RecurrentEncoder(cell, params.embedding_dim, params.hidden_size,
+                                        params.num_layers, False, params.dropout,
+                                        params.forget_bias)
+        self.dropout = Dropout(params.dropout)
+        width = params.embedding_dim if tied else params.hidden_size
+        self.down = (nn.Linear(params.hidden_size, width, bias=False)
+                     if width != params.hidden_size else None)
+        self.head = nn.Linear(width, vocab_size)
+        if tied:
+            self.head.weight = self.embedding.weight
+
+    def forward(self, ids: torch.Tensor, state: list[State] | None = None
+                ) -> tuple[torch.Tensor, list[State]]:
+        """ids [B, T] from each layer's carried state -> logits [B, T, V] and the state the
+        next window starts from (not detached: the caller cuts the graph)."""
+        h, state = self.encoder.carry(self.dropout(self.embedding(ids)), state)
+        h = self.dropout(h)
+        return self.head(h if self.down is None else self.down(h)), state
+
+
+def detach(state: list[State]) -> list[State]:
+    """The carried state without its history: truncated backpropagation stops here."""
+    return [tuple(s.detach() for s in layer) if isinstance(layer, tuple) else layer.detach()
+            for layer in state]
+
+
+def token_nats(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """[B, T, V] logits, [B, T] targets -> [B, T] negative log-likelihoods in nats (float32,
+    0 where the target is IGNORE)."""
+    return F.cross_entropy(logits.float().transpose(1, 2), targets, ignore_index=IGNORE,
+                           reduction="none")

@@ -1,0 +1,231 @@
+"""Language modelling: perplexity as defined, the n-gram baselines against KenLM's own
+scores, and truncated backpropagation through time reading exactly what one unsplit pass
+reads."""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from pipeline.config import ModelParams
+from pipeline.data.loading import IGNORE
+from pipeline.data.text import Vocab
+from pipeline.errors import RnnbenchError
+from pipeline.lm.corpus import EOS, encode_stream, split_by_words, with_eos
+from pipeline.lm.evaluate import stream_loss, target_nats
+from pipeline.lm.network import LanguageModel, detach, token_nats
+from pipeline.lm.ngram import fit_kneser_ney, sentence_nats, total, unigram_nats
+from pipeline.lm.perplexity import LogLoss, per_sentence
+from pipeline.lm.windows import rows
+from pipeline.model.encoder import RecurrentEncoder
+
+SENTENCES = [s.split() for s in [
+    "the jury said it did find that many of the voters",
+    "the city said it would not",
+    "the jury praised the city for the manner in which it ran the election",
+    "it said the voters did not find many of the jury",
+    "the election was ran by the city",
+]]
+
+
+def params(**change: object) -> ModelParams:
+    base = dict(embedding_dim=8, hidden_size=8, sizing="equal_width", num_layers=1,
+                bidirectional=False, dropout=0.0, pooling="last", freeze_embeddings=False,
+                crf=False, char_filters=0, forget_bias=None)
+    return ModelParams(**{**base, **change})
+
+
+def corpus() -> tuple[Vocab, torch.Tensor]:
+    vocab = Vocab.build(with_eos(SENTENCES))
+    return vocab, encode_stream(SENTENCES, vocab, ["d"] * len(SENTENCES))
+
+
+def test_the_stream_scores_each_sentences_words_and_its_end() -> None:
+    vocab, stream = corpus()
+    assert stream.targets == sum(len(s) + 1 for s in SENTENCES)
+    assert vocab.decode(stream.ids[:3].tolist()) == [EOS, "the", "jury"]
+    assert [vocab.decode(s) for s in stream.sentences()] == SENTENCES
+    of = stream.sentence_of_target()
+    assert of.tolist() == [k for k, s in enumerate(SENTENCES) for _ in range(len(s) + 1)]
+    # each sentence's last target is its <eos>
+    assert all(vocab.itos[stream.ids[e]] == EOS for e in stream.ends.tolist())
+
+
+def test_perplexity_of_a_model_with_known_probabilities_is_the_hand_value() -> None:
+    """A network whose every weight is zero but the output bias predicts the same
+    distribution p at every step: its perplexity is exp(-mean log p(target))."""
+    vocab, stream = corpus()
+    torch.manual_seed(0)
+    net = LanguageModel("lstm", len(vocab), params(), tied=False)
+    p = torch.rand(len(vocab)) + 0.1
+    p /= p.sum()
+    with torch.no_grad():
+        for w in net.parameters():
+            w.zero_()
+        net.head.bias.copy_(p.log())
+    targets = stream.ids[1:].tolist()
+    hand = math.exp(-sum(math.log(p[t]) for t in targets) / len(targets))
+    for batch, bptt in [(1, 1000), (3, 4), (7, 1)]:
+        loss = stream_loss(net, stream, batch, bptt)
+        assert loss.tokens == len(targets)
+        assert loss.perplexity == pytest.approx(hand, rel=1e-5)
+        assert loss.bits_per_token == pytest.approx(math.log2(hand), rel=1e-5)
+    # a uniform model's perplexity is the vocabulary's size
+    with torch.no_grad():
+        net.head.bias.zero_()
+    assert stream_loss(net, stream, 2, 5).perplexity == pytest.approx(len(vocab), rel=1e-5)
+
+
+def test_rows_hold_every_target_once_and_in_order() -> None:
+    ids = torch.arange(100, 123)  # 22 targets
+    for batch in (1, 3, 5, 22, 40):
+        laid = rows(ids, batch)
+        real = laid.positions >= 0
+        assert sorted(laid.positions[real].tolist()) == list(range(22))
+        assert (laid.targets[real] == ids[laid.positions[real] + 1]).all()
+        assert (laid.inputs[real] == ids[laid.positions[real]]).all()
+        assert (laid.targets[~real] == IGNORE).all()
+        assert laid.inputs.size(0) <= batch
+        # each row is contiguous text: position increases by one along it
+        assert ((laid.positions[:, 1:] - laid.positions[:, :-1])[real[:, 1:]] == 1).all()
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("layers", [1, 2])
+def test_carried_state_over_windows_equals_one_unsplit_pass(cell: str, layers: int) -> None:
+    """Windows of any length, the state carried from each to the next, give every target the
+    logits one pass over the whole rows gives, and the whole rows' gradient once nothing is
+    detached; the carried encoder path equals the padded one on full rows."""
+    torch.manual_seed(1)
+    vocab, stream = corpus()
+    net = LanguageModel(cell, len(vocab), params(num_layers=layers, hidden_size=12), tied=False)
+    net.eval()
+    laid = rows(stream.ids, 4)
+    whole, _ = net(laid.inputs)
+    for bptt in (1, 3, 7):
+        state, pieces = None, []
+        for inputs, _, _ in laid.windows(bptt):
+            logits, state = net(inputs, state)
+            pieces.append(logits)
+        torch.testing.assert_close(torch.cat(pieces, dim=1), whole, rtol=1e-5, atol=1e-6)
+    nats = token_nats(whole, laid.targets)
+    real = laid.positions >= 0
+    expected = torch.zeros(stream.targets, dtype=torch.float64)
+    expected[laid.positions[real]] = nats[real].double()
+    torch.testing.assert_close(target_nats(net, stream, 4, 5), expected, rtol=1e-5, atol=1e-6)
+
+    encoder = RecurrentEncoder(cell, 6, 5, layers)
+    x = torch.randn(3, 9, 6)
+    carried, _ = encoder.carry(x)
+    torch.testing.assert_close(carried, encoder(x, torch.full((3,), 9)))
+
+
+def test_truncation_cuts_the_gradient_at_the_window_and_nowhere_else() -> None:
+    torch.manual_seed(2)
+    vocab, stream = corpus()
+    net = LanguageModel("gru", len(vocab), params(), tied=True)
+    laid = rows(stream.ids, 2)
+    (first, _, _), (second, targets, _) = list(laid.windows(5))[:2]
+    _, state = net(first)
+
+    def grad_of_first_window_input(carried: list) -> torch.Tensor | None:
+        net.zero_grad()
+        emb = net.embedding.weight
+        logits, _ = net(second, carried)
+        token_nats(logits, targets).sum().backward()
+        return emb.grad
+
+    assert grad_of_first_window_input(state) is not None
+    detached = detach(state)
+    assert all(not s.requires_grad for s in detached)
+    # tied: the output layer is the embedding, one parameter
+    assert net.head.weight is net.embedding.weight
+    assert sum(p.numel() for p in net.parameters()) < (
+        sum(p.numel() for p in LanguageModel("gru", len(vocab), params(), tied=False)
+            .parameters()))
+
+
+def test_tying_a_wider_state_projects_it_to_the_embedding_width() -> None:
+    vocab, stream = corpus()
+    net = LanguageModel("lstm", len(vocab), params(hidden_size=16, embedding_dim=6), tied=True)
+    logits, _ = net(stream.ids[None, :10])
+    assert logits.shape == (1, 10, len(vocab)) and net.down is not None
+    with pytest.raises(ValueError, match="bidirectional"):
+        LanguageModel("lstm", len(vocab), params(bidirectional=True), tied=False)
+
+
+def test_per_sentence_sums_add_up_to_the_split() -> None:
+    _, stream = corpus()
+    nats = torch.rand(stream.targets)
+    sums = per_sentence(nats, stream.sentence_of_target(), len(SENTENCES))
+    assert sums.sum().item() == pytest.approx(nats.double().sum().item())
+    first = len(SENTENCES[0]) + 1
+    assert sums[0].item() == pytest.approx(nats[:first].double().sum().item())
+    loss = LogLoss(1.0, 2) + LogLoss(3.0, 2)
+    assert loss == LogLoss(4.0, 4) and loss.perplexity == pytest.approx(math.e)
+
+
+def test_bengio_split_cuts_after_the_sentence_that_reaches_each_count() -> None:
+    split = split_by_words([4, 4, 4, 4, 4, 4], train_words=7, val_words=5)
+    assert split == {"train": [0, 1], "val": [2, 3], "test": [4, 5]}
+
+
+def lmplz_on_path() -> None:
+    if shutil.which("lmplz") or (Path(sys.executable).parent / "lmplz").exists():
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail("needs KenLM's lmplz: make builds it (.ci/run installs CMake and Boost)")
+    pytest.skip("needs KenLM's lmplz: make env builds it (CMake and Boost's headers)")
+
+
+@pytest.mark.parametrize("order", [2, 3, 5])
+def test_kneser_ney_scores_are_kenlms_own_perplexity(order: int, tmp_path: Path) -> None:
+    """The baseline's perplexity over a toy corpus is what KenLM's Model.perplexity gives
+    for each sentence, combined over the words and ends they score."""
+    import kenlm
+
+    lmplz_on_path()
+    vocab, stream = corpus()
+    train = stream.sentences()
+    arpa = tmp_path / "model.arpa"
+    fit_kneser_ney(train, order, arpa)
+    model = kenlm.Model(str(arpa))
+    assert model.order == order
+    test = [vocab.encode(s) for s in (["the", "jury", "said", "it", "would"],
+                                      ["many", "voters", "ran", "the", "city", "unseen"])]
+    nats = sentence_nats(arpa, test)
+    for sentence, n in zip(test, nats, strict=True):
+        own = model.perplexity(" ".join(map(str, sentence)))
+        assert total([n], [sentence]).perplexity == pytest.approx(own, rel=1e-6)
+    joint = total(nats, test)
+    tokens = sum(len(s) + 1 for s in test)
+    own_logs = [math.log(model.perplexity(" ".join(map(str, s)))) * (len(s) + 1) for s in test]
+    assert joint.perplexity == pytest.approx(math.exp(sum(own_logs) / tokens), rel=1e-6)
+    # it learns: the training text is far likelier than under a uniform guess
+    assert total(sentence_nats(arpa, train), train).perplexity < len(vocab) / 2
+
+
+def test_unigram_is_add_one_frequencies() -> None:
+    vocab, stream = corpus()
+    train = stream.sentences()
+    eos = vocab.stoi[EOS]
+    counts = {i: sum(s.count(i) for s in train) for i in range(len(vocab))}
+    counts[eos] = len(train)
+    n = sum(counts.values()) + len(vocab) - 1
+    sentence = vocab.encode(["the", "unseen"])
+    hand = -sum(math.log((counts[i] + 1) / n) for i in [*sentence, eos])
+    assert unigram_nats(train, eos, len(vocab), [sentence]) == [pytest.approx(hand)]
+
+
+def test_a_missing_lmplz_names_how_to_build_it(monkeypatch: pytest.MonkeyPatch,
+                                               tmp_path: Path) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
+    with pytest.raises(RnnbenchError, match=r"^lmplz: .* not on PATH; `make env` builds it"):
+        fit_kneser_ney([[1, 2]], 3, tmp_path / "m.arpa")
