@@ -149,3 +149,17 @@ def test_an_interval_holds_its_own_estimate_even_when_every_resample_misses_it()
     assert low <= estimate <= high
     seeds = two_level_interval(np.stack([num, num]), np.stack([den, den]), samples=2_000)
     assert seeds[0] <= estimate <= seeds[1]
+
+
+def test_too_few_groups_are_not_tested_however_one_sided() -> None:
+    """Five test documents all favouring one cell: every bootstrap draw agrees, which would
+    read p < 0.001, where an exact sign test gives at best 0.0625. Nothing is claimed below
+    six units; at six it is tested again."""
+    for n in (1, 5):
+        a, b = [1.0] * n, [0.0] * n
+        test = paired_bootstrap(a, [1] * n, b, [1] * n, samples=500)
+        assert test.p == 1 and test.diff == 1 and "not tested" in test.method
+        two = two_level_bootstrap([a, a], [[1] * n] * 2, [b, b], [[1] * n] * 2, samples=500)
+        assert two.p == 1 and "not tested" in two.method
+    six = paired_bootstrap([1.0] * 6, [1] * 6, [0.0] * 6, [1] * 6, samples=500)
+    assert six.p < 0.05 and "not tested" not in six.method

@@ -81,10 +81,24 @@ def paired_bootstrap(num_a: Sequence[float], den_a: Sequence[float],
     if any(a.size != n for a in arrays) or n == 0:
         raise ValueError("paired bootstrap needs equally many per-example values for both cells")
     observed = ratio(arrays[0], arrays[1]) - ratio(arrays[2], arrays[3])
+    method = f"paired bootstrap over {n:,} {unit} ({samples:,} draws)"
+    if n < MIN_UNITS:
+        return too_few(observed, n, unit, method)
     diffs = np.concatenate([resampled(arrays[0], arrays[1], d) - resampled(arrays[2], arrays[3], d)
                             for d in draws(n, samples, seed)])
-    return Comparison(observed, two_sided(observed, diffs),
-                      f"paired bootstrap over {n:,} {unit} ({samples:,} draws)")
+    return Comparison(observed, two_sided(observed, diffs), method)
+
+
+# Below this many resampled units (test groups) no test is run: a bootstrap over a handful of
+# documents finds every draw on one side and says p < 0.001, where an exact sign test over 5
+# units all favouring one cell gives at best p = 2 / 2^5 = 0.0625.
+MIN_UNITS = 6
+
+
+def too_few(observed: float, n: int, unit: str, method: str) -> Comparison:
+    """An untested comparison: p = 1, and the method says why."""
+    return Comparison(observed, 1.0, f"{method}: not tested, {n} {unit} are too few for any "
+                                     f"test to reach p < 0.05 (at least {MIN_UNITS} needed)")
 
 
 def two_sided(observed: float, diffs: np.ndarray) -> float:
@@ -139,6 +153,9 @@ def two_level_bootstrap(num_a: Sequence[Sequence[float]], den_a: Sequence[Sequen
     ignores the test sample; a bootstrap over examples ignores retraining."""
     na, da, nb, db = per_seed_arrays(num_a, den_a, num_b, den_b)
     observed = seeds_mean(na, da) - seeds_mean(nb, db)
+    if na.shape[1] < MIN_UNITS:
+        return too_few(observed, na.shape[1], unit,
+                       f"two-level bootstrap over {na.shape[0]} seeds and {na.shape[1]} {unit}")
     diffs = np.concatenate([seed_averaged(na, da, s, e) - seed_averaged(nb, db, s, e)
                             for s, e in seed_draws(*na.shape, samples, seed)])
     return Comparison(observed, two_sided(observed, diffs),
