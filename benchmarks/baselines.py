@@ -70,7 +70,8 @@ def classifier_params(embedding: int, hidden: int) -> ModelParams:
     """The benchmarks' network: a bidirectional one-layer cell, mean pooling, no dropout."""
     return ModelParams(embedding_dim=embedding, hidden_size=hidden, sizing="equal_width",
                        num_layers=1, bidirectional=True, dropout=0.0, pooling="mean",
-                       freeze_embeddings=False, crf=False, char_filters=0, forget_bias=None)
+                       freeze_embeddings=False, crf=False, char_filters=0, forget_bias=None,
+                       tie_embeddings=False)
 
 
 def uniform_lengths(batch: int, longest: int, generator: torch.Generator) -> torch.Tensor:

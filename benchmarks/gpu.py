@@ -104,6 +104,7 @@ def bare_rates(cell: str, path: str, batches: list, size: dict[str, Any],
 def train_params(precision: str = "32-true", accelerator: str = "cpu") -> TrainParams:
     return TrainParams(optimizer="adam", lr=1e-3, weight_decay=0.0, batch_size=64,
                        max_epochs=1, patience=1, stop_at=None, grad_clip=1.0, bucket_pool=50,
+                       bptt=35,
                        accelerator=accelerator, precision=precision,
                        limit_train_batches=None, threads=1, devices=1, strategy="auto",
                        num_nodes=1)

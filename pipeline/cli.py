@@ -418,9 +418,41 @@ def _fmt(key: str, value: object) -> str:
     return str(value)
 
 
+@app.command()
+def generate(
+    prompt: Annotated[str, typer.Option(help="The text to continue.")] = "",
+    task: Annotated[str, typer.Option("--task", "-t", help="A language-modelling task.")] = "",
+    model: Annotated[str, typer.Option(
+        help="A cell (its trained model of the first seed) or a model folder "
+             "(models/TASK/CELL/seedN).")] = "lstm",
+    tokens: Annotated[int, typer.Option(help="How many tokens to add.")] = 30,
+    temperature: Annotated[float, typer.Option(
+        help="Below 1 sharper, above 1 flatter; 0: always the most likely token.")] = 1.0,
+    seed: Annotated[int, typer.Option(help="Seeds the draws: the same seed, the same text.")
+                    ] = 0,
+    top_k: Annotated[int | None, typer.Option(help="Draw among the k most likely only.")
+                     ] = None,
+    top_p: Annotated[float | None, typer.Option(
+        help="Draw among the most likely tokens holding probability p only.")] = None,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Continue a prompt with a trained language model, seeded and reproducible."""
+    from pipeline.model.generate import generate_from
+
+    def go() -> None:
+        if not task:
+            fail("--task: which language-modelling task's model to use")
+        ((tp, layout),) = each_task(params, [task])
+        print(" ".join(generate_from(model, tp, layout, prompt, tokens, temperature, seed,
+                                     top_k, top_p)))
+
+    run_guarded(go)
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 
 
 if __name__ == "__main__":  # pragma: no cover
     app()
+

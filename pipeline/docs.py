@@ -32,7 +32,8 @@ DEFAULTS = "benchmarks/results/defaults_x86_64.json"
 # How the results table names each default dataset's test split.
 DATASETS = {"rotten_tomatoes": ("Rotten Tomatoes", "snippets"),
             "brown_pos": ("Brown, 10k-sentence sample", "sentences"),
-            "wnut16": ("WNUT-16 train split re-split by tweet", "tweets")}
+            "wnut16": ("WNUT-16 train split re-split by tweet", "tweets"),
+            "brown_lm": ("Brown running text, ~140k-word sample", "sentences")}
 
 
 def load(root: Path, rel: str) -> Any:
@@ -51,6 +52,8 @@ def seconds(values: list[float]) -> str:
 
 
 def metric_name(task: dict[str, Any]) -> str:
+    if task["ranked_by"] == "perplexity":
+        return "perplexity (lower is better)"
     if task["ranked_by"] == "entity_f1":
         return "entity F1"
     return "token accuracy" if task["family"] == "tagging" else task["ranked_by"]
@@ -62,7 +65,7 @@ def verdicts(root: Path) -> str:
     bullets = [line for line in text.splitlines() if line.startswith("- **")]
     quoted = []
     for bullet in bullets:  # up to the end of its test's name: `... draws), Holm-adjusted ...`
-        end = re.search(r"(draws\)|pairs)\.", bullet)
+        end = re.search(r"(draws\)|pairs|tests)\.", bullet)
         head, rest = (bullet[:end.end()], bullet[end.end():]) if end else (bullet, "")
         text = head + (" (...)" if rest.strip() else "")
         quoted += textwrap.wrap(text, 96, initial_indent="> ", subsequent_indent=">   ")
@@ -83,8 +86,10 @@ def results_table(root: Path) -> str:
         label, unit = DATASETS.get(task["dataset"], (task["dataset"], "examples"))
         key = task["ranked_by"]
         over = runs[0][f"{key}_ci95_over"].removeprefix("test ")
-        scores = [f"{r[key] * 100:.2f}% [{r[key + '_ci95'][0] * 100:.1f}, "
-                  f"{r[key + '_ci95'][1] * 100:.1f}]" for r in runs]
+        scores = ([f"{r[key]:.1f} [{r[key + '_ci95'][0]:.1f}, {r[key + '_ci95'][1]:.1f}]"
+                   for r in runs] if key == "perplexity" else
+                  [f"{r[key] * 100:.2f}% [{r[key + '_ci95'][0] * 100:.1f}, "
+                   f"{r[key + '_ci95'][1] * 100:.1f}]" for r in runs])
         times = " / ".join(f"{r['train_seconds']:.0f}" for r in runs)
         rows.append(f"| {name}: {label}, {runs[0]['test_examples']:,.0f} test {unit} "
                     f"(resampled as {over}) | {metric_name(task)} | {' | '.join(scores)} | "
@@ -118,7 +123,7 @@ def gradient_30(root: Path) -> str:
     parts = []
     for name, task in load(root, SUMMARY)["tasks"].items():
         kept = {}
-        for cell, flow in task["gradient_flow"].items():
+        for cell, flow in task.get("gradient_flow", {}).items():  # none for language models
             if 30 in flow["distance"]:
                 kept[cell] = f"{flow['ratio'][flow['distance'].index(30)]:.0e}".replace("e-0", "e-")
         if kept and "rnn" in kept:

@@ -63,7 +63,7 @@ def small_rnn(family: str, bidirectional: bool) -> SentenceClassifier | TokenTag
     params = ModelParams(embedding_dim=8, hidden_size=16, sizing="equal_width", num_layers=1,
                          bidirectional=bidirectional, dropout=0.0, pooling="mean",
                          freeze_embeddings=False, crf=False,
-                         char_filters=0, forget_bias=None)
+                         char_filters=0, forget_bias=None, tie_embeddings=False)
     torch.manual_seed(0)
     cls = SentenceClassifier if family == "classification" else TokenTagger
     net = cls("rnn", 30, 3, params).eval()

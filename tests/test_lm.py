@@ -14,16 +14,18 @@ import pytest
 import torch
 
 from pipeline.config import ModelParams
+from pipeline.data.corpus import EOS, encode_stream, split_by_words, with_eos
 from pipeline.data.loading import IGNORE
 from pipeline.data.text import Vocab
+from pipeline.data.windows import rows
 from pipeline.errors import RnnbenchError
-from pipeline.lm.corpus import EOS, encode_stream, split_by_words, with_eos
-from pipeline.lm.evaluate import stream_loss, target_nats
-from pipeline.lm.network import LanguageModel, detach, token_nats
-from pipeline.lm.ngram import fit_kneser_ney, sentence_nats, total, unigram_nats
-from pipeline.lm.perplexity import LogLoss, per_sentence
-from pipeline.lm.windows import rows
+from pipeline.evaluation.context import CONTEXTS, context_curve, cut_nats, sample_targets
+from pipeline.evaluation.language_model import per_sentence, stream_loss, target_nats
+from pipeline.evaluation.ngram import fit_kneser_ney, sentence_nats, total, unigram_nats
 from pipeline.model.encoder import RecurrentEncoder
+from pipeline.model.generate import generate, next_distribution
+from pipeline.model.language_model import LanguageModel, detach, token_nats
+from pipeline.scoring.perplexity import LogLoss
 
 SENTENCES = [s.split() for s in [
     "the jury said it did find that many of the voters",
@@ -37,7 +39,7 @@ SENTENCES = [s.split() for s in [
 def params(**change: object) -> ModelParams:
     base = dict(embedding_dim=8, hidden_size=8, sizing="equal_width", num_layers=1,
                 bidirectional=False, dropout=0.0, pooling="last", freeze_embeddings=False,
-                crf=False, char_filters=0, forget_bias=None)
+                crf=False, char_filters=0, forget_bias=None, tie_embeddings=False)
     return ModelParams(**{**base, **change})
 
 
@@ -229,3 +231,83 @@ def test_a_missing_lmplz_names_how_to_build_it(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
     with pytest.raises(RnnbenchError, match=r"^lmplz: .* not on PATH; `make env` builds it"):
         fit_kneser_ney([[1, 2]], 3, tmp_path / "m.arpa")
+
+
+def test_a_context_cut_reads_only_the_last_k_tokens_and_all_is_the_plain_score() -> None:
+    """k = all gives the plain evaluation's perplexity; at k each sampled target's nats are
+    what the network gives reading exactly the k tokens before it from a fresh state."""
+    torch.manual_seed(3)
+    vocab, stream = corpus()
+    net = LanguageModel("lstm", len(vocab), params(hidden_size=10), tied=False).eval()
+    full = target_nats(net, stream, 1, 7)
+    sample = sample_targets(stream, size=15, seed=1)
+    assert len(sample) == 15 and (sample[1:] > sample[:-1]).all()
+    curve = context_curve(net, stream, full, sample)
+    assert list(curve) == [*map(str, CONTEXTS), "all"]
+    assert curve["all"] == pytest.approx(math.exp(float(full[sample].mean())))
+    assert curve["100"] == pytest.approx(curve["all"])  # every context here is shorter
+    for k in (1, 3):
+        cut = cut_nats(net, stream, sample, k, full)
+        for i, t in enumerate(sample.tolist()):
+            context = stream.ids[max(0, t + 1 - k): t + 1]
+            logits, _ = net(context[None])
+            alone = token_nats(logits[:, -1:], stream.ids[t + 1].view(1, 1))
+            assert cut[i].item() == pytest.approx(alone.item(), rel=1e-5)
+    # a cell that reads no context at all scores the same at every k
+    with torch.no_grad():
+        for w in net.encoder.parameters():
+            w.zero_()
+    flat = context_curve(net, stream, target_nats(net, stream, 1, 7), sample)
+    assert max(flat.values()) == pytest.approx(min(flat.values()), rel=1e-5)
+
+
+def test_generation_is_seeded_and_its_filters_narrow_the_draw() -> None:
+    torch.manual_seed(4)
+    vocab, _ = corpus()
+    net = LanguageModel("gru", len(vocab), params(), tied=True).eval()
+    prompt = ["the", "jury"]
+    first = generate(net, vocab, prompt, 12, temperature=0.8, seed=1)
+    assert first == generate(net, vocab, prompt, 12, temperature=0.8, seed=1)
+    assert len(first) == 12 and "<pad>" not in first
+    assert any(generate(net, vocab, prompt, 12, temperature=0.8, seed=s) != first
+               for s in range(2, 6))
+    greedy = generate(net, vocab, prompt, 8, temperature=0)
+    # keeping only the most likely token, or the smallest set holding 1e-9 of the mass, is
+    # greedy decoding whatever the seed
+    assert generate(net, vocab, prompt, 8, temperature=1.0, seed=3, top_k=1) == greedy
+    assert generate(net, vocab, prompt, 8, temperature=1.0, seed=5, top_p=1e-9) == greedy
+    probs = next_distribution(torch.tensor([0.0, 1.0, 2.0, 3.0]), 1.0, top_k=2, top_p=None)
+    assert probs[0] == probs[1] == 0 and probs[2:].sum().item() == pytest.approx(1)
+    with pytest.raises(RnnbenchError, match=r"--top-p 1\.5"):
+        generate(net, vocab, prompt, 3, top_p=1.5)
+
+
+@pytest.mark.slow
+def test_a_language_model_is_tuned_to_the_lowest_validation_perplexity(sample_wheel, tmp_path):
+    """The tune stage on a language-modelling task: Optuna minimizes validation perplexity and
+    the record's best trial is the lowest; the test split is never read."""
+    from pipeline.config import load_params
+    from pipeline.data.prepare import download, prepare
+    from pipeline.paths import Layout
+    from pipeline.tuning.tune import tune_cell
+    from tests.conftest import tiny_params, write_params
+
+    raw = tiny_params(sample_wheel)
+    raw["tasks"] = ["lm"]
+    raw["task"] = {"lm": {"data": {"dataset": "text", "source": {
+        "kind": "local", "path": str(Path(__file__).parent / "data" / "brown_text_sample.txt")}},
+        "prepare": {}, "model": {"bidirectional": False}, "train": {"batch_size": 8,
+                                                                     "bptt": 12}}}
+    raw["tune"].update({"enabled": True, "trials": 3, "max_epochs": 2, "startup_trials": 1,
+                        "warmup_epochs": 0})
+    write_params(tmp_path, raw)
+    params = load_params(tmp_path / "params.yaml").for_task("lm")
+    layout = Layout(tmp_path, "lm")
+    download(params.data, layout)
+    prepare(params.data, params.prepare, layout)
+    for path in layout.prepared.glob("test*"):
+        path.unlink()  # a trial that read the test split would fail
+    record = tune_cell(params, "gru", layout)
+    assert record.monitor == "val_ppl" and record.trials == 3
+    values = [t.value for t in record.history if t.state == "COMPLETE"]
+    assert record.best_value == min(values)

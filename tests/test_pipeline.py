@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import re
 import shutil
@@ -29,6 +30,7 @@ def sh(cwd: Path, *cmd: str) -> str:
 
 
 CONLLU = ROOT / "tests" / "data" / "brown_sample.conllu"
+TEXT = ROOT / "tests" / "data" / "brown_text_sample.txt"
 CELLS = ("rnn", "gru")  # two cells keep the matrix real and the suite short
 
 
@@ -38,13 +40,29 @@ def cell_runs(repo: Path, task: str = TASK) -> list:
     return client.search_runs([exp.experiment_id], "tags.`rnnbench.kind` = 'cell'")
 
 
-def two_tasks(wheel: Path) -> dict:
-    """tiny_params with a second task: POS tagging on a CoNLL-U sample, with char features."""
+def by_sentence(conllu: Path, dest: Path) -> Path:
+    """The CoNLL-U sample without its `# newdoc` lines: each sentence a split group of its
+    own, so that the test split holds ~45 groups to resample (its 5 documents would leave
+    one or two, too few for any test)."""
+    dest.write_text(conllu.read_text(encoding="utf-8").replace("# newdoc", "# doc"),
+                    encoding="utf-8")
+    return dest
+
+
+def two_tasks(wheel: Path, conllu: Path) -> dict:
+    """tiny_params with a second task, POS tagging on a CoNLL-U sample with char features
+    (trained long enough to beat the majority tag), and a third, language modelling on a
+    plain-text sample of Brown."""
     raw = tiny_params(wheel)
-    raw["tasks"], raw["cells"] = [TASK, "pos"], list(CELLS)
-    raw["task"]["pos"] = {"data": {"dataset": "conllu", "split_seed": 2,  # a document a split
-                                   "source": {"kind": "local", "path": str(CONLLU)}},
-                          "prepare": {}, "model": {"char_filters": 8}, "train": {}}
+    raw["tasks"], raw["cells"] = [TASK, "pos", "lm"], list(CELLS)
+    raw["task"]["pos"] = {"data": {"dataset": "conllu",
+                                   "source": {"kind": "local", "path": str(conllu)}},
+                          "prepare": {}, "model": {"char_filters": 8},
+                          "train": {"max_epochs": 4, "limit_train_batches": None}}
+    raw["task"]["lm"] = {"data": {"dataset": "text",
+                                  "source": {"kind": "local", "path": str(TEXT)}},
+                         "prepare": {}, "model": {"bidirectional": False},
+                         "train": {"batch_size": 8, "bptt": 12}}
     raw["longrange"].update(problems=["recall"], lengths=[6])  # the sweep's stages, once
     return raw
 
@@ -61,7 +79,8 @@ def repo(tmp_path_factory, sample_wheel) -> Path:
     (repo / ".dvc").mkdir()
     shutil.copy(ROOT / ".dvc" / "config", repo / ".dvc" / "config")
     shutil.copy(ROOT / ".dvc" / ".gitignore", repo / ".dvc" / ".gitignore")
-    write_params(repo, two_tasks(sample_wheel))
+    write_params(repo, two_tasks(sample_wheel, by_sentence(
+        CONLLU, tmp_path_factory.mktemp("conllu") / "brown_by_sentence.conllu")))
     sh(repo, "git", "init", "-q")
     # A local identity: CI machines may have none, and `dvc exp run` commits.
     sh(repo, "git", "config", "user.name", "rnnbench tests")
@@ -79,7 +98,7 @@ def repo(tmp_path_factory, sample_wheel) -> Path:
 
 def test_repro_trains_every_cell_on_every_task_and_reports(repo):
     log = (repo / "first.log").read_text()
-    for task in (TASK, "pos"):
+    for task in (TASK, "pos", "lm"):
         stages = [f"download@{task}", f"prepare@{task}", f"evaluate@{task}"] + [
             f"train@{task}-{cell}-{SEED}" for cell in CELLS]
         for stage in stages:
@@ -97,12 +116,49 @@ def test_repro_trains_every_cell_on_every_task_and_reports(repo):
     assert report.count("### Gradient flow through time") == 2  # one per task
     assert f"## {TASK}: `rotten_tomatoes` (classification)" in report
     assert "## pos: `conllu` (sequence labelling)" in report
-    assert report.count("### Significance") == 2 and "| GRU |" in report
+    assert report.count("### Significance") == 3 and "| GRU |" in report
     metrics = sh(repo, "dvc", "metrics", "show", "--json")
     assert all(f"metrics/{task}/test/{cell}-seed{SEED}.json" in metrics
                for task in (TASK, "pos") for cell in CELLS)
     summary = json.loads((repo / "reports" / "summary.json").read_text())["tasks"]
     assert summary["pos"]["family"] == "tagging" and set(summary["pos"]["cells"]) == set(CELLS)
+
+
+def test_a_language_model_task_stands_next_to_its_ngram_baselines(repo):
+    """The language-modelling task: every cell's test perplexity, the unigram's and the
+    Kneser-Ney n-gram's on the same test tokens, each cell tested against the n-gram."""
+    report = (repo / "reports" / "comparison.md").read_text()
+    assert "## lm: `text` (language modelling)" in report
+    assert "Perplexity, lower is better:" in report and "| unigram (add-one) |" in report
+    assert re.search(r"\| Kneser-Ney [345]-gram \| [\d.]+ \| \[", report)
+    assert "### How far back each cell reads" in report and "| k = 1 |" in report
+    assert "### Samples" in report and "- GRU: *" in report
+    assert (repo / "reports" / "figures" / "lm_context.png").is_file()
+    metrics = json.loads(sh(repo, "dvc", "metrics", "show", "--json"))
+    shown = json.dumps(metrics)
+    assert "metrics/lm/test/kneser_ney.json" in shown and "metrics/lm/test/gru-seed" in shown
+    summary = json.loads((repo / "reports" / "summary.json").read_text())["tasks"]["lm"]
+    assert summary["family"] == "language_model" and summary["ranked_by"] == "perplexity"
+    kn = summary["baselines"]["kneser_ney"]
+    assert kn["order"] in (3, 4, 5) and set(kn["val_perplexity_by_order"]) == {"3", "4", "5"}
+    for cell in CELLS:
+        test = json.loads((repo / "metrics" / "lm" / "test" / f"{cell}-seed{SEED}.json")
+                          .read_text())
+        # perplexity and bits per token are one number in two units
+        assert test["bits_per_token"] == pytest.approx(math.log2(test["perplexity"]), rel=1e-4)
+        assert summary["cells"][cell]["perplexity"] == pytest.approx(test["perplexity"],
+                                                                     rel=1e-4)
+        assert summary["against_ngram"][cell]["p"] <= 1
+        cut = json.loads((repo / "metrics" / "lm" / "diagnostics" / f"{cell}-seed{SEED}.json")
+                         .read_text())
+        assert list(cut["context_perplexity"]) == ["1", "2", "5", "10", "20", "50", "100",
+                                                   "all"]
+        assert len(cut["samples"]) == 2 and all(s["text"] for s in cut["samples"])
+        rows = list(csv.DictReader((repo / "metrics" / "lm" / "predictions"
+                                    / f"{cell}-seed{SEED}.csv").open()))
+        assert sum(int(r["tokens"]) for r in rows) == sum(
+            int(r["tokens"]) for r in csv.DictReader(
+                (repo / "metrics" / "lm" / "predictions" / "kneser_ney.csv").open()))
 
 
 def test_make_run_leaves_a_champion_to_predict_and_serve_with(repo, tmp_path):
@@ -163,7 +219,8 @@ def test_a_task_change_and_a_cell_override_retrain_only_what_they_touch(repo):
     ran = set(re.findall(r"Running stage '([^']+)'", log))
     assert {s for s in ran if s.startswith(("download@", "prepare@", "generate@"))} == set()
     assert {s for s in ran if s.startswith("train@")} == {
-        f"train@{TASK}-rnn-{SEED}", f"train@{TASK}-gru-{SEED}", f"train@pos-rnn-{SEED}"}
+        f"train@{TASK}-rnn-{SEED}", f"train@{TASK}-gru-{SEED}", f"train@pos-rnn-{SEED}",
+        f"train@lm-rnn-{SEED}"}
     assert {s for s in ran if s.startswith("longrange@")} == {
         f"longrange@recall-{n}-rnn-{SEED}" for n in (6,)}
     assert "report" in ran

@@ -24,11 +24,13 @@ CELLS: tuple[str, ...] = ("rnn", "lstm", "gru")
 
 
 class Family(StrEnum):
-    """What a task predicts: one label per text, or one tag per token. A dataset's family
-    (the catalog) decides its reader, network, metrics and report section."""
+    """What a task predicts: one label per text, one tag per token, or the next word of
+    running text. A dataset's family (the catalog) decides its reader, network, metrics and
+    report section."""
 
     CLASSIFICATION = "classification"
     TAGGING = "tagging"
+    LANGUAGE_MODEL = "language_model"
 
 
 def each_once(cls: type, values: list[Any]) -> list[Any]:
@@ -92,7 +94,16 @@ class ReaderParams(Section):
 
 
 # The catalog's names (pipeline/data/catalog.py); a test keeps the two in step.
-DatasetName = Literal["rotten_tomatoes", "imdb", "brown_pos", "wnut16", "conll", "conllu", "csv"]
+DatasetName = Literal["rotten_tomatoes", "imdb", "brown_pos", "wnut16", "conll", "conllu", "csv",
+                      "brown_lm", "text"]
+
+
+class WordSplit(Section):
+    """Running text split in reading order by word count (Bengio et al. 2003 on Brown: the
+    first 800,000 words train, the next 200,000 validate, the rest test)."""
+
+    train_words: PositiveInt
+    val_words: PositiveInt
 
 
 class DataParams(Section):
@@ -104,6 +115,11 @@ class DataParams(Section):
     split_seed: int
     # Keep only this many examples (a seeded sample, before splitting) for quick runs and tests.
     max_examples: PositiveInt | None
+    # Language models: a seeded sample of whole documents (groups) until this many words, so
+    # that the text stays running text; None: all
+    max_words: PositiveInt | None
+    # Language models: split in reading order by word count instead of by group; None: by group
+    word_split: WordSplit | None
 
 
 class PrepareParams(Section):
@@ -130,6 +146,9 @@ class ModelParams(Section):
     # LSTM only: the forget gate's bias at initialization (Jozefowicz et al. 2015: 1 closes
     # most of the LSTM-GRU gap); None keeps PyTorch's uniform initialization
     forget_bias: float | None
+    # Language models: the output layer's weights are the input embedding's (Press & Wolf
+    # 2017); a hidden size unlike the embedding's is first projected to it
+    tie_embeddings: bool
 
 
 class TrainParams(Section):
@@ -144,6 +163,9 @@ class TrainParams(Section):
     stop_at: float | None = Field(gt=0, le=1)
     grad_clip: NonNegativeFloat  # 0 disables clipping
     bucket_pool: PositiveInt  # batches per length-sorted pool
+    # Language models: steps per window of truncated backpropagation through time (the state
+    # is carried across windows, its gradient is not)
+    bptt: PositiveInt
     accelerator: Literal["auto", "cpu", "gpu"]
     precision: Literal["auto", "32-true", "bf16-mixed", "16-mixed"]
     limit_train_batches: PositiveInt | None  # cap batches per epoch (smoke runs)

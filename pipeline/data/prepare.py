@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from pipeline.config import DataParams, Family, PrepareParams
 from pipeline.data.catalog import get_dataset
+from pipeline.data.corpus import prepare_corpus
 from pipeline.data.duplicates import duplicates_warning, keep_copies_together
 from pipeline.data.records import (
     DataStats,
@@ -76,6 +77,9 @@ def read_examples(path: Path, family: Family) -> list[dict[str, Any]]:
                 if family == Family.CLASSIFICATION:
                     ok = isinstance(ex.get("text"), str) and "label" in ex
                     expected = "an object with 'text' and 'label'"
+                elif family == Family.LANGUAGE_MODEL:
+                    ok = isinstance(ex.get("tokens"), list) and len(ex["tokens"]) > 0
+                    expected = "an object with a non-empty list of 'tokens'"
                 else:
                     ok = (isinstance(ex.get("tokens"), list) and isinstance(ex.get("tags"), list)
                           and len(ex["tokens"]) == len(ex["tags"]) > 0)
@@ -172,6 +176,9 @@ def prepare(data: DataParams, prep: PrepareParams, layout: Layout) -> Path:
         fail(f"{raw_file}: not found; run the download stage first")
     family = read_source(layout.raw).family
     examples = read_examples(raw_file, family)
+    if family == Family.LANGUAGE_MODEL:
+        prepare_corpus(examples, data, prep, layout, file_digest(raw_file))
+        return layout.prepared
     if data.max_examples is not None and data.max_examples < len(examples):
         keep = sorted(random.Random(data.split_seed).sample(range(len(examples)),
                                                             data.max_examples))

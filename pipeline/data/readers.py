@@ -1,6 +1,7 @@
 """Readers: each turns a verified artifact (file, archive or folder) into examples.
 
-- classification: {"text", "label", "group"}; tagging: {"tokens", "tags", "group"}
+- classification: {"text", "label", "group"}; tagging: {"tokens", "tags", "group"};
+  language modelling: {"tokens", "group"}, sentences in reading order
 - "group" is the unit no split may cut (a movie, a document); an example without one is a
   group of its own, keyed by its text (splits.py), so it keeps its split wherever the file
   moves it; "split" is set where the data comes with its own train/test split.
@@ -245,3 +246,31 @@ def _walk(artifact: Path) -> Iterator[tuple[str, Any]]:
                 yield path.relative_to(artifact).as_posix(), fh
     else:
         yield from members(artifact)
+
+
+def read_brown_text(artifact: Path, opts: ReaderParams) -> Iterator[Example]:
+    """Brown's running text for language modelling: its sentences in file order (ca01 to
+    cr09), words as the corpus has them, each file a document (the tags are dropped)."""
+    for example in read_brown(artifact, opts):
+        yield {"tokens": example["tokens"], "group": example["group"]}
+
+
+def read_text(artifact: Path, _: ReaderParams) -> Iterator[Example]:
+    """Your plain UTF-8 text for language modelling: a sentence (or a line of running text)
+    per line, tokenized as classification texts are; a blank line ends a document. A document
+    is named by its first line, so that it keeps its split wherever the file moves it."""
+    from pipeline.data.text import tokenize  # the same tokens as every text task
+
+    text = decode_utf8(_file_bytes(artifact), str(artifact))
+    document: str | None = None
+    found = 0
+    for line in text.splitlines():
+        if not line.strip():
+            document = None
+            continue
+        if tokens := tokenize(line, lowercase=False):
+            document = line.strip() if document is None else document
+            found += 1
+            yield {"tokens": tokens, "group": f"document:{document}"}
+    if not found:
+        fail(f"{artifact}: no text found (expected a sentence per line)")

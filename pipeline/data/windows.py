@@ -14,6 +14,10 @@ import torch
 from pipeline.data.loading import IGNORE
 from pipeline.data.text import PAD_ID
 
+# Validation and test read each split as one row: every target is predicted from all the text
+# before it in its split (word_language_model evaluates 10 rows, each from its own start).
+EVAL_ROWS = 1
+
 
 @dataclass(frozen=True)
 class Rows:

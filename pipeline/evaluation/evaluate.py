@@ -13,8 +13,10 @@ from pipeline import tracking
 from pipeline.config import Family, TaskParams
 from pipeline.config.records import stored
 from pipeline.data.loading import EncodedSplit, collate
+from pipeline.data.records import read_stats
 from pipeline.data.text import UNK_ID
 from pipeline.evaluation.diagnostics import diagnose
+from pipeline.evaluation.language_model import evaluate_baselines, evaluate_language_model
 from pipeline.files import atomic_file
 from pipeline.model.inference import forward_batches, load_trained
 from pipeline.model.networks import RecurrentNet, loss_and_hits
@@ -102,7 +104,8 @@ def evaluate_cell(params: TaskParams, cell: str, layout: Layout, seed: int | Non
     trained cell and seed (default: the first seed), written to metrics/<task>/ and logged to
     its MLflow run."""
     seed = params.seeds[0] if seed is None else seed
-    layout.require_prepared()
+    if read_stats(layout.require_prepared()).family == Family.LANGUAGE_MODEL:
+        return evaluate_language_model(params, cell, layout, seed)
     model, record = load_model(layout, cell, seed)
     torch.set_num_threads(record.params.train.threads)  # the fit's: same sums, same numbers
     test = EncodedSplit(layout.split("test"))
@@ -148,5 +151,7 @@ def evaluate_task(params: TaskParams, layout: Layout
     settings), in one process: a stage per run spent more time importing than evaluating
     (about 4 s of 5.5). Keyed (cell, seed, untuned)."""
     layouts = [layout, layout.as_untuned()] if params.tuned else [layout]
+    if read_stats(layout.require_prepared()).family == Family.LANGUAGE_MODEL:
+        evaluate_baselines(layout)
     return {(cell, seed, at.untuned): evaluate_cell(params, cell, at, seed)
             for at in layouts for cell in params.cells for seed in params.seeds}

@@ -14,17 +14,19 @@ and scores each sentence's words and its end, as the neural models do."""
 from __future__ import annotations
 
 import math
+import os
 import shutil
 import subprocess
 import sys
 import tempfile
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from pipeline.data.text import PAD_ID
 from pipeline.errors import fail
-from pipeline.lm.perplexity import LogLoss
+from pipeline.scoring.perplexity import LogLoss
 
 LN10 = math.log(10)
 BUILD_HINT = ("`make env` builds it into .venv/bin from KenLM's pinned source; it needs CMake "
@@ -39,6 +41,29 @@ def lmplz() -> str:
     if found is None:
         fail(f"lmplz: KenLM's n-gram estimator is not on PATH; {BUILD_HINT}")
     return found
+
+
+# What KenLM's C++ loader prints for every ARPA file it reads (a binary format loads faster;
+# lmplz writes ARPA, and reading it takes a second here).
+ARPA_ADVICE = "Loading the LM will be faster if you build a binary file."
+
+
+@contextmanager
+def quiet_stderr(known: str) -> Iterator[None]:
+    """Run C++ code that writes to the process's stderr, passing on every line but `known`."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as caught:
+        os.dup2(caught.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.seek(0)
+            for line in caught.read().decode(errors="replace").splitlines():
+                if line.strip() and line.strip() != known:
+                    print(line, file=sys.stderr)
 
 
 def as_text(sentences: Sequence[Sequence[int]]) -> str:
@@ -65,7 +90,10 @@ def sentence_nats(arpa: Path, sentences: Sequence[Sequence[int]]) -> list[float]
     its end, from <s>."""
     import kenlm  # compiled; imported where a baseline is scored
 
-    model = kenlm.Model(str(arpa))
+    config = kenlm.Config()
+    config.show_progress = False  # a progress bar on stderr for every model read
+    with quiet_stderr(ARPA_ADVICE):
+        model = kenlm.Model(str(arpa), config)
     return [-model.score(" ".join(map(str, s)), bos=True, eos=True) * LN10
             for s in sentences]
 

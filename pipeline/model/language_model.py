@@ -37,13 +37,22 @@ class LanguageModel(nn.Module):
         if tied:
             self.head.weight = self.embedding.weight
 
+    def read(self, ids: torch.Tensor, state: list[State] | None = None
+             ) -> tuple[torch.Tensor, list[State]]:
+        """ids [B, T] from each layer's carried state -> the last layer's outputs [B, T, H]
+        and the state the next window starts from (not detached: the caller cuts the graph)."""
+        return self.encoder.carry(self.dropout(self.embedding(ids)), state)
+
+    def readout(self, h: torch.Tensor) -> torch.Tensor:
+        """Outputs [..., H] -> next-token logits [..., V]."""
+        h = self.dropout(h)
+        return self.head(h if self.down is None else self.down(h))
+
     def forward(self, ids: torch.Tensor, state: list[State] | None = None
                 ) -> tuple[torch.Tensor, list[State]]:
-        """ids [B, T] from each layer's carried state -> logits [B, T, V] and the state the
-        next window starts from (not detached: the caller cuts the graph)."""
-        h, state = self.encoder.carry(self.dropout(self.embedding(ids)), state)
-        h = self.dropout(h)
-        return self.head(h if self.down is None else self.down(h)), state
+        """ids [B, T] -> logits [B, T, V] at every step, and the state carried on."""
+        h, state = self.read(ids, state)
+        return self.readout(h), state
 
 
 def detach(state: list[State]) -> list[State]:
@@ -54,6 +63,8 @@ def detach(state: list[State]) -> list[State]:
 
 def token_nats(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """[B, T, V] logits, [B, T] targets -> [B, T] negative log-likelihoods in nats (float32,
-    0 where the target is IGNORE)."""
-    return F.cross_entropy(logits.float().transpose(1, 2), targets, ignore_index=IGNORE,
-                           reduction="none")
+    0 where the target is IGNORE). Flattened: with the classes as dimension 1 of a transposed
+    view, cross_entropy took 49 ms instead of 12 for a [20, 35, 4577] window on the CPU."""
+    nats = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), targets.reshape(-1),
+                           ignore_index=IGNORE, reduction="none")
+    return nats.view(targets.shape)

@@ -166,7 +166,12 @@ class TokenTagger(RecurrentNet):
 
 def build_network(family: Family, cell: str, vocab_size: int, num_classes: int,
                   params: ModelParams, vectors: dict[str, torch.Tensor] | None = None,
-                  num_chars: int = 0) -> SentenceClassifier | TokenTagger:
+                  num_chars: int = 0) -> nn.Module:
+    """A task family's untrained network: a classifier, a tagger or a language model."""
+    if family == Family.LANGUAGE_MODEL:
+        from pipeline.model.language_model import LanguageModel  # it builds on this module
+
+        return LanguageModel(cell, vocab_size, params, params.tie_embeddings, vectors)
     cls = SentenceClassifier if family == Family.CLASSIFICATION else TokenTagger
     return cls(cell, vocab_size, num_classes, params, vectors, num_chars)
 

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from pipeline import tracking
-from pipeline.config import Params
+from pipeline.config import Family, Params
 from pipeline.data.loading import EncodedSplit
 from pipeline.files import atomic_dir
 from pipeline.paths import Layout, reports_dir
@@ -18,8 +18,17 @@ from pipeline.report.diagnostics import diagnostics_section
 from pipeline.report.figures import (
     plot_by_length,
     plot_confusions,
+    plot_context_cut,
     plot_learning_curves,
     write_series,
+)
+from pipeline.report.language_model import (
+    lm_summary,
+    lm_tests,
+    lm_verdict,
+    read_baselines,
+    read_context_curves,
+    render_language_model,
 )
 from pipeline.report.longrange import collect_longrange, longrange_section
 from pipeline.report.render import provenance, render_html, render_markdown
@@ -46,6 +55,25 @@ def write_report(params: Params, root: Path) -> Path:
             task = collect_task(tp, layout)
             results, metric, label = task.cells, task.metric, task.label
             plot_learning_curves(results, figures / f"{name}_learning_curves.png")
+            parents += task.parent_runs
+            cpus.update(run.train.cpu or "not recorded" for r in results for run in r.runs)
+            data.append((name, f"`{task.source.source}` (`{task.source.sha256}`)",
+                         task.first.data_hash))
+            if task.stats.family == Family.LANGUAGE_MODEL:
+                baselines = read_baselines(layout, results[0].groups)
+                ngram = next(b for b in baselines if b.name == "kneser_ney")
+                tests, versus = lm_tests(results, ngram)
+                verdicts[name] = lm_verdict(results, tests, versus, ngram) + budget_words(task)
+                card.append((name, label, grouping(results, tests)))
+                context = read_context_curves(task, layout)
+                plot_context_cut(context.perplexity, figures / f"{name}_context.png")
+                ks = list(next(iter(context.perplexity.values())))
+                write_series(plots / f"{name}_context.csv", "context", ks,
+                             {c: list(v.values()) for c, v in context.perplexity.items()})
+                sections[name] = render_language_model(task, tests, versus, baselines, context,
+                                                       verdicts[name])
+                summary[name] = lm_summary(task, tests, versus, baselines, context)
+                continue
             plot_confusions(results, label, figures / f"{name}_confusion_matrices.png")
             lengths = by_length(results, EncodedSplit(layout.split("test")).lengths.numpy())
             plot_by_length(lengths, label, figures / f"{name}_by_length.png")
@@ -67,10 +95,6 @@ def write_report(params: Params, root: Path) -> Path:
             sections[name] = render_task(task, found)
             summary[name] = {**task_summary(task, found), **diag_summary,
                              **({"tuning": tuning_summary} if tuning_summary else {})}
-            parents += task.parent_runs
-            cpus.update(run.train.cpu or "not recorded" for r in results for run in r.runs)
-            data.append((name, f"`{task.source.source}` (`{task.source.sha256}`)",
-                         task.first.data_hash))
         sweep = collect_longrange(params, root)
         longrange, long_summary = None, {}
         if sweep is not None:

@@ -5,6 +5,7 @@ the whole decision on one screen."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,9 @@ import numpy as np
 from pipeline.report.comparison import Grouping
 from pipeline.report.figures import CELL_COLORS, CELL_NAMES, plt, save
 from pipeline.report.results import CellResult
+from pipeline.scoring.stats import Summary
+
+PERPLEXITY = "perplexity"  # the language models' label (scoring/examples.headline)
 
 # (label, key in a cell's averaged test metrics, axis label)
 COSTS = (("parameters", "num_parameters", "parameters (millions)"),
@@ -43,13 +47,25 @@ def card_table(tasks: Card) -> list[str]:
     for name, label, g in tasks:
         for tier, _, cells in boxes(g):
             for r in cells:
-                sc, t = r.score, r.test
+                t = r.test
+                mean, low, high = shown(label, r.score)
+                form = "{:.1f}" if label == PERPLEXITY else "{:.1%}"
                 lines.append(
-                    f"| {name} | {tier} | {CELL_NAMES[r.cell]} | {label} {sc.mean:.1%} "
-                    f"[{sc.low:.1%}, {sc.high:.1%}] | {t.num_parameters / 1e6:.2f} M | "
+                    f"| {name} | {tier} | {CELL_NAMES[r.cell]} | {label} {form.format(mean)} "
+                    f"[{form.format(low)}, {form.format(high)}] | "
+                    f"{t.num_parameters / 1e6:.2f} M | "
                     f"{timing(r, 'train_seconds', '{:.0f}')} | "
                     f"{timing(r, 'inference_examples_per_s', '{:,.0f}')} |")
     return lines
+
+
+def shown(label: str, sc: Summary) -> tuple[float, float, float]:
+    """A ranking score as the report shows it: a fraction, or for a language model (ranked
+    by log-likelihood per token) its perplexity, whose interval's ends swap."""
+    if label == PERPLEXITY:
+        return math.exp(-sc.mean), math.exp(-(sc.high or sc.mean)), math.exp(-(sc.low or sc.mean))
+    return sc.mean, sc.low if sc.low is not None else sc.mean, \
+        sc.high if sc.high is not None else sc.mean
 
 
 def timing(r: CellResult, key: str, form: str) -> str:
@@ -88,13 +104,14 @@ def plot_card(tasks: Card, path: Path) -> None:
             ax.axhspan(bottom - 0.4, top + 0.4, color="0.93" if i % 2 == 0 else "0.97", zorder=0)
             ax.text(0.995, top + 0.25, tag, transform=ax.get_yaxis_transform(),
                     ha="right", va="center", fontsize=8, color="0.35")
+        scale = 1 if label == PERPLEXITY else 100
         for r in order:
-            sc = r.score
-            ax.errorbar(100 * sc.mean, y[r.cell], xerr=[[100 * (sc.mean - sc.low)],
-                                                       [100 * (sc.high - sc.mean)]],
+            mean, low, high = (scale * v for v in shown(label, r.score))
+            ax.errorbar(mean, y[r.cell], xerr=[[mean - low], [high - mean]],
                         fmt="o", color=CELL_COLORS[r.cell], capsize=4, lw=2, ms=7)
         ax.set_yticks([y[r.cell] for r in order], [CELL_NAMES[r.cell] for r in order])
-        ax.set_xlabel(f"test {label} (%), 95% interval")
+        ax.set_xlabel(f"test {label}" + (" (lower is better)" if label == PERPLEXITY else " (%)")
+                      + ", 95% interval")
         ax.set_title(name, loc="left", fontsize=11, fontweight="bold")
         ax.grid(axis="x", alpha=0.3)
         ax.margins(x=0.15)

@@ -148,20 +148,10 @@ def verdict(results: list[CellResult], label: str, tests: Tests, metric: str = "
     scores = ", ".join(f"{CELL_NAMES[r.cell]} {r.score.mean:.1%}" for r in order)
     if len(order) == 1:
         return f"Only {name} was trained: test {label} {best.score.mean:.1%}{over}."
-    g = grouping(results, tests)
     pairs = [(a, b) for i, a in enumerate(order) for b in order[i + 1:]]
     gaps = "; ".join(plain_words(CELL_NAMES[a.cell], CELL_NAMES[b.cell], tests[a.cell, b.cell],
                                  method=False) for a, b in pairs)
-    if winner(results, tests):
-        head = f"**{name} wins** on test {label}: it beats every other cell significantly"
-    elif g.tiers is not None and len(g.tiers) == 1:
-        head = f"**No significant difference** between the cells on test {label}"
-    elif g.tiers is not None:
-        head = (f"**{tier_words(g.tiers)}** on test {label} (every pair tested: `>` "
-                "significantly better, `=` no significant difference)")
-    else:
-        head = (f"**{grouping_words(g)}** on test {label} (every pair tested: cells sharing a "
-                "letter do not differ significantly; no order of tiers fits all the tests)")
+    head = verdict_head(results, tests, label)
     text = f"{head}. {scores}{over}. {gaps}; {tests[pairs[0][0].cell, pairs[0][1].cell].method}."
     first, second = order[0], order[1]
     if seeds == 1:
@@ -171,6 +161,22 @@ def verdict(results: list[CellResult], label: str, tests: Tests, metric: str = "
     elif not differ(tests, first.cell, second.cell):
         text += " " + seeds_caveat(first, second, metric)
     return text
+
+
+def verdict_head(results: list[CellResult], tests: Tests, label: str,
+                 wins: str = "it beats every other cell significantly",
+                 better: str = "significantly better") -> str:
+    """The verdict's first words: a winner, one tier, tiers, or the letter display."""
+    g = grouping(results, tests)
+    if winner(results, tests):
+        return f"**{CELL_NAMES[ranked(results)[0].cell]} wins** on test {label}: {wins}"
+    if g.tiers is not None and len(g.tiers) == 1:
+        return f"**No significant difference** between the cells on test {label}"
+    if g.tiers is not None:
+        return (f"**{tier_words(g.tiers)}** on test {label} (every pair tested: `>` "
+                f"{better}, `=` no significant difference)")
+    return (f"**{grouping_words(g)}** on test {label} (every pair tested: cells sharing a "
+            "letter do not differ significantly; no order of tiers fits all the tests)")
 
 
 def seeds_caveat(first: CellResult, second: CellResult, metric: str) -> str:

@@ -62,7 +62,8 @@ def plot_by_length(lengths: ByLength, label: str, path: Path) -> None:
     save(fig, path)
 
 
-CURVE_NAMES = {"loss": "loss", "acc": "accuracy", "entity_f1": "entity F1"}
+CURVE_NAMES = {"loss": "loss", "acc": "accuracy", "entity_f1": "entity F1",
+               "ppl": "perplexity"}
 
 
 def plot_learning_curves(results: list[CellResult], path: Path) -> None:
@@ -71,7 +72,7 @@ def plot_learning_curves(results: list[CellResult], path: Path) -> None:
     fig, axes = plt.subplots(2, len(results), figsize=(4 * len(results), 6), squeeze=False,
                              sharey="row")
     for col, r in enumerate(results):
-        score = "entity_f1" if r.train.monitor == "val_entity_f1" else "acc"
+        score = {"val_entity_f1": "entity_f1", "val_ppl": "ppl"}.get(r.train.monitor, "acc")
         for row, metric in enumerate(("loss", score)):
             ax = axes[row][col]
             for split, style in (("train", "-"), ("val", "--")):
@@ -162,3 +163,20 @@ def write_series(path: Path, x_name: str, x: list[Any], series: dict[str, list[A
         writer = csv.writer(fh)
         writer.writerow([x_name, *series])
         writer.writerows([v, *(s[i] for s in series.values())] for i, v in enumerate(x))
+
+
+def plot_context_cut(curves: dict[str, dict[str, float]], path: Path) -> None:
+    """Each cell's test perplexity against the context it may read (last k tokens, log axis),
+    its whole-context perplexity as a dotted line in its colour."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    for cell, curve in curves.items():
+        ks = [int(k) for k in curve if k != "all"]
+        ax.plot(ks, [curve[str(k)] for k in ks], marker="o", color=CELL_COLORS[cell],
+                label=CELL_NAMES[cell])
+        ax.axhline(curve["all"], color=CELL_COLORS[cell], ls=":", lw=1)
+    ax.set_xscale("log")
+    ax.set_xlabel("context: the last k tokens (dotted: all of it)")
+    ax.set_ylabel("test perplexity (lower is better)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    save(fig, path)

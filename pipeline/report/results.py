@@ -107,7 +107,7 @@ class CellResult:
     runs: list[RunResult]
     test: TestMetrics  # the mean over seeds
     score: Summary
-    confusion: Confusion
+    confusion: Confusion | None  # none for language models
     seed_num: np.ndarray
     seed_den: np.ndarray
     groups: np.ndarray  # each test example's split group
@@ -231,7 +231,8 @@ def collect(params: TaskParams, layout: Layout) -> list[CellResult]:
         score = replace(score, low=min(low, score.mean), high=max(high, score.mean))
         results.append(CellResult(
             cell, runs, TestMetrics.mean([r.test for r in runs]), score,
-            summed([confusion(r.rows, train.labels) for r in runs]), num, den, groups,
+            None if train.family == Family.LANGUAGE_MODEL
+            else summed([confusion(r.rows, train.labels) for r in runs]), num, den, groups,
             unit_words(params, gnum.shape[-1], n)))
     return results
 

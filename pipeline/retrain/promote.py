@@ -18,8 +18,9 @@ import numpy as np
 from mlflow.tracking import MlflowClient
 
 from pipeline import tracking
-from pipeline.config import Params, TaskParams
+from pipeline.config import Family, Params, TaskParams
 from pipeline.data.prepare import read_test_examples
+from pipeline.data.records import read_stats
 from pipeline.data.seen import read_seen
 from pipeline.errors import fail
 from pipeline.model.predictor import Predictor
@@ -158,6 +159,15 @@ def promote(client: MlflowClient, params: TaskParams, layout: Layout, commit: st
                  read_test_examples(layout.prepared), commit)
 
 
+NOT_REGISTERED = "not registered: language models are compared, not yet served"
+
+
+def registered(layout: Layout) -> bool:
+    """Whether the task's winner goes to the model registry: every family but language models,
+    which rnnbench compares but does not yet serve."""
+    return read_stats(layout.require_prepared()).family != Family.LANGUAGE_MODEL
+
+
 def promote_winners(params: Params, root: Path) -> list[tuple[str, str]]:
     """`rnnbench promote`: each task's winner judged and registered as a retraining round
     does it (make run's last step, so that a first run leaves a champion to predict and serve
@@ -168,6 +178,9 @@ def promote_winners(params: Params, root: Path) -> list[tuple[str, str]]:
     out = []
     for task in params.tasks:
         layout = Layout(root, task)
+        if not registered(layout):
+            out.append((task, NOT_REGISTERED))
+            continue
         record = winner(params.for_task(task), layout)
         done = tracking.version_of_run(client, task, record.run_id)
         out.append((task, f"{record.cell} seed {record.seed} is already version {done.version}"

@@ -24,8 +24,14 @@ def by_example(rows: list[dict[str, str]]) -> dict[int, tuple[list[str], list[st
 def per_example(rows: list[dict[str, str]], metric: str, n: int) -> tuple[np.ndarray, np.ndarray]:
     """The headline metric of each test example as a fraction num/den, so that the metric over
     any resample of examples is sum(num) / sum(den): hits over tokens (accuracy), or 2tp over
-    2tp + fp + fn (entity F1)."""
+    2tp + fp + fn (entity F1), or minus the nats over the tokens of a sentence (a language
+    model's log-likelihood per token, whose exp(-x) is its perplexity)."""
     num, den = np.zeros(n), np.zeros(n)
+    if metric == "log_likelihood":
+        for r in rows:
+            i = int(r["example"])
+            num[i], den[i] = -float(r["nats"]), int(r["tokens"])
+        return num, den
     for i, (gold, pred) in by_example(rows).items():
         if metric == "entity_f1":
             g, p = bio_spans(gold), bio_spans(pred)
@@ -53,7 +59,11 @@ def by_group(values: np.ndarray, groups: Sequence[object]) -> np.ndarray:
 
 
 def headline(family: Family, labels: list[str]) -> tuple[str, str]:
-    """The metric the verdict ranks by, and its name: entity F1 for NER, else accuracy."""
+    """The metric the verdict ranks by, and its name: entity F1 for NER, a language model's
+    log-likelihood per token (perplexity is its exp(-x): the same order, reversed), else
+    accuracy."""
+    if family == Family.LANGUAGE_MODEL:
+        return "log_likelihood", "perplexity"
     if family == Family.TAGGING and is_bio(labels):
         return "entity_f1", "entity F1"
     return "accuracy", "token accuracy" if family == Family.TAGGING else "accuracy"

@@ -7,8 +7,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import torch
-
 
 @dataclass(frozen=True)
 class LogLoss:
@@ -27,10 +25,3 @@ class LogLoss:
 
     def __add__(self, other: LogLoss) -> LogLoss:
         return LogLoss(self.nats + other.nats, self.tokens + other.tokens)
-
-
-def per_sentence(token_nats: torch.Tensor, sentence_of_target: torch.Tensor,
-                 sentences: int) -> torch.Tensor:
-    """Each sentence's summed nats (float64) from every target's: what paired tests resample."""
-    out = torch.zeros(sentences, dtype=torch.float64)
-    return out.index_add_(0, sentence_of_target, token_nats.double())

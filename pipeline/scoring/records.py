@@ -42,8 +42,13 @@ class TestMetrics(BaseModel):
     __test__ = False  # not a pytest class, whatever its name
     model_config = ConfigDict(extra="forbid")  # a metric is a field, or it is not written
 
-    accuracy: Annotated[float, Column("test acc", percent=True)]
-    macro_f1: Annotated[float, Column("macro-F1")]
+    accuracy: Annotated[float, Column("test acc", percent=True)]  # language models: next word
+    macro_f1: Annotated[float | None, Column("macro-F1")] = None  # not for language models
+    # language models: perplexity and bits per token of the test split's words and sentence
+    # ends, and the mean log-likelihood per token (nats), which ranks them: higher is better
+    perplexity: Annotated[float | None, Column("perplexity")] = None
+    bits_per_token: float | None = None
+    log_likelihood: float | None = None
     oov_tokens: Count | None = None
     oov_accuracy: float | None = None
     entity_precision: float | None = None
@@ -170,6 +175,32 @@ class Diagnostics(BaseModel):
     reference_max_abs_diff: float
     gradient_flow: GradientFlow
     gates: dict[str, GateStats]
+
+
+class Sample(BaseModel):
+    """Text a language model wrote, seeded: the prompt and what followed."""
+
+    prompt: str
+    text: str
+
+
+class LanguageModelDiagnostics(BaseModel):
+    """metrics/<task>/diagnostics/<cell>-seed<seed>.json of a language model: its perplexity
+    on a sample of test targets when each is predicted from only the last k tokens (`all`:
+    its whole context), keyed by k as text (evaluation/context.py); and a few seeded samples
+    of its text (model/generate.py)."""
+
+    context_targets: int  # sampled test targets, the same for every k and every cell
+    context_perplexity: dict[str, float]
+    samples: list[Sample]
+
+
+def write_lm_diagnostics(path: Path, diagnostics: LanguageModelDiagnostics) -> None:
+    write_model(path, diagnostics)
+
+
+def read_lm_diagnostics(path: Path) -> LanguageModelDiagnostics:
+    return read_model(LanguageModelDiagnostics, path, "rerun its evaluate stage")
 
 
 def write_diagnostics(path: Path, diagnostics: Diagnostics) -> None:

@@ -16,7 +16,7 @@ from pipeline.data.datamodule import TextDataModule
 from pipeline.files import atomic_file
 
 HISTORY_FIELDS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_entity_f1",
-                  "seconds")
+                  "val_ppl", "seconds")
 METRICS = HISTORY_FIELDS[1:-1]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import shutil
 import sys
@@ -21,7 +22,7 @@ import torch
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 
 from pipeline import tracking
-from pipeline.config import CellParams, TaskParams, TrainParams
+from pipeline.config import CellParams, Family, TaskParams, TrainParams
 from pipeline.data.datamodule import TextDataModule
 from pipeline.data.prepare import read_test_examples
 from pipeline.data.seen import SEEN_FILE
@@ -186,7 +187,7 @@ def run_fit(fit: Fit, history: EpochHistory, on_stop: Callable[[str], None]
     folder = fit_folder(fit.layout, cp, fit.inputs.data_hash)
     last_epoch = folder / "last.ckpt"
     # The checkpoints outlive a killed process (the next run resumes); they go once it is done.
-    best = ModelCheckpoint(dirpath=folder, monitor=module.monitor, mode="max",
+    best = ModelCheckpoint(dirpath=folder, monitor=module.monitor, mode=module.mode,
                            save_top_k=1, save_weights_only=True, filename="best",
                            enable_version_counter=False)
     last = ModelCheckpoint(dirpath=folder, filename="last", save_top_k=1,
@@ -195,7 +196,7 @@ def run_fit(fit: Fit, history: EpochHistory, on_stop: Callable[[str], None]
     # mean over batches) can land a rounding below an exact score: reaching stop_at (1.0
     # included) is enough here, within 1e-6, far below one example of any validation split.
     threshold = None if cp.train.stop_at is None else cp.train.stop_at - 1e-6
-    stop = EarlyStopping(monitor=module.monitor, mode="max", patience=cp.train.patience,
+    stop = EarlyStopping(monitor=module.monitor, mode=module.mode, patience=cp.train.patience,
                          stopping_threshold=threshold)
     # one GPU per fit where fits share a machine; a DDP fit takes `devices` GPUs itself
     gpus = torch.cuda.device_count() if fit.accelerator == "gpu" and cp.train.devices == 1 else 0
@@ -265,7 +266,8 @@ def train_cell(params: TaskParams, cp: CellParams, layout: Layout, fast_dev_run:
         return None
 
     monitor = fit.module.monitor
-    best_row = (max(history.rows, key=lambda r: r.get(monitor, 0))
+    sign = 1 if fit.module.mode == "max" else -1
+    best_row = (max(history.rows, key=lambda r: sign * r.get(monitor, -sign * math.inf))
                 if best.best_model_path and history.rows else None)
     record = TrainRecord(
         task=params.name, cell=cp.cell, seed=cp.seed, run_id=run_id, parent_run_id=parent_id,
@@ -279,7 +281,9 @@ def train_cell(params: TaskParams, cp: CellParams, layout: Layout, fast_dev_run:
         labels=fit.inputs.labels, params=fit.cp, prepare=params.prepare)
     model_dir = save_model(fit, record, history)
 
-    if params.suite is None:  # a text task; the synthetic sweep's cells read symbol ids
+    # A classification or tagging task (the synthetic sweep's cells read symbol ids); a
+    # language model is not yet logged as an MLflow Model
+    if params.suite is None and fit.inputs.family != Family.LANGUAGE_MODEL:
         tracking.log_model(client, run_id, model_dir, read_test_examples(layout.prepared, 2))
     tracking.log_files(client, run_id, [(layout.prepared / "stats.json", "data"),
                                         (layout.history(cp.cell, cp.seed), "history")])

@@ -9,10 +9,11 @@ from dataclasses import dataclass
 import torch
 
 from pipeline.config import CellParams, Family
-from pipeline.data.datamodule import TextDataModule
+from pipeline.data.datamodule import TextDataModule, TextStreamDataModule
 from pipeline.data.records import read_stats
+from pipeline.errors import fail
 from pipeline.files import read_json, tree_digest
-from pipeline.model.lightning_module import CellClassifier
+from pipeline.model.lightning_module import CellClassifier, LanguageModelModule
 from pipeline.model.networks import build_network, equal_params_width
 from pipeline.paths import CHARS_FILE, VOCAB_FILE, Layout
 
@@ -48,11 +49,20 @@ class FitInputs:
         return cp.model_copy(update={"model": cp.model.model_copy(update={"hidden_size": width})})
 
     def data(self, cp: CellParams, eval_batch_size: int,
-             splits: tuple[str, ...] = ("train", "val", "test")) -> TextDataModule:
+             splits: tuple[str, ...] = ("train", "val", "test")
+             ) -> TextDataModule | TextStreamDataModule:
+        if self.family == Family.LANGUAGE_MODEL:
+            if cp.train.devices > 1 or cp.train.num_nodes > 1:
+                fail(f"train.devices: {cp.train.devices}, train.num_nodes: "
+                     f"{cp.train.num_nodes}: a language model trains in one process (its "
+                     "rows of running text are read in order); set both to 1")
+            return TextStreamDataModule(self.layout, cp.train.batch_size, cp.train.bptt, splits)
         return TextDataModule(self.layout, cp.train.batch_size, eval_batch_size,
                               cp.train.bucket_pool, cp.seed, splits)
 
-    def module(self, cp: CellParams) -> CellClassifier:
+    def module(self, cp: CellParams) -> CellClassifier | LanguageModelModule:
         net = build_network(self.family, cp.cell, self.vocab_size, len(self.labels), cp.model,
                             self.vectors, self.num_chars)
+        if self.family == Family.LANGUAGE_MODEL:
+            return LanguageModelModule(net, cp.train)
         return CellClassifier(net, cp.train, self.labels)

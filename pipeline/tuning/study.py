@@ -35,7 +35,7 @@ from pipeline.config import CellParams, TaskParams
 from pipeline.config.tune import Dimension
 from pipeline.errors import fail
 from pipeline.files import one_at_a_time
-from pipeline.model.lightning_module import monitor_for
+from pipeline.model.lightning_module import lower_is_better, monitor_for
 from pipeline.paths import Layout
 from pipeline.training.fit import build_trainer
 from pipeline.training.inputs import FitInputs
@@ -53,13 +53,14 @@ class Prune(pl.Callback):
 
     def __init__(self, trial: optuna.Trial, monitor: str):
         self.trial, self.monitor = trial, monitor
+        self.better = min if lower_is_better(monitor) else max
         self.best: float | None = None
 
     def on_validation_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         if trainer.sanity_checking or self.monitor not in trainer.callback_metrics:
             return
         value = float(trainer.callback_metrics[self.monitor])
-        self.best = value if self.best is None else max(self.best, value)
+        self.best = value if self.best is None else self.better(self.best, value)
         self.trial.report(value, trainer.current_epoch)
         if self.trial.should_prune():
             raise optuna.TrialPruned(f"epoch {trainer.current_epoch + 1}: {value:.4f}")
@@ -133,14 +134,14 @@ def run_study(params: TaskParams, cell: str, layout: Layout) -> TuningRecord:
     if tp.max_epochs is not None:
         base = apply(base, {"train.max_epochs": tp.max_epochs})
     dims = tp.dimensions(cell)
-    monitor = monitor_for(inputs.labels)
+    monitor = monitor_for(inputs.labels, inputs.family)
     name = study_name(params, base, dims, inputs.data_hash)
     # errors reach the user as one line (run_guarded); Optuna would log each with its traceback
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     pruner = (optuna.pruners.MedianPruner(tp.startup_trials, tp.warmup_epochs)
               if tp.pruner == "median" else optuna.pruners.NopPruner())
     study = optuna.create_study(
-        study_name=name, storage=storage_for(params, layout, name), direction="maximize",
+        study_name=name, storage=storage_for(params, layout, name), direction=direction(monitor),
         pruner=pruner, load_if_exists=True)
     # Seeded by the trials already there: a resumed study draws on instead of repeating the
     # first draws of its seed (and an uninterrupted one gets `sampler_seed` itself).
@@ -161,6 +162,10 @@ def run_study(params: TaskParams, cell: str, layout: Layout) -> TuningRecord:
     return summarize(study, tp.trials, cell, monitor, dims)
 
 
+def direction(monitor: str) -> str:
+    return "minimize" if lower_is_better(monitor) else "maximize"
+
+
 def finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     return [t for t in study.trials if t.state in FINISHED]
 
@@ -176,7 +181,8 @@ def fit_trial(params: TaskParams, trial: optuna.Trial, cp: CellParams, inputs: F
     client, run_id = tracking.start_trial_run(params, cp.cell, trial.number, values,
                                               inputs.data_hash, inputs.layout.root.resolve())
     prune = Prune(trial, monitor)
-    stop = EarlyStopping(monitor=monitor, mode="max", patience=cp.train.patience)
+    stop = EarlyStopping(monitor=monitor, mode="min" if lower_is_better(monitor) else "max",
+                         patience=cp.train.patience)
     trainer: pl.Trainer | None = None
     state = "FAILED"
     try:
@@ -204,7 +210,9 @@ def fit_trial(params: TaskParams, trial: optuna.Trial, cp: CellParams, inputs: F
         tracking.end_run(client, run_id, state)
     print(f"{params.name}/{cp.cell} trial {trial.number}: best {monitor} "
           f"{prune.best or 0:.4f} ({values})", file=sys.stderr)
-    return prune.best if prune.best is not None else 0.0
+    if prune.best is not None:
+        return prune.best
+    return math.inf if lower_is_better(monitor) else 0.0  # no epoch validated: the worst
 
 
 def summarize(study: optuna.Study, budget: int, cell: str, monitor: str,
@@ -214,7 +222,9 @@ def summarize(study: optuna.Study, budget: int, cell: str, monitor: str,
     done = finished(study)[:budget]
     complete = [t for t in done if t.state == optuna.trial.TrialState.COMPLETE]
     # as Optuna's best trial: a complete one (a pruned trial's value is where it was stopped)
-    best = max(complete or done, key=lambda t: -math.inf if t.value is None else t.value)
+    sign = -1 if lower_is_better(monitor) else 1
+    best = max(complete or done,
+               key=lambda t: -math.inf if t.value is None else sign * t.value)
     importance: dict[str, float] = {}
     importance_p = None
     # fANOVA apportions the variance of the scores: none when every trial scored the same
