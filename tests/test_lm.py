@@ -311,3 +311,12 @@ def test_a_language_model_is_tuned_to_the_lowest_validation_perplexity(sample_wh
     assert record.monitor == "val_ppl" and record.trials == 3
     values = [t.value for t in record.history if t.state == "COMPLETE"]
     assert record.best_value == min(values)
+
+
+def test_a_perplexity_gap_reads_as_a_ratio() -> None:
+    from pipeline.report.language_model import lower
+
+    # a's log-likelihood per token above b's by d: a's perplexity is exp(-d) times b's
+    assert lower(math.log(1 / 0.959)) == "4.1% lower"
+    assert lower(-math.log(1.12)) == "12.0% higher"
+    assert lower(-math.log(2.4)) == "2.4 times as high"

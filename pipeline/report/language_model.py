@@ -61,9 +61,12 @@ def perplexity(log_likelihood: float) -> float:
 
 
 def lower(diff: float) -> str:
-    """A log-likelihood difference (a - b) as a's perplexity relative to b's: `4.1% lower`."""
-    change = 1 - math.exp(-diff)
-    return f"{abs(change):.1%} {'lower' if change >= 0 else 'higher'}"
+    """A log-likelihood difference (a - b) as a's perplexity relative to b's: `4.1% lower`,
+    `12.0% higher`, or from twice on `2.4 times as high`."""
+    ratio = math.exp(-diff)
+    if ratio >= 2:
+        return f"{ratio:.1f} times as high"
+    return f"{abs(1 - ratio):.1%} {'lower' if ratio <= 1 else 'higher'}"
 
 
 def read_baselines(layout: Layout, groups: np.ndarray) -> list[Baseline]:
