@@ -50,7 +50,8 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "results" / f"word_language_model_{platform.machine()}.json"
 EXAMPLE_CELLS = {"rnn": "RNN_TANH", "lstm": "LSTM", "gru": "GRU"}
 EXAMPLE_EVAL_ROWS = 10  # main.py's eval_batch_size
-EPOCH_LINE = re.compile(r"end of epoch\s+(\d+) \| time:\s*([\d.]+)s \| valid loss\s+([\d.]+)")
+EPOCH_LINE = re.compile(r"end of epoch\s+\d+ \| time:\s*([\d.]+)s \| valid loss\s+[\d.]+ \| "
+                        r"valid ppl\s+([\d.]+)")
 
 
 def write_corpus(layout: Layout, folder: Path) -> None:
@@ -84,11 +85,9 @@ def run_example(examples: Path, corpus: Path, cp: CellParams, seed: int) -> dict
     env = {**os.environ, "OMP_NUM_THREADS": str(t.threads), "MKL_NUM_THREADS": str(t.threads)}
     done = subprocess.run(cmd, cwd=examples / "word_language_model", env=env,
                           capture_output=True, text=True, check=True)
-    epochs = [(float(s), float(loss)) for _, s, loss in EPOCH_LINE.findall(done.stdout)]
-    return {"epoch_seconds": [s for s, _ in epochs],
-            "val_perplexity": [round(2.718281828459045 ** loss, 2) for _, loss in epochs],
-            "best_val_perplexity": round(min(2.718281828459045 ** loss for _, loss in epochs),
-                                         2)}
+    epochs = [(float(s), float(ppl)) for s, ppl in EPOCH_LINE.findall(done.stdout)]
+    return {"epoch_seconds": [s for s, _ in epochs], "val_perplexity": [p for _, p in epochs],
+            "best_val_perplexity": min(p for _, p in epochs)}
 
 
 def run_rnnbench(layout: Layout, cp: CellParams, seed: int) -> dict[str, Any]:

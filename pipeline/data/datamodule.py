@@ -9,7 +9,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from pipeline.data.corpus import load_stream
 from pipeline.data.loading import BucketBatchSampler, EncodedSplit, collate
-from pipeline.data.windows import EVAL_ROWS, Rows, rows
+from pipeline.data.windows import EVAL_ROWS, EVAL_WINDOW, Rows, rows
 from pipeline.paths import Layout
 
 
@@ -84,8 +84,9 @@ class TextStreamDataModule(pl.LightningDataModule):
         for name in self.names:
             if name not in self.windows:
                 ids = load_stream(self.layout.split(name)).ids
-                laid = rows(ids, self.batch_size if name == "train" else EVAL_ROWS)
-                self.windows[name] = Windows(laid, self.bptt)
+                train = name == "train"
+                laid = rows(ids, self.batch_size if train else EVAL_ROWS)
+                self.windows[name] = Windows(laid, self.bptt if train else EVAL_WINDOW)
 
     def _loader(self, name: str) -> DataLoader:
         # One window per step, in order: shuffling would break the carried state.

@@ -17,6 +17,9 @@ from pipeline.data.text import PAD_ID
 # Validation and test read each split as one row: every target is predicted from all the text
 # before it in its split (word_language_model evaluates 10 rows, each from its own start).
 EVAL_ROWS = 1
+# Evaluation keeps no gradient, so its windows can be long: fewer, larger matrix products
+# (validation in 35-step windows of one row took more of an epoch than it needs).
+EVAL_WINDOW = 256
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from pipeline.config import TaskParams
 from pipeline.config.records import stored
 from pipeline.data.corpus import Stream, load_stream
 from pipeline.data.text import Vocab
-from pipeline.data.windows import EVAL_ROWS, rows
+from pipeline.data.windows import EVAL_ROWS, EVAL_WINDOW, rows
 from pipeline.evaluation.context import context_curve, sample_targets
 from pipeline.evaluation.ngram import fit_kneser_ney, sentence_nats, total, unigram_nats
 from pipeline.files import atomic_file, read_json, write_json
@@ -38,8 +38,6 @@ from pipeline.scoring.records import (
     write_test_metrics,
 )
 
-# Evaluation keeps no gradient, so its windows can be long: fewer, larger matrix products.
-EVAL_WINDOW = 256
 NGRAM_ORDERS = (3, 4, 5)  # the Kneser-Ney order is chosen on validation perplexity
 
 

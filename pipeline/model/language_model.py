@@ -10,8 +10,11 @@ from torch.nn import functional as F
 
 from pipeline.config import ModelParams
 from pipeline.data.loading import IGNORE
+from pipeline.data.text import PAD_ID
 from pipeline.model.encoder import Dropout, RecurrentEncoder, State
 from pipeline.model.networks import make_embedding
+
+INIT_RANGE = 0.1
 
 
 class LanguageModel(nn.Module):
@@ -36,6 +39,17 @@ class LanguageModel(nn.Module):
         self.head = nn.Linear(width, vocab_size)
         if tied:
             self.head.weight = self.embedding.weight
+        # word_language_model's start (and Zaremba et al.'s): small word vectors and a zero
+        # output bias. PyTorch's N(0, 1) embedding, tied to the output layer, starts every
+        # softmax far too sure of itself: 76-77 against 69-70 validation perplexity after 6
+        # epochs (benchmarks/word_language_model.py, docs/language_model.md).
+        with torch.no_grad():
+            if vectors is None:
+                self.embedding.weight.uniform_(-INIT_RANGE, INIT_RANGE)
+                self.embedding.weight[PAD_ID].zero_()
+            if not tied:
+                self.head.weight.uniform_(-INIT_RANGE, INIT_RANGE)
+            self.head.bias.zero_()
 
     def read(self, ids: torch.Tensor, state: list[State] | None = None
              ) -> tuple[torch.Tensor, list[State]]:
