@@ -154,13 +154,27 @@ def collapsed_copy(folder: Path, dest: Path) -> Path:
     return dest
 
 
+def by_sentence(tmp_path: Path) -> dict:
+    """conllu_params on the sample with each sentence a split group of its own: its test split
+    holds ~45 groups to resample (by document it holds one, too few for any test)."""
+    path = tmp_path / "brown_by_sentence.conllu"
+    path.write_text((ROOT / "tests" / "data" / "brown_sample.conllu").read_text(
+        encoding="utf-8").replace("# newdoc", "# doc"), encoding="utf-8")
+    raw = conllu_params()
+    raw["data"]["source"] = {"kind": "local", "path": str(path)}
+    return raw
+
+
 def test_only_a_model_that_learned_is_registered_and_only_a_better_one_promoted(tmp_path):
     """On the same POS test split: a model collapsed onto the most frequent tag (not
-    registered, no champion made), a barely trained first champion, a much better challenger
+    registered, no champion made), a briefly trained first champion, a much better challenger
     (promoted), then a copy of it (no better: kept as challenger)."""
-    raw = conllu_params()
-    weak_params, layout = prepared_conllu(tmp_path)
-    raw["train"].update(max_epochs=6, limit_train_batches=None)
+    raw = by_sentence(tmp_path)
+    raw["train"].update(max_epochs=3, limit_train_batches=None)
+    weak_params, layout = one_task(raw, tmp_path)
+    download(weak_params.data, layout)
+    prepare(weak_params.data, weak_params.prepare, layout)
+    raw["train"].update(max_epochs=25, patience=25)  # ~170 steps: far ahead of the first
     strong_params, _ = one_task(raw, tmp_path)
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
     name = tracking.registered_name(weak_params.name)
@@ -191,11 +205,11 @@ def test_only_a_model_that_learned_is_registered_and_only_a_better_one_promoted(
 
 
 def test_a_champion_is_never_judged_on_what_it_trained_on(tmp_path):
-    """The champion trained on one split of the five documents (seed 2: test doc1), the
-    challenger on another (seed 10: test doc1 and doc3), whose test split holds doc3, which
-    the champion trained on: only doc1, new to both, is judged, and the rest is counted."""
-    raw = conllu_params()
-    raw["train"].update(max_epochs=6, limit_train_batches=None)
+    """The champion trained on one split of the sentences (seed 2), the challenger on another
+    (seed 10), whose test split holds sentences the champion trained on: only those new to
+    both are judged, and the rest is counted."""
+    raw = by_sentence(tmp_path)
+    raw["train"].update(max_epochs=25, patience=25, limit_train_batches=None)
     params, layout = one_task(raw, tmp_path)
     download(params.data, layout)
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
@@ -211,8 +225,7 @@ def test_a_champion_is_never_judged_on_what_it_trained_on(tmp_path):
     first, second = decisions
     assert first.champion_version is None and first.evidence.excluded == 0
     left_out = [ex for ex in examples if any(s.saw(ex) for s in seen)]
-    assert {ex["group"] for ex in examples} == {"doc1", "doc3"}
-    assert {ex["group"] for ex in left_out} == {"doc3"}
+    assert first.learned and 0 < len(left_out) < len(examples)
     assert second.champion_version == first.version
     assert (second.evidence.examples, second.evidence.excluded) == (
         len(examples) - len(left_out), len(left_out))
