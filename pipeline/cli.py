@@ -347,7 +347,8 @@ def serve(
 
 @app.command()
 def predict(
-    texts: Annotated[list[str] | None, typer.Argument(help="Texts to classify or tag.")] = None,
+    texts: Annotated[list[str] | None, typer.Argument(
+        help="Texts to classify, tag or score.")] = None,
     task: Annotated[str, typer.Option("--task", "-t", help="A task from params.yaml.")] = "",
     model: Annotated[str, typer.Option(
         help="champion or challenger (the task's registered model), an MLflow run id, or a "
@@ -360,8 +361,9 @@ def predict(
     ] = None,
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
-    """Label texts (with each class's probability) or tag their tokens with a trained model,
-    using the tokenizer and vocabulary it was trained with."""
+    """Label texts (with each class's probability), tag their tokens, or score them with a
+    language model (each text's perplexity, read alone as a sentence), using the tokenizer
+    and vocabulary the model was trained with."""
     from tqdm import tqdm
 
     from pipeline.serving.files import read_inputs, write_predictions
@@ -394,14 +396,19 @@ COMPARE_COLUMNS = {"cell": "cell", "seed": "seed",
                    **{key: column.header for key, column in _METRICS.items()},
                    "best_val": "val (best)", "run_id": "run"}
 PERCENT = {key for key, column in _METRICS.items() if column.percent} | {"best_val"}
-# what a training run logs as its best validation score: accuracy, or entity F1 for BIO tags
+# what a training run logs as its best validation score: accuracy, entity F1 for BIO tags,
+# or a language model's perplexity (not a percentage)
 BEST_VAL = ("best_val_acc", "best_val_entity_f1")
+BEST_PERPLEXITY = "best_val_ppl"
 
 
 def compare_cells(row: dict[str, object]) -> list[str]:
     """One run's row of `rnnbench compare`, "val (best)" from whichever monitor it had."""
     best = next((row[k] for k in BEST_VAL if row.get(k) is not None), None)
-    return [_fmt(key, best if key == "best_val" else row.get(key)) for key in COMPARE_COLUMNS]
+    perplexity = row.get(BEST_PERPLEXITY)
+    shown = (f"{float(str(perplexity)):.2f}" if best is None and perplexity is not None
+             else _fmt("best_val", best))
+    return [shown if key == "best_val" else _fmt(key, row.get(key)) for key in COMPARE_COLUMNS]
 
 
 def _fmt(key: str, value: object) -> str:
@@ -423,8 +430,9 @@ def generate(
     prompt: Annotated[str, typer.Option(help="The text to continue.")] = "",
     task: Annotated[str, typer.Option("--task", "-t", help="A language-modelling task.")] = "",
     model: Annotated[str, typer.Option(
-        help="A cell (its trained model of the first seed) or a model folder "
-             "(models/TASK/CELL/seedN).")] = "lstm",
+        help="champion or challenger (the task's registered model), an MLflow run id, a model "
+             "folder (models/TASK/CELL/seedN), or a cell (its model of the first seed).")
+    ] = "champion",
     tokens: Annotated[int, typer.Option(help="How many tokens to add.")] = 30,
     temperature: Annotated[float, typer.Option(
         help="Below 1 sharper, above 1 flatter; 0: always the most likely token.")] = 1.0,
@@ -437,14 +445,14 @@ def generate(
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """Continue a prompt with a trained language model, seeded and reproducible."""
-    from pipeline.model.generate import generate_from
+    from pipeline.serving.models import load_predictor
 
     def go() -> None:
         if not task:
             fail("--task: which language-modelling task's model to use")
         ((tp, layout),) = each_task(params, [task])
-        print(" ".join(generate_from(model, tp, layout, prompt, tokens, temperature, seed,
-                                     top_k, top_p)))
+        predictor = load_predictor(model, tp, layout)
+        print(" ".join(predictor.generate(prompt, tokens, temperature, seed, top_k, top_p)))
 
     run_guarded(go)
 

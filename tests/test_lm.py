@@ -24,7 +24,7 @@ from pipeline.evaluation.language_model import per_sentence, stream_loss, target
 from pipeline.evaluation.ngram import fit_kneser_ney, sentence_nats, total, unigram_nats
 from pipeline.model.encoder import RecurrentEncoder
 from pipeline.model.generate import generate, next_distribution
-from pipeline.model.language_model import LanguageModel, detach, token_nats
+from pipeline.model.language_model import LanguageModel, detach, sequence_nats, token_nats
 from pipeline.scoring.perplexity import LogLoss
 
 SENTENCES = [s.split() for s in [
@@ -82,6 +82,23 @@ def test_perplexity_of_a_model_with_known_probabilities_is_the_hand_value() -> N
     with torch.no_grad():
         net.head.bias.zero_()
     assert stream_loss(net, stream, 2, 5).perplexity == pytest.approx(len(vocab), rel=1e-5)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_a_text_scores_alike_alone_and_in_a_padded_batch(cell: str) -> None:
+    """What predict and the served model score: each sequence from a zero state, its nats
+    the same alone as in a batch of longer and shorter ones (padding comes after its end)."""
+    vocab, _ = corpus()
+    torch.manual_seed(1)
+    net = LanguageModel(cell, len(vocab), params(num_layers=2), tied=False).eval()
+    eos = vocab.stoi[EOS]
+    seqs = [[eos, *vocab.encode(s), eos] for s in SENTENCES]
+    batched = sequence_nats(net, seqs, batch_size=3)
+    for seq, nats in zip(seqs, batched, strict=True):
+        assert nats.shape == (len(seq) - 1,)
+        with torch.no_grad():
+            alone = token_nats(net(torch.tensor([seq[:-1]]))[0], torch.tensor([seq[1:]]))[0]
+        torch.testing.assert_close(nats, alone, rtol=1e-5, atol=1e-5)
 
 
 def test_rows_hold_every_target_once_and_in_order() -> None:

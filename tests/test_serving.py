@@ -1,11 +1,14 @@
 """The winner in use: `rnnbench predict` and the served MLflow Model give, on every test
-example, the predictions the evaluate stage scored; a model folder loads anywhere rnnbench is
-installed; the promotion rule moves the champion only for a significantly better model."""
+example, the predictions the evaluate stage scored (a language model: the same perplexity of
+each text, and the same continuation of a prompt as `rnnbench generate`); a model folder loads
+anywhere rnnbench is installed; the promotion rule moves the champion only for a
+significantly better model."""
 
 from __future__ import annotations
 
 import csv
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -21,16 +24,19 @@ from typer.testing import CliRunner
 from pipeline import tracking
 from pipeline.cli import app
 from pipeline.config import load_params
+from pipeline.data.corpus import EOS
 from pipeline.data.prepare import download, prepare, read_test_examples
 from pipeline.data.seen import read_seen
+from pipeline.data.text import UNK_ID, Vocab
 from pipeline.evaluation.evaluate import evaluate_cell
 from pipeline.model.inference import WEIGHTS_FILE
+from pipeline.model.predictor import Predictor
 from pipeline.model.record import read_record
-from pipeline.paths import TEST_EXAMPLES, Layout
-from pipeline.retrain.promote import judge
+from pipeline.paths import TEST_EXAMPLES, VOCAB_FILE, Layout
+from pipeline.retrain.promote import judge, lm_scores, unigram_of
 from pipeline.serving.files import read_inputs
 from pipeline.tuning import fits
-from tests.conftest import ROOT, SEED, one_task, write_params
+from tests.conftest import ROOT, SEED, one_task, tiny_params, write_params
 from tests.servers import free_port, serving
 from tests.test_tagging import conllu_params, prepared_conllu
 
@@ -133,10 +139,11 @@ def test_the_served_tagger_answers_invocations_like_the_evaluate_stage(tagger):
     assert predicted(rows) == evaluated(layout, "gru")
 
 
-def invoke(port: int, examples: list[dict]) -> list[dict]:
-    """POST the examples' inputs to a served model's /invocations."""
+def invoke(port: int, examples: list[dict], params: dict | None = None) -> list[dict]:
+    """POST the examples' inputs (and inference params) to a served model's /invocations."""
     key = "tokens" if "tokens" in examples[0] else "text"
-    body = json.dumps({"dataframe_records": [{key: ex[key]} for ex in examples]}).encode()
+    body = json.dumps({"dataframe_records": [{key: ex[key]} for ex in examples],
+                       **({"params": params} if params else {})}).encode()
     req = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body,
                                  headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=60) as resp:
@@ -267,3 +274,153 @@ def test_blank_input_lines_are_skipped_and_named(tmp_path, capsys):
     plain.write_text("no blank line\n")
     read_inputs(plain, reader)
     assert capsys.readouterr().err == ""
+
+
+TEXT = ROOT / "tests" / "data" / "brown_text_sample.txt"
+
+
+def lm_params(tmp_path: Path, **train: object) -> dict:
+    """tiny_params as one language-modelling task on the Brown text sample, a document of
+    every 4 sentences: ~30 test documents to resample (its 20 documents would leave 3)."""
+    lines = [ln for ln in TEXT.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    path = tmp_path / "brown_by_4.txt"
+    path.write_text("\n\n".join("\n".join(lines[i:i + 4]) for i in range(0, len(lines), 4))
+                    + "\n", encoding="utf-8")
+    raw = tiny_params(path)
+    raw["tasks"] = ["lm"]
+    raw["task"] = {"lm": {"data": {"dataset": "text", "source": {"kind": "local",
+                                                                 "path": str(path)}},
+                          "prepare": {}, "model": {"bidirectional": False, "dropout": 0.1},
+                          "train": {"batch_size": 8, "bptt": 12, "lr": 0.01,
+                                    "limit_train_batches": None, "max_epochs": 4,
+                                    "patience": 4, **train}}}
+    return raw
+
+
+def lm_task(folder: Path, raw: dict) -> tuple:
+    write_params(folder, raw)
+    params = load_params(folder / "params.yaml").for_task("lm")
+    return params, Layout(folder, "lm")
+
+
+@pytest.fixture(scope="module")
+def language_model(tmp_path_factory) -> tuple:
+    """A GRU language model trained on the text sample, logged to the project's store."""
+    folder = tmp_path_factory.mktemp("lm")
+    params, layout = lm_task(folder, lm_params(folder))
+    download(params.data, layout)
+    prepare(params.data, params.prepare, layout)
+    record = fits.train(params, "gru", layout)
+    return params, layout, record
+
+
+def test_a_language_models_perplexity_of_a_text_is_the_hand_value(language_model, tmp_path):
+    """A copy whose every weight is zero but the output bias predicts the same distribution p
+    at every step: `predict`'s perplexity of a text is exp(-mean log p) over its words (an
+    unknown one as <unk>) and its end."""
+    _, layout, _ = language_model
+    folder = shutil.copytree(layout.model_dir("gru", SEED), tmp_path / "flat")
+    weights = torch.load(folder / WEIGHTS_FILE, weights_only=True)
+    vocab = Vocab.load(folder / VOCAB_FILE)
+    torch.manual_seed(0)
+    p = torch.rand(len(vocab)) + 0.1
+    p /= p.sum()
+    flat = {k: torch.zeros_like(v) for k, v in weights.items()}
+    flat["head.bias"] = p.log()
+    torch.save(flat, folder / WEIGHTS_FILE)
+    text = "The jury said the zyzzyva was fine"
+    [row] = Predictor(folder).predict([{"text": text}])
+    targets = [*vocab.encode(text.lower().split()), vocab.stoi[EOS]]
+    hand = math.exp(-sum(math.log(p[t]) for t in targets) / len(targets))
+    assert row["tokens_scored"] == 8 and vocab.stoi["jury"] != UNK_ID
+    assert row["unknown_words"] == targets.count(UNK_ID) >= 1  # zyzzyva
+    assert row["perplexity"] == pytest.approx(hand, rel=1e-4)
+    assert row["log_likelihood"] == pytest.approx(-len(targets) * math.log(hand), rel=1e-4)
+
+
+def test_a_language_model_scores_and_continues_texts_alike_in_predict_and_served(
+        language_model, tmp_path, monkeypatch):
+    """`predict` scores each text (its perplexity, read alone as a sentence); the served
+    MLflow Model gives the same numbers, and with the `generate` param the same continuation
+    as `rnnbench generate` with that seed."""
+    _, layout, record = language_model
+    folder = str(layout.model_dir("gru", SEED))
+    texts = [" ".join(ex["tokens"]) for ex in read_test_examples(layout.prepared)[:4]]
+    out = tmp_path / "scores.jsonl"
+    run_predict(layout.root, "--task", "lm", "--model", folder, *texts, "--output", str(out),
+                monkeypatch=monkeypatch)
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["text"] for r in rows] == texts
+    assert all(r["perplexity"] == pytest.approx(math.exp(-r["log_likelihood"]
+                                                         / r["tokens_scored"]), rel=1e-5)
+               for r in rows)
+    options = ["--tokens", "8", "--seed", "3", "--temperature", "0.8", "--top-k", "50"]
+    generated = CliRunner().invoke(app, ["generate", "--task", "lm", "--model", folder,
+                                         "--prompt", "the jury said", *options])
+    assert generated.exit_code == 0, generated.output
+    continued = generated.output.strip()
+    assert continued.startswith("the jury said ") and len(continued.split()) == 3 + 8
+    port = free_port()
+    uri = f"sqlite:///{layout.root / 'mlruns' / 'mlflow.db'}"
+    with serving([str(BIN / "mlflow"), "models", "serve", "-m",
+                  tracking.model_uri(record.run_id), "--env-manager", "local",
+                  "-h", "127.0.0.1", "-p", str(port)], f"http://127.0.0.1:{port}/ping",
+                 cwd=layout.root, env={"MLFLOW_TRACKING_URI": uri}):
+        served = invoke(port, [{"text": t} for t in texts])
+        drawn = invoke(port, [{"text": "the jury said"}], {"generate": 8, "seed": 3,
+                                                           "temperature": 0.8, "top_k": 50})
+    for mine, theirs in zip(rows, served, strict=True):
+        assert theirs["tokens_scored"] == mine["tokens_scored"]
+        assert theirs["perplexity"] == pytest.approx(mine["perplexity"], rel=1e-5)
+    assert drawn == [{"text": continued}]
+
+
+def test_a_language_model_is_judged_against_its_unigram_then_its_champion(
+        tmp_path, monkeypatch):
+    """A model of uniform next-token odds did not learn (its training text's unigram is far
+    better) and is not registered; a trained one is the first champion, which `generate
+    --model champion` then uses; a challenger with a larger vocabulary is compared with it on
+    the words both vocabularies know (and their ends), the unigram too."""
+    params, layout = lm_task(tmp_path, lm_params(tmp_path))
+    download(params.data, layout)
+    prepare(params.data, params.prepare, layout)
+    fits.train(params, "gru", layout)
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    examples = read_test_examples(layout.prepared)
+    trained = layout.model_dir("gru", SEED)
+    uniform = shutil.copytree(trained, tmp_path / "uniform")
+    weights = torch.load(uniform / WEIGHTS_FILE, weights_only=True)
+    torch.save({k: torch.zeros_like(v) for k, v in weights.items()}, uniform / WEIGHTS_FILE)
+    flat = judge(client, uniform, examples, "abc123")
+    assert flat.version is None and not flat.learned and flat.challenger < flat.evidence.baseline
+    assert flat.words().startswith("nothing registered: gru seed 42 did not learn, perplexity")
+    assert "for the unigram of its training text" in flat.words()
+    assert not client.search_model_versions("name = 'rnnbench-lm'")
+    first = judge(client, trained, examples, "abc123")
+    assert first.promoted and first.champion_version is None and first.evidence.baseline_p < 0.05
+    assert first.words().startswith("first champion: gru seed 42 (v1), perplexity")
+    monkeypatch.chdir(tmp_path)
+    champion = CliRunner().invoke(app, ["generate", "--task", "lm", "--model", "champion",
+                                        "--prompt", "the jury", "--tokens", "5"])
+    assert champion.exit_code == 0 and len(champion.output.split()) == 2 + 5, champion.output
+
+    raw = lm_params(tmp_path, max_epochs=6)
+    raw["task"]["lm"]["prepare"] = {"min_freq": 1}
+    wider, _ = lm_task(tmp_path, raw)
+    prepare(wider.data, wider.prepare, layout)
+    fits.train(wider, "rnn", layout)
+    challenger = layout.model_dir("rnn", SEED)
+    models = [Predictor(f) for f in (challenger, trained)]
+    assert len(models[0].vocab) > len(models[1].vocab)
+    new = read_test_examples(layout.prepared)
+    inputs = [{"tokens": ex["tokens"]} for ex in new]
+    (a, b), base = lm_scores([m.score(inputs) for m in models],
+                             unigram_of(read_seen(challenger), models[0]))
+    ids = [[m.sentence_ids(x, "")[1:-1] for m in models] for x in inputs]
+    known = [sum(all(w[j] != UNK_ID for w in both) for j in range(len(both[0]))) + 1
+             for both in ids]
+    assert a[1].tolist() == b[1].tolist() == base[1].tolist() == known
+    assert sum(known) < sum(len(x["tokens"]) + 1 for x in inputs)  # some words were left out
+    second = judge(client, challenger, new, "abc123")
+    assert second.champion_version == first.version and str(second.version) == "2"
+    assert second.words().startswith(("promoted: challenger rnn", "kept the champion"))

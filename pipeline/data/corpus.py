@@ -144,11 +144,14 @@ def prepare_corpus(examples: list[dict[str, Any]], data: DataParams, prep: Prepa
     vocab = Vocab.build(with_eos(sentences[i] for i in index["train"]), prep.min_freq,
                         prep.max_size)
     splits: dict[str, SplitStats] = {}
+    targets: Counter[str] = Counter()
     with atomic_dir(layout.prepared) as out:
         for split in SPLITS:
             chosen = [sentences[i] for i in index[split]]
             groups = [group_key(examples[i]) for i in index[split]]
             stream = encode_stream(chosen, vocab, groups)
+            if split == "train":
+                targets = Counter(vocab.itos[i] for i in stream.ids[1:].tolist())
             save_stream(out / f"{split}.pt", stream)
             splits[split] = stream_stats(stream, chosen, len(set(groups)))
         with open(out / TEST_EXAMPLES, "w", encoding="utf-8") as fh:
@@ -157,7 +160,9 @@ def prepare_corpus(examples: list[dict[str, Any]], data: DataParams, prep: Prepa
         vocab.save(out / VOCAB_FILE)
         write_json(out / "labels.json", [])
         learned = [examples[i] for s in ("train", "val") for i in index[s]]
-        write_seen(out, Seen.of(learned, learned, {}))
+        # a language model's labels are its next tokens: their training counts make the
+        # unigram a retraining round asks the model to beat
+        write_seen(out, Seen.of(learned, learned, dict(targets)))
         stats = DataStats(family=Family.LANGUAGE_MODEL, examples=len(examples),
                           vocab_size=len(vocab), labels=[], raw_sha256=raw_sha256,
                           splits=splits)

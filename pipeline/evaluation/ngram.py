@@ -26,7 +26,7 @@ from pathlib import Path
 
 from pipeline.data.text import PAD_ID
 from pipeline.errors import fail
-from pipeline.scoring.perplexity import LogLoss
+from pipeline.scoring.perplexity import LogLoss, Unigram
 
 LN10 = math.log(10)
 BUILD_HINT = ("`make env` builds it into .venv/bin from KenLM's pinned source; it needs CMake "
@@ -100,14 +100,12 @@ def sentence_nats(arpa: Path, sentences: Sequence[Sequence[int]]) -> list[float]
 
 def unigram_nats(train: Sequence[Sequence[int]], eos: int, vocab_size: int,
                  sentences: Sequence[Sequence[int]]) -> list[float]:
-    """Each sentence's nats under training-set word frequencies, add-one smoothed over the
-    vocabulary (all but padding), <eos> counted as a word."""
+    """Each sentence's nats (its words and its end) under the add-one unigram of `train`."""
     counts = Counter(i for s in train for i in s)
     counts[eos] += len(train)
-    total = sum(counts.values()) + vocab_size - 1
-    def nats(i: int) -> float:
-        return -math.log((counts[i] + 1) / total)
-    return [sum(nats(i) for i in s if i != PAD_ID) + nats(eos) for s in sentences]
+    unigram = Unigram(dict(counts), vocab_size)
+    return [sum(unigram.nats(i) for i in s if i != PAD_ID) + unigram.nats(eos)
+            for s in sentences]
 
 
 def total(nats: Sequence[float], sentences: Sequence[Sequence[int]]) -> LogLoss:

@@ -5,17 +5,12 @@ model, prompt and seed give the same words on every run of one machine."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 
-from pipeline.config import CELLS, Family, TaskParams
 from pipeline.data.corpus import EOS
-from pipeline.data.text import PAD_ID, Vocab, tokenize
+from pipeline.data.text import PAD_ID, Vocab
 from pipeline.errors import fail
-from pipeline.model.inference import load_trained
 from pipeline.model.language_model import LanguageModel
-from pipeline.paths import VOCAB_FILE, Layout
 
 
 def next_distribution(logits: torch.Tensor, temperature: float, top_k: int | None,
@@ -66,20 +61,3 @@ def generate(net: LanguageModel, vocab: Vocab, prompt: list[str], tokens: int,
         out.append(token)
         logits, state = net(torch.tensor([[token]]), state)
     return vocab.decode(out)
-
-
-def generate_from(spec: str, params: TaskParams, layout: Layout, prompt: str, tokens: int,
-                  temperature: float, seed: int, top_k: int | None, top_p: float | None
-                  ) -> list[str]:
-    """`rnnbench generate`: the prompt and its continuation by the model `spec` names."""
-    folder = (layout.model_dir(spec, params.seeds[0]) if spec in CELLS else Path(spec))
-    net, record = load_trained(folder, hint=f"train it first (`dvc repro train@{params.name}-"
-                                             f"{spec}-{params.seeds[0]}`)" if spec in CELLS
-                               else "pass a trained language model's folder")
-    if record.family != Family.LANGUAGE_MODEL:
-        fail(f"--model {spec}: a {record.family} model (task {record.task!r}), not a language "
-             "model")
-    torch.set_num_threads(record.params.train.threads)
-    words = tokenize(prompt, record.prepare.lowercase)  # cased as its training text was
-    return [*words, *generate(net, Vocab.load(folder / VOCAB_FILE), words, tokens, temperature,
-                              seed, top_k, top_p)]

@@ -4,6 +4,8 @@ linear layer over the vocabulary, whose weights can be the embedding's (Press & 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -82,3 +84,24 @@ def token_nats(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     nats = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), targets.reshape(-1),
                            ignore_index=IGNORE, reduction="none")
     return nats.view(targets.shape)
+
+
+@torch.inference_mode()
+def sequence_nats(net: LanguageModel, sequences: Sequence[Sequence[int]], batch_size: int = 64
+                  ) -> list[torch.Tensor]:
+    """Each sequence scored on its own from a zero state: [ids[1:]] nats, each target read
+    from the ids before it. Batched by length, padded at the end (which a left-to-right model
+    never reads before a real target)."""
+    out: list[torch.Tensor] = [torch.zeros(0)] * len(sequences)
+    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
+    for start in range(0, len(order), batch_size):
+        chunk = order[start:start + batch_size]
+        width = max(len(sequences[i]) for i in chunk)
+        ids = torch.full((len(chunk), width), PAD_ID, dtype=torch.long)
+        for row, i in enumerate(chunk):
+            ids[row, :len(sequences[i])] = torch.as_tensor(sequences[i])
+        targets = ids[:, 1:].masked_fill(ids[:, 1:] == PAD_ID, IGNORE)
+        nats = token_nats(net(ids[:, :-1])[0], targets)
+        for row, i in enumerate(chunk):
+            out[i] = nats[row, :len(sequences[i]) - 1].clone()
+    return out

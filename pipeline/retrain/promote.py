@@ -1,36 +1,41 @@
 """Champion and challenger. Each round that retrains a task judges its winning cell on the
 task's current test split, on the examples that neither it nor the champion learned from (each
 model's folder says what it saw: seen.json). A winner that is not significantly better than
-always predicting its training split's most frequent label learned nothing and is not
-registered. One that learned becomes a new version of `rnnbench-<task>`, aliased `challenger`;
-the alias `champion` moves to it if there is no champion yet, or if it beats the champion by a
-paired test over the test split's groups at p < 0.05. The champion may have been trained on
-older data, with a vocabulary of its own, so both predict from the texts as they were read."""
+always predicting its training split's most frequent label (a language model: than the
+unigram of its training text) learned nothing and is not registered. One that learned becomes
+a new version of `rnnbench-<task>`, aliased `challenger`; the alias `champion` moves to it if
+there is no champion yet, or if it beats the champion by a paired test over the test split's
+groups at p < 0.05. The champion may have been trained on older data, with a vocabulary of
+its own, so both predict from the texts as they were read (language models: scored on the
+words both vocabularies know)."""
 
 from __future__ import annotations
 
+import math
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from mlflow.tracking import MlflowClient
 
 from pipeline import tracking
 from pipeline.config import Family, Params, TaskParams
 from pipeline.data.prepare import read_test_examples
-from pipeline.data.records import read_stats
-from pipeline.data.seen import read_seen
+from pipeline.data.seen import Seen, read_seen
 from pipeline.errors import fail
-from pipeline.model.predictor import Predictor
+from pipeline.model.predictor import Predictor, ScoredText
 from pipeline.model.record import TrainRecord, read_record
 from pipeline.paths import Layout
 from pipeline.report.summary import SUMMARY_FILE, read_summary
 from pipeline.scoring.examples import by_group, headline, per_example
+from pipeline.scoring.perplexity import Unigram
 from pipeline.scoring.stats import Comparison, p_value, paired_bootstrap, ratio
 
 ALPHA = 0.05
+Scores = tuple[np.ndarray, np.ndarray]  # per test example, the metric as num / den
 
 
 @dataclass(frozen=True)
@@ -42,7 +47,7 @@ class Evidence:
     champion: bool  # there was a champion, whose seen examples were left out too
     unknown: bool  # the champion's folder does not say what it saw (trained before seen.json)
     baseline: float  # always predicting the challenger's most frequent training label
-    baseline_label: str
+    baseline_name: str  # "always predicting 'NOUN'", or a language model's unigram
     baseline_p: float  # the challenger against that baseline
 
     def words(self) -> str:
@@ -75,17 +80,23 @@ class Decision:
         e = self.evidence
         return self.challenger > e.baseline and e.baseline_p < ALPHA
 
+    def shown(self, value: float) -> str:
+        """A score as the report shows it: a language model's log-likelihood per token as its
+        perplexity (exp(-x)), anything else in %."""
+        return (f"perplexity {math.exp(-value):.2f}" if self.metric == "log_likelihood"
+                else f"{self.metric} {value:.2%}")
+
     def words(self) -> str:
         """`promoted: challenger GRU seed 42 (v3) accuracy 78.1% vs champion (v2) 76.0%, ...`."""
         e = self.evidence
         if not self.learned:
             return (f"nothing registered: {self.cell} seed {self.seed} did not learn, "
-                    f"{self.metric} {self.challenger:.2%} against {e.baseline:.2%} for always "
-                    f"predicting {e.baseline_label!r}, {p_value(e.baseline_p)} ({e.words()})")
+                    f"{self.shown(self.challenger)} against {self.shown(e.baseline)} for "
+                    f"{e.baseline_name}, {p_value(e.baseline_p)} ({e.words()})")
         if self.champion_version is None:
             return (f"first champion: {self.cell} seed {self.seed} (v{self.version}), "
-                    f"{self.metric} {self.challenger:.2%} against {e.baseline:.2%} for always "
-                    f"predicting {e.baseline_label!r}, {p_value(e.baseline_p)} ({e.words()})")
+                    f"{self.shown(self.challenger)} against {self.shown(e.baseline)} for "
+                    f"{e.baseline_name}, {p_value(e.baseline_p)} ({e.words()})")
         assert self.champion is not None
         # "kept" alone hid which side a small p favoured
         outcome = ("promoted" if self.promoted else
@@ -93,8 +104,9 @@ class Decision:
                    if self.champion > self.challenger and (self.p or 1.0) < ALPHA else
                    "kept the champion (the challenger is not significantly better)")
         return (f"{outcome}: challenger {self.cell} seed {self.seed} (v{self.version}) "
-                f"{self.metric} {self.challenger:.2%} vs champion (v{self.champion_version}) "
-                f"{self.champion:.2%}, {p_value(self.p or 1.0)} ({self.method}; {e.words()})")
+                f"{self.shown(self.challenger)} vs champion (v{self.champion_version}) "
+                f"{self.shown(self.champion).split()[-1]}, {p_value(self.p or 1.0)} "
+                f"({self.method}; {e.words()})")
 
     def tags(self) -> dict[str, str]:
         e = self.evidence
@@ -125,23 +137,20 @@ def winner(params: TaskParams, layout: Layout) -> TrainRecord:
     return max(records, key=lambda r: r.best_val)
 
 
-def scores(predictor: Predictor, examples: list[dict[str, Any]], metric: str
-           ) -> tuple[np.ndarray, np.ndarray]:
+def scores(predictor: Predictor, examples: list[dict[str, Any]], metric: str) -> Scores:
     """Per test example, the metric as num/den (what the paired bootstrap resamples)."""
     preds = predictor.predict([{k: ex[k] for k in ("text", "tokens") if k in ex}
                                for ex in examples])
     return _per_example(examples, [p.get("label", p.get("tags")) for p in preds], metric)
 
 
-def baseline_scores(label: str, examples: list[dict[str, Any]], metric: str
-                    ) -> tuple[np.ndarray, np.ndarray]:
+def baseline_scores(label: str, examples: list[dict[str, Any]], metric: str) -> Scores:
     """Per test example, the metric of always predicting `label` (every token's tag)."""
     return _per_example(examples, [label if "label" in ex else [label] * len(ex["tags"])
                                    for ex in examples], metric)
 
 
-def _per_example(examples: list[dict[str, Any]], predicted: list[Any], metric: str
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def _per_example(examples: list[dict[str, Any]], predicted: list[Any], metric: str) -> Scores:
     rows = []
     for i, (ex, guess) in enumerate(zip(examples, predicted, strict=True)):
         if "label" in ex:
@@ -152,20 +161,41 @@ def _per_example(examples: list[dict[str, Any]], predicted: list[Any], metric: s
     return per_example(rows, metric, len(examples))
 
 
+def unigram_of(seen: Seen, predictor: Predictor) -> Unigram:
+    """A language model's baseline: its training text's token counts (seen.json), add-one
+    smoothed over its vocabulary, as the evaluate stage's unigram."""
+    stoi = predictor.vocab.stoi
+    return Unigram({stoi[token]: n for token, n in seen.train_label_counts.items()
+                    if token in stoi}, len(predictor.vocab))
+
+
+def lm_scores(scored: list[list[ScoredText]], unigram: Unigram) -> tuple[list[Scores], Scores]:
+    """Per test sentence, each model's log-likelihood (num) over the targets counted (den),
+    and the unigram's over the same: the sentence's end and every word that all the models'
+    vocabularies know. An unknown word is scored as `<unk>`, a whole class of words, which
+    would favour the smaller vocabulary; the first model's tokens give the unigram's."""
+    n = len(scored[0])
+    models = [(np.zeros(n), np.zeros(n)) for _ in scored]
+    base = (np.zeros(n), np.zeros(n))
+    for i in range(n):
+        texts = [by_model[i] for by_model in scored]
+        words = min(len(t.nats) for t in texts) - 1
+        known = torch.stack([t.known[:words] for t in texts]).all(dim=0)
+        counted = [*torch.nonzero(known).flatten().tolist(), len(texts[0].nats) - 1]
+        for (num, den), text in zip(models, texts, strict=True):
+            end = len(text.nats) - 1
+            picked = text.nats[[*counted[:-1], end]]
+            num[i], den[i] = -float(picked.double().sum()), len(counted)
+        base[0][i] = -math.fsum(unigram.nats(int(texts[0].targets[j])) for j in counted)
+        base[1][i] = len(counted)
+    return models, base
+
+
 def promote(client: MlflowClient, params: TaskParams, layout: Layout, commit: str) -> Decision:
     """The task's winner, judged on the task's current test split."""
     record = winner(params, layout)
     return judge(client, layout.model_dir(record.cell, record.seed),
                  read_test_examples(layout.prepared), commit)
-
-
-NOT_REGISTERED = "not registered: language models are compared, not yet served"
-
-
-def registered(layout: Layout) -> bool:
-    """Whether the task's winner goes to the model registry: every family but language models,
-    which rnnbench compares but does not yet serve."""
-    return read_stats(layout.require_prepared()).family != Family.LANGUAGE_MODEL
 
 
 def promote_winners(params: Params, root: Path) -> list[tuple[str, str]]:
@@ -178,9 +208,6 @@ def promote_winners(params: Params, root: Path) -> list[tuple[str, str]]:
     out = []
     for task in params.tasks:
         layout = Layout(root, task)
-        if not registered(layout):
-            out.append((task, NOT_REGISTERED))
-            continue
         record = winner(params.for_task(task), layout)
         done = tracking.version_of_run(client, task, record.run_id)
         out.append((task, f"{record.cell} seed {record.seed} is already version {done.version}"
@@ -189,8 +216,7 @@ def promote_winners(params: Params, root: Path) -> list[tuple[str, str]]:
     return out
 
 
-def compare(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray],
-            groups: list[str]) -> Comparison:
+def compare(a: Scores, b: Scores, groups: list[str]) -> Comparison:
     """a against b, whole test groups resampled (a film's snippets are not independent)."""
     return paired_bootstrap(*(by_group(x, groups) for x in (*a, *b)), unit="test groups")
 
@@ -215,13 +241,24 @@ def judge(client: MlflowClient, folder: Path, examples: list[dict[str, Any]], co
             held, champion_seen = Predictor(held_folder), read_seen(held_folder)
     new = [ex for ex in examples if not any(s.saw(ex) for s in (seen, champion_seen) if s)]
     groups = [str(ex.get("group", i)) for i, ex in enumerate(new)]
-    label = seen.majority_label()
     if not new:
         fail(f"{task}: none of the {len(examples)} test examples is new to the model"
              f"{' and the champion' if champion else ''}; nothing to judge it on")
-    ours, base = scores(Predictor(folder), new, metric), baseline_scores(label, new, metric)
+    predictor = Predictor(folder)
+    theirs: Scores | None = None
+    if record.family == Family.LANGUAGE_MODEL:
+        inputs = [{"tokens": ex["tokens"]} for ex in new]
+        scored = [m.score(inputs) for m in (predictor, *([held] if held else []))]
+        (ours, *rest), base = lm_scores(scored, unigram_of(seen, predictor))
+        theirs = rest[0] if rest else None
+        baseline = "the unigram of its training text"
+    else:
+        label = seen.majority_label()
+        ours, base = scores(predictor, new, metric), baseline_scores(label, new, metric)
+        theirs = scores(held, new, metric) if held is not None else None
+        baseline = f"always predicting {label!r}"
     evidence = Evidence(len(new), len(examples) - len(new), champion is not None,
-                        champion is not None and champion_seen is None, ratio(*base), label,
+                        champion is not None and champion_seen is None, ratio(*base), baseline,
                         compare(ours, base, groups).p)
     decision = Decision(task, None, record.cell, record.seed, metric, ratio(*ours), evidence)
     if not decision.learned:
@@ -233,8 +270,7 @@ def judge(client: MlflowClient, folder: Path, examples: list[dict[str, Any]], co
     tracking.set_alias(client, task, tracking.CHALLENGER, version.version)
     decision = Decision(task, version.version, record.cell, record.seed, metric,
                         decision.challenger, evidence, promoted=True)
-    if champion is not None and held is not None:
-        theirs = scores(held, new, metric)
+    if champion is not None and theirs is not None:
         test = compare(ours, theirs, groups)
         decision = Decision(task, version.version, record.cell, record.seed, metric,
                             decision.challenger, evidence, champion.version, ratio(*theirs),

@@ -26,7 +26,7 @@ from pipeline.errors import fail
 from pipeline.files import atomic_file
 from pipeline.paths import Layout, reports_dir
 from pipeline.retrain.fanout import gather
-from pipeline.retrain.promote import Decision, promote, registered
+from pipeline.retrain.promote import Decision, promote
 from pipeline.retrain.repo import STAGE_RAN, DataState, data_state, dvc, git, preflight
 
 REPORT = "retrain.md"
@@ -78,7 +78,7 @@ def run_round(params_file: Path, root: Path, jobs_dir: Path | None = None,
     commit = git(root, "rev-parse", "HEAD")
     retrained = [t for t in params.tasks if any(s.startswith(f"train@{t}-") for s in ran)]
     decisions = [promote(client, params.for_task(t), Layout(root, t), commit)
-                 for t in retrained if registered(Layout(root, t))] if register else []
+                 for t in retrained] if register else []
     diff = dvc(root, "metrics", "diff", "--md", echo=False) if ran else ""
     result = Round(time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), commit, remote,
                    refreshed, before, after, ran, diff, decisions,

@@ -64,7 +64,12 @@ def say_skipped(path: Path, blank: list[int]) -> None:
 
 
 def _csv_rows(inputs: list[Example], preds: list[Example]) -> Iterable[list[Any]]:
-    if preds and "label" in preds[0]:
+    if preds and "perplexity" in preds[0]:  # a language model's scores, a row per text
+        keys = list(preds[0])
+        yield ["text", *keys]
+        for ex, p in zip(inputs, preds, strict=True):
+            yield [ex.get("text", " ".join(ex.get("tokens", []))), *(p[k] for k in keys)]
+    elif preds and "label" in preds[0]:
         labels = list(preds[0]["probabilities"])
         yield ["text", "label", *(f"p_{label}" for label in labels)]
         for ex, p in zip(inputs, preds, strict=True):

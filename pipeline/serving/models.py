@@ -1,4 +1,5 @@
-"""Which trained model `predict` uses: a registry alias, an MLflow run, or a folder."""
+"""Which trained model `predict` and `generate` use: a registry alias, an MLflow run, a model
+folder, or a cell (its model of the first seed)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline import tracking
-from pipeline.config import TaskParams
+from pipeline.config import CELLS, TaskParams
 from pipeline.data.catalog import get_dataset
 from pipeline.errors import fail
 from pipeline.model.predictor import Predictor
@@ -26,9 +27,9 @@ def model_folder(path: Path) -> Path:
 
 
 def load_predictor(spec: str, params: TaskParams, layout: Layout) -> Predictor:
-    """`spec`: champion | challenger (the task's registered model), an MLflow run id, or a
-    path to a model folder; a model trained for another kind of task is refused (a tagger
-    asked for sentiment would answer with tags)."""
+    """`spec`: champion | challenger (the task's registered model), an MLflow run id, a path
+    to a model folder, or a cell (the task's model of its first seed); a model trained for
+    another kind of task is refused (a tagger asked for sentiment would answer with tags)."""
     predictor = _load(spec, params, layout)
     record, family = predictor.record, get_dataset(params.data.dataset).family
     if record.family != family:
@@ -52,13 +53,17 @@ def registered(alias: str, params: TaskParams, layout: Layout) -> tuple[MlflowCl
 def _load(spec: str, params: TaskParams, layout: Layout) -> Predictor:
     if Path(spec).exists():
         return Predictor(model_folder(Path(spec)))
+    if spec in CELLS:
+        seed = params.seeds[0]
+        return Predictor(layout.model_dir(spec, seed), hint=f"train it first (`dvc repro "
+                                                            f"train@{params.name}-{spec}-{seed}`)")
     if spec in (tracking.CHAMPION, tracking.CHALLENGER):
         client, uri = registered(spec, params, layout)
     elif RUN_ID.match(spec):
         uri = tracking.model_uri(spec)
         client = tracking.client_for(params, layout.root)
     else:
-        fail(f"--model {spec}: expected champion, challenger, an MLflow run id (32 hex digits) "
-             "or a model folder")
+        fail(f"--model {spec}: expected champion, challenger, an MLflow run id (32 hex digits), "
+             f"a model folder or a cell ({', '.join(CELLS)})")
     with tempfile.TemporaryDirectory(prefix="rnnbench-model-") as tmp:
         return Predictor(tracking.download_model_folder(client, uri, Path(tmp)))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import metadata
@@ -26,6 +27,7 @@ from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 from packaging.requirements import Requirement
 
+from pipeline.config import Family
 from pipeline.errors import fail
 from pipeline.tracking.store import call, store_errors
 
@@ -45,8 +47,15 @@ def frame(examples: list[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame({keep: [ex[keep] for ex in examples]})
 
 
+# A language model's inference parameters (in the signature, so `mlflow models serve` takes
+# them as the request's "params"): `generate` > 0 continues each text by that many tokens,
+# drawn as `rnnbench generate` draws them; 0 scores each text. top_k 0 and top_p 1: no cut.
+GENERATION = {"generate": 0, "temperature": 1.0, "seed": 0, "top_k": 0, "top_p": 1.0}
+
+
 class CellModel(mlflow.pyfunc.PythonModel):
-    """The pyfunc: rows of texts (or token lists) in, one prediction per row out."""
+    """The pyfunc: rows of texts (or token lists) in, one prediction per row out; a language
+    model's rows are scored (each text's perplexity) or, with `generate`, continued."""
 
     def load_context(self, context: Any) -> None:
         from pipeline.model.predictor import Predictor
@@ -55,7 +64,14 @@ class CellModel(mlflow.pyfunc.PythonModel):
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None
                 ) -> pd.DataFrame:
-        return pd.DataFrame(self.predictor.predict(model_input.to_dict(orient="records")))
+        examples = model_input.to_dict(orient="records")
+        p = {**GENERATION, **(params or {})}
+        if int(p["generate"]) > 0:
+            return pd.DataFrame({"text": [" ".join(self.predictor.generate(
+                str(ex.get("text", "")), int(p["generate"]), float(p["temperature"]),
+                int(p["seed"]), int(p["top_k"]) or None,
+                float(p["top_p"]) if float(p["top_p"]) < 1 else None)) for ex in examples]})
+        return pd.DataFrame(self.predictor.predict(examples))
 
 
 def requirements() -> list[str]:
@@ -73,13 +89,19 @@ def log_model(client: MlflowClient, run_id: str, folder: Path,
     from pipeline.model.predictor import Predictor
 
     example = frame(examples)
-    output = pd.DataFrame(Predictor(folder).predict(example.to_dict(orient="records")))
+    predictor = Predictor(folder)
+    output = pd.DataFrame(predictor.predict(example.to_dict(orient="records")))
+    generation = GENERATION if predictor.family == Family.LANGUAGE_MODEL else None
+    with warnings.catch_warnings():  # a language model's token counts: ints, never missing
+        warnings.filterwarnings("ignore", "Hint: Inferred schema contains integer column")
+        signature = infer_signature(example, output, params=generation)
     with tempfile.TemporaryDirectory(prefix="rnnbench-mlflow-model-") as tmp:
         path = Path(tmp) / MODEL_ARTIFACT
         with quiet_mlflow():
             mlflow.pyfunc.save_model(
                 path, python_model=Path(__file__).with_name("model_code.py"),
-                artifacts={FOLDER_KEY: str(folder)}, signature=infer_signature(example, output),
+                artifacts={FOLDER_KEY: str(folder)},
+                signature=signature,
                 input_example=example, pip_requirements=requirements())
         call("logging the MLflow Model", client.tracking_uri, client.log_artifacts, run_id,
              str(path), MODEL_ARTIFACT)

@@ -24,6 +24,7 @@ from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 from pipeline import tracking
 from pipeline.config import CellParams, Family, TaskParams, TrainParams
 from pipeline.data.datamodule import TextDataModule
+from pipeline.data.duplicates import text_of
 from pipeline.data.prepare import read_test_examples
 from pipeline.data.seen import SEEN_FILE
 from pipeline.errors import fail
@@ -281,10 +282,13 @@ def train_cell(params: TaskParams, cp: CellParams, layout: Layout, fast_dev_run:
         labels=fit.inputs.labels, params=fit.cp, prepare=params.prepare)
     model_dir = save_model(fit, record, history)
 
-    # A classification or tagging task (the synthetic sweep's cells read symbol ids); a
-    # language model is not yet logged as an MLflow Model
-    if params.suite is None and fit.inputs.family != Family.LANGUAGE_MODEL:
-        tracking.log_model(client, run_id, model_dir, read_test_examples(layout.prepared, 2))
+    # A task's model (the synthetic sweep's cells read symbol ids, not texts); a language
+    # model's example input is texts, as a user hands them over
+    if params.suite is None:
+        examples = read_test_examples(layout.prepared, 2)
+        if fit.inputs.family == Family.LANGUAGE_MODEL:
+            examples = [{"text": text_of(ex)} for ex in examples]
+        tracking.log_model(client, run_id, model_dir, examples)
     tracking.log_files(client, run_id, [(layout.prepared / "stats.json", "data"),
                                         (layout.history(cp.cell, cp.seed), "history")])
     tracking.log_metrics(client, run_id, {"train_seconds": seconds,
