@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import RnnbenchError, fail
+from pipeline.warm import warm_server
 
 HINT_START, HINT_END = "To track the changes with git", "Use `dvc push`"
 
@@ -122,8 +123,8 @@ def note_only(root: Path) -> set[str]:
 
 
 class Runner:
-    def __init__(self, root: Path, prefix: bool):
-        self.root, self.prefix = root, prefix
+    def __init__(self, root: Path, prefix: bool, env: dict[str, str]):
+        self.root, self.prefix, self.env = root, prefix, env
         self.finished: queue.Queue[Lane] = queue.Queue()
         self.print_lock = threading.Lock()
 
@@ -132,7 +133,7 @@ class Runner:
         proc = subprocess.Popen(
             [sys.executable, "-m", "dvc", "--wait-for-lock", "repro", "--single-item", *stages],
             cwd=self.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"}, process_group=0)
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env}, process_group=0)
         lane = Lane(stages, proc)
         threading.Thread(target=self._echo, args=(lane,), daemon=True).start()
         return lane
@@ -168,7 +169,11 @@ def reproduce(root: Path, targets: Sequence[str] = (), jobs: int | None = None) 
     if not work.order:
         print("Data and pipelines are up to date.")
         return []
-    runner = Runner(root, prefix=jobs > 1)
+    with warm_server(root) as env:
+        return _reproduce(root, work, jobs, Runner(root, prefix=jobs > 1, env=env))
+
+
+def _reproduce(root: Path, work: Plan, jobs: int, runner: Runner) -> list[str]:
     batched = note_only(root)
     pending, running, done = list(work.order), {}, []
     failed: Lane | None = None

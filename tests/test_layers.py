@@ -22,7 +22,7 @@ FLOORS = (
     ("serving", "training", "evaluation"),
     ("tuning",),
     ("report",),
-    ("retrain", "repro"),
+    ("retrain", "repro", "warm"),
     ("cli",),
 )
 FLOOR = {package: level for level, packages in enumerate(FLOORS) for package in packages}
