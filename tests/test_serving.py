@@ -6,6 +6,7 @@ significantly better model."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
@@ -13,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -129,14 +131,21 @@ def test_a_logged_model_loads_in_a_fresh_process(trained):
 def test_the_served_tagger_answers_invocations_like_the_evaluate_stage(tagger):
     _, layout = tagger
     record = read_record(layout.model_dir("gru", SEED))
-    port = free_port()
-    uri = f"sqlite:///{layout.root / 'mlruns' / 'mlflow.db'}"
-    with serving([str(BIN / "mlflow"), "models", "serve", "-m",
-                  tracking.model_uri(record.run_id), "--env-manager", "local",
-                  "-h", "127.0.0.1", "-p", str(port)], f"http://127.0.0.1:{port}/ping",
-                 cwd=layout.root, env={"MLFLOW_TRACKING_URI": uri}):
+    with served(layout, record.run_id) as port:
         rows = invoke(port, read_test_examples(layout.prepared))
     assert predicted(rows) == evaluated(layout, "gru")
+
+
+@contextlib.contextmanager
+def served(layout: Layout, run_id: str) -> Iterator[int]:
+    """`mlflow models serve` of the run's model from the project's store; its port."""
+    port = free_port()
+    uri = f"sqlite:///{layout.root / 'mlruns' / 'mlflow.db'}"
+    with serving([str(BIN / "mlflow"), "models", "serve", "-m", tracking.model_uri(run_id),
+                  "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)],
+                 f"http://127.0.0.1:{port}/ping", cwd=layout.root,
+                 env={"MLFLOW_TRACKING_URI": uri}):
+        yield port
 
 
 def invoke(port: int, examples: list[dict], params: dict | None = None) -> list[dict]:
@@ -360,16 +369,11 @@ def test_a_language_model_scores_and_continues_texts_alike_in_predict_and_served
     assert generated.exit_code == 0, generated.output
     continued = generated.output.strip()
     assert continued.startswith("the jury said ") and len(continued.split()) == 3 + 8
-    port = free_port()
-    uri = f"sqlite:///{layout.root / 'mlruns' / 'mlflow.db'}"
-    with serving([str(BIN / "mlflow"), "models", "serve", "-m",
-                  tracking.model_uri(record.run_id), "--env-manager", "local",
-                  "-h", "127.0.0.1", "-p", str(port)], f"http://127.0.0.1:{port}/ping",
-                 cwd=layout.root, env={"MLFLOW_TRACKING_URI": uri}):
-        served = invoke(port, [{"text": t} for t in texts])
+    with served(layout, record.run_id) as port:
+        scored = invoke(port, [{"text": t} for t in texts])
         drawn = invoke(port, [{"text": "the jury said"}], {"generate": 8, "seed": 3,
                                                            "temperature": 0.8, "top_k": 50})
-    for mine, theirs in zip(rows, served, strict=True):
+    for mine, theirs in zip(rows, scored, strict=True):
         assert theirs["tokens_scored"] == mine["tokens_scored"]
         assert theirs["perplexity"] == pytest.approx(mine["perplexity"], rel=1e-5)
     assert drawn == [{"text": continued}]
