@@ -89,8 +89,11 @@ def run_warm(module: str) -> int | None:
                               "env": env}).encode()
         for stream in (sys.stdout, sys.stderr):
             stream.flush()
-        socket.send_fds(conn, [len(request).to_bytes(HEADER, "big") + request], [0, 1, 2])
-        pid = int.from_bytes(_read(conn, HEADER), "big")
+        try:
+            socket.send_fds(conn, [len(request).to_bytes(HEADER, "big") + request], [0, 1, 2])
+            pid = int.from_bytes(_read(conn, HEADER), "big")
+        except OSError:  # the server went away before it started the stage: run cold
+            return None
 
         def forward(signum: int, _frame: object) -> None:
             with contextlib.suppress(ProcessLookupError):
@@ -98,7 +101,12 @@ def run_warm(module: str) -> int | None:
 
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, forward)
-        return int.from_bytes(_read(conn, HEADER), "big", signed=True)
+        try:
+            return int.from_bytes(_read(conn, HEADER), "big", signed=True)
+        except OSError:
+            print(f"error: the warm server ({address}) stopped while the stage ran",
+                  file=sys.stderr)
+            return 1
 
 
 def _read(conn: socket.socket, n: int) -> bytes:
@@ -106,7 +114,7 @@ def _read(conn: socket.socket, n: int) -> bytes:
     while len(data) < n:
         chunk = conn.recv(n - len(data))
         if not chunk:
-            raise ConnectionError("the warm server closed the connection")
+            raise ConnectionResetError("the warm server closed the connection")
         data += chunk
     return data
 
