@@ -30,21 +30,21 @@ run: $(VENV)/.installed $(LMPLZ)
 # the longest files first, in tests/conftest.py's order (xdist would otherwise start the files
 # with the most tests first), so that no worker idles at the end.
 TEST_WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
-test: $(VENV)/.installed $(ACTIONLINT) $(LMPLZ)
+test: $(VENV)/.installed-dev $(ACTIONLINT) $(LMPLZ)
 	ruff check .
 	pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
-test-fast: $(VENV)/.installed $(ACTIONLINT) $(LMPLZ)
+test-fast: $(VENV)/.installed-dev $(ACTIONLINT) $(LMPLZ)
 	ruff check .
 	pytest -m "not slow"
 
 docs: $(VENV)/.installed
 	python -m pipeline.docs
 
-lint: $(VENV)/.installed
+lint: $(VENV)/.installed-dev
 	ruff check .
 
-bench: $(VENV)/.installed
+bench: $(VENV)/.installed-dev
 	python -m benchmarks.train_throughput
 	python -m benchmarks.tokenize
 
@@ -64,13 +64,19 @@ env: $(VENV)/.installed $(LMPLZ)
 # pinned packages go in with uv, which fetches them in parallel (9 s instead of pip's 42 s),
 # compiled to bytecode as pip does: every stage is a new process, and where
 # PYTHONDONTWRITEBYTECODE is set each one would compile its imports again (12 s instead of 7 s
-# to import the trainer).
+# to import the trainer). `make run` needs only the package's own dependencies; the test
+# tools (the dev extra, KenLM's module among them: built from source, 66 s) come with the
+# targets that use them.
 UV_INSTALL = $(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet "uv==0.13.8"
 	$(UV_INSTALL) --no-deps --no-index $(addprefix --find-links ,$(PIP_FIND_LINKS)) \
 	  "torch==2.13.0" 2>/dev/null || $(BIN)/python -m pip install --quiet "torch==2.13.0"
+	$(UV_INSTALL) -c requirements.lock -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
 	$(UV_INSTALL) -c requirements.lock -e ".[dev]"
 	touch $@
 

@@ -1,6 +1,9 @@
 """The classical answers every cell's perplexity stands next to, on the same tokens and
 vocabulary: a unigram model, and modified Kneser-Ney n-grams estimated by KenLM's `lmplz`
-(Heafield et al. 2013) and scored by its Python module.
+(Heafield et al. 2013) and scored here by the back-off rule of KenLM's query. Reading the
+ARPA file once for the n-grams a test split can use is faster than loading all of it into
+KenLM's compiled module, which no wheel ships (it took 66 s of every fresh environment to
+build); tests/test_lm.py checks the scores against that module.
 
 NLTK's `nltk.lm.KneserNeyInterpolated`, the pure-Python alternative, scored 42 ms per token
 after fitting 100,000 Brown words here (its continuation counts scan the n-gram table on
@@ -14,14 +17,12 @@ and scores each sentence's words and its end, as the neural models do."""
 from __future__ import annotations
 
 import math
-import os
 import shutil
 import subprocess
 import sys
 import tempfile
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 
 from pipeline.data.text import PAD_ID
@@ -41,29 +42,6 @@ def lmplz() -> str:
     if found is None:
         fail(f"lmplz: KenLM's n-gram estimator is not on PATH; {BUILD_HINT}")
     return found
-
-
-# What KenLM's C++ loader prints for every ARPA file it reads (a binary format loads faster;
-# lmplz writes ARPA, and reading it takes a second here).
-ARPA_ADVICE = "Loading the LM will be faster if you build a binary file."
-
-
-@contextmanager
-def quiet_stderr(known: str) -> Iterator[None]:
-    """Run C++ code that writes to the process's stderr, passing on every line but `known`."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile(mode="w+b") as caught:
-        os.dup2(caught.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            caught.seek(0)
-            for line in caught.read().decode(errors="replace").splitlines():
-                if line.strip() and line.strip() != known:
-                    print(line, file=sys.stderr)
 
 
 def as_text(sentences: Sequence[Sequence[int]]) -> str:
@@ -87,15 +65,64 @@ def fit_kneser_ney(sentences: Sequence[Sequence[int]], order: int, arpa: Path,
 
 def sentence_nats(arpa: Path, sentences: Sequence[Sequence[int]]) -> list[float]:
     """Each sentence's negative log-likelihood in nats under the ARPA model: its words and
-    its end, from <s>."""
-    import kenlm  # compiled; imported where a baseline is scored
+    its end, from <s>, by the back-off rule KenLM's own query applies (tests/test_lm.py
+    compares the two)."""
+    keys = [ngram_keys(sentence, order_of(arpa)) for sentence in sentences]
+    wanted = {"<s>", "<unk>"} | {ngram for sentence in keys for pos in sentence for ngram in pos}
+    probs, backoffs = read_arpa(arpa, wanted)
+    return [-sum(log10_prob(pos, probs, backoffs) for pos in sentence) * LN10
+            for sentence in keys]
 
-    config = kenlm.Config()
-    config.show_progress = False  # a progress bar on stderr for every model read
-    with quiet_stderr(ARPA_ADVICE):
-        model = kenlm.Model(str(arpa), config)
-    return [-model.score(" ".join(map(str, s)), bos=True, eos=True) * LN10
-            for s in sentences]
+
+def order_of(arpa: Path) -> int:
+    """The highest order an ARPA file's header counts."""
+    order = 0
+    with arpa.open() as lines:
+        for line in lines:
+            if line.startswith("ngram "):
+                order = int(line.split()[1].split("=")[0])
+            elif line.startswith("\\1-grams:"):
+                return order
+    fail(f"{arpa}: not an ARPA file (no \\1-grams: section)")
+
+
+def ngram_keys(sentence: Sequence[int], order: int) -> list[list[str]]:
+    """For each word of the sentence and its end, the n-grams that may score it, longest
+    first: the word after the last order-1 tokens, then after fewer, down to the word alone;
+    each as the space-joined words an ARPA line names."""
+    tokens = ["<s>", *map(str, sentence), "</s>"]
+    return [[" ".join(tokens[start:i + 1]) for start in range(max(0, i - order + 1), i + 1)]
+            for i in range(1, len(tokens))]
+
+
+def read_arpa(arpa: Path, wanted: set[str]) -> tuple[dict[str, float], dict[str, float]]:
+    """The log10 probabilities and back-offs of the n-grams in `wanted`, read in one pass:
+    an order-5 model of 800,000 words holds millions of n-grams, a test split needs few."""
+    probs: dict[str, float] = {}
+    backoffs: dict[str, float] = {}
+    with arpa.open() as lines:
+        for line in lines:
+            fields = line.rstrip("\n").split("\t")
+            if len(fields) < 2 or fields[1] not in wanted:
+                continue
+            probs[fields[1]] = float(fields[0])
+            if len(fields) == 3:
+                backoffs[fields[1]] = float(fields[2])
+    return probs, backoffs
+
+
+def log10_prob(candidates: list[str], probs: dict[str, float],
+               backoffs: dict[str, float]) -> float:
+    """log10 p(word | context) of an interpolated back-off model: the longest n-gram the
+    model holds, plus the back-off weight of each longer context it does not (0 for a
+    context it lacks); a word it never saw scores as <unk>."""
+    penalty = 0.0
+    for ngram in candidates:
+        if ngram in probs:
+            return probs[ngram] + penalty
+        context = ngram.rpartition(" ")[0]
+        penalty += backoffs.get(context, 0.0)
+    return probs["<unk>"] + penalty
 
 
 def unigram_nats(train: Sequence[Sequence[int]], eos: int, vocab_size: int,
