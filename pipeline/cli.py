@@ -71,7 +71,7 @@ def train(cell: CellArg, params: ParamsOpt = Path("params.yaml"), task: TaskOpt 
               help="With tune.enabled, the untuned twin fit (the report's baseline).")
           ] = False) -> None:
     """Train one cell per task and seed (logged to MLflow), as stage train@ does (with tuning
-    on, at its study's best settings; --untuned: as stage untuned@); writes
+    on, at its study's best settings; --untuned: its untuned twin, as train@ also fits); writes
     models/TASK/CELL/seedN (seedN-untuned)."""
     from pipeline.tuning.fits import train as train_one
 

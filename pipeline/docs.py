@@ -29,11 +29,22 @@ KERAS = "benchmarks/results/long_text_lstm_keras_x86_64.json"
 SUITES = "benchmarks/results/suite_history_x86_64.json"
 DEFAULTS = "benchmarks/results/defaults_x86_64.json"
 
-# How the results table names each default dataset's test split.
+# How the results table names each default dataset's test split (and the sample params.yaml
+# takes of it, if any: `sample_label`).
 DATASETS = {"rotten_tomatoes": ("Rotten Tomatoes", "snippets"),
-            "brown_pos": ("Brown, 10k-sentence sample", "sentences"),
+            "brown_pos": ("Brown", "sentences"),
             "wnut16": ("WNUT-16 train split re-split by tweet", "tweets"),
-            "brown_lm": ("Brown running text, ~140k-word sample", "sentences")}
+            "brown_lm": ("Brown running text", "sentences")}
+
+
+def sample_label(root: Path, task: str) -> str:
+    """`, 6k-sentence sample` or `, ~100k-word sample` where the task's data is a sample."""
+    from pipeline.config import load_params
+
+    data = load_params(root / "params.yaml").for_task(task).data
+    if data.max_words:
+        return f", ~{data.max_words / 1000:.0f}k-word sample"
+    return f", {data.max_examples / 1000:.0f}k-sentence sample" if data.max_examples else ""
 
 
 def load(root: Path, rel: str) -> Any:
@@ -84,6 +95,7 @@ def results_table(root: Path) -> str:
     for name, task in tasks.items():
         runs = [task["cells"][c] for c in cells]
         label, unit = DATASETS.get(task["dataset"], (task["dataset"], "examples"))
+        label += sample_label(root, name)
         key = task["ranked_by"]
         over = runs[0][f"{key}_ci95_over"].removeprefix("test ")
         scores = ([f"{r[key]:.1f} [{r[key + '_ci95'][0]:.1f}, {r[key + '_ci95'][1]:.1f}]"

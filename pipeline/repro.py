@@ -111,13 +111,13 @@ class Lane:
 
 
 def note_only(root: Path) -> set[str]:
-    """The stage groups whose stages only write a note with the current params: `tune` and
-    `untuned` while tuning is off. Each stage is a second of work in 4-5 s of starting DVC, so
-    they run as one `dvc repro` per group (18 stages of the default run: about 35 s saved)."""
+    """The stage groups whose stages only write a note with the current params: `tune` while
+    tuning is off. Each stage is a second of work in 4-5 s of starting DVC, so they run as one
+    `dvc repro` per group."""
     from pipeline.config import load_params
 
     try:
-        return set() if load_params(root / "params.yaml").tune.enabled else {"tune", "untuned"}
+        return set() if load_params(root / "params.yaml").tune.enabled else {"tune"}
     except RnnbenchError:  # a bad params.yaml: the stages report it, each as one line
         return set()
 

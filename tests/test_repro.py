@@ -169,9 +169,10 @@ json.dump(pid, open(sys.argv[1], "w"))
 
 @pytest.mark.parametrize("tuning", [False, True])
 def test_note_only_stages_share_one_dvc_process_while_tuning_is_off(repo, tuning):
-    """With tuning off the tune and untuned stages only write a note: DVC's start-up (4-5 s a
-    stage here) is paid once per group, not per stage. Each stage records the `dvc repro`
-    process that ran it; with tuning on each stage is a real fit and gets its own."""
+    """With tuning off the tune stages only write a note: DVC's start-up (4-5 s a stage here)
+    is paid once for the group, not per stage. Each stage records the `dvc repro` process that
+    ran it; with tuning on each tune stage is a study and gets its own, as train stages
+    always do."""
     params = repo_params()
     params["tune"]["enabled"] = tuning
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
@@ -180,10 +181,11 @@ def test_note_only_stages_share_one_dvc_process_while_tuning_is_off(repo, tuning
         group: {"foreach": [f"{group}-{i}" for i in range(3)],
                 "do": {"cmd": f'"{sys.executable}" parent.py ${{item}}.json',
                        "outs": [{"${item}.json": {"cache": False}}]}}
-        for group in ("tune", "untuned")}}, sort_keys=False))
+        for group in ("tune", "train")}}, sort_keys=False))
     out = run(repo, "repro", "-j", "2").stdout
     parents = {group: {json.loads((repo / f"{group}-{i}.json").read_text()) for i in range(3)}
-               for group in ("tune", "untuned")}
-    assert all(len(p) == (3 if tuning else 1) for p in parents.values()), parents
+               for group in ("tune", "train")}
+    assert len(parents["tune"]) == (3 if tuning else 1), parents
+    assert len(parents["train"]) == 3, parents
     assert "6 stage(s)" in out and out.count("Stage 'tune@tune-") == 3
     assert "up to date" in dvc(repo, "repro")

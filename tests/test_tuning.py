@@ -93,11 +93,11 @@ def test_trials_are_nested_mlflow_runs_under_the_comparison(tuned_project):
 
 @pytest.fixture(scope="module")
 def compared(tuned_project, prepared) -> Path:
-    """The tuned project through its train stages (each cell at its best settings), its
-    untuned stages (at the untuned ones), its evaluate stage and the report."""
+    """The tuned project through its train stages (each cell at its best settings, then at
+    the untuned ones), its evaluate stage and the report."""
     from pipeline.evaluation.evaluate import evaluate_task
     from pipeline.report.assemble import write_report
-    from pipeline.tuning.fits import train, train_untuned
+    from pipeline.tuning.fits import train_stage
 
     folder = tuned_project
     for path in (prepared / "data" / TASK / "prepared").glob("test*"):  # a fit tests again
@@ -105,8 +105,7 @@ def compared(tuned_project, prepared) -> Path:
     shutil.copytree(prepared / "data" / TASK / "raw", folder / "data" / TASK / "raw")
     params, layout = load_task(folder)
     for cell in params.cells:
-        train(params, cell, layout, SEED)
-        train_untuned(params, cell, layout, SEED)
+        train_stage(params, cell, layout, SEED)
     evaluate_task(params, layout)
     write_report(load_params(folder / "params.yaml"), folder)
     return folder

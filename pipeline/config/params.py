@@ -148,7 +148,7 @@ class TaskParams(SharedParams):
     @property
     def tuned(self) -> bool:
         """Whether its cells train at their studies' best settings, each seed also once at the
-        untuned ones (`untuned@` stages): text tasks with tune.enabled; the synthetic sweep
+        untuned ones (in stage `train@`): text tasks with tune.enabled; the synthetic sweep
         keeps its own settings."""
         return self.tune.enabled and self.suite is None
 

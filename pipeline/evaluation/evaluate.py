@@ -43,9 +43,8 @@ Prediction = int | list[int]
 
 def load_model(layout: Layout, cell: str, seed: int) -> tuple[RecurrentNet, TrainRecord]:
     """A trained cell's network, rebuilt from its record and loaded with its weights."""
-    stage = "untuned" if layout.untuned else "train"
     return load_trained(layout.model_dir(cell, seed),
-                        hint=f"run {stage}@{layout.task}-{cell}-{seed}")
+                        hint=f"run train@{layout.task}-{cell}-{seed}")
 
 
 @torch.inference_mode()

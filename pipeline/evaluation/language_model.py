@@ -99,9 +99,8 @@ def evaluate_language_model(params: TaskParams, cell: str, layout: Layout, seed:
                             ) -> dict[str, Any]:
     """Test perplexity (and bits per token, next-word accuracy) of one trained cell and seed,
     and its per-sentence losses, written to metrics/<task>/ and logged to its MLflow run."""
-    stage = "untuned" if layout.untuned else "train"
     model, record = load_trained(layout.model_dir(cell, seed),
-                                 hint=f"run {stage}@{layout.task}-{cell}-{seed}")
+                                 hint=f"run train@{layout.task}-{cell}-{seed}")
     torch.set_num_threads(record.params.train.threads)
     test = load_stream(layout.split("test"))
     start = time.perf_counter()
