@@ -144,7 +144,8 @@ def ui(params: ParamsOpt = Path("params.yaml"),
        port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 5000,
        workers: Annotated[int, typer.Option(help="Server worker processes.")] = 1) -> None:
     """Serve the MLflow UI for the project's runs on http://127.0.0.1:PORT, and print a link
-    to each task's side-by-side comparison of the runs its trained models came from."""
+    to each task's side-by-side comparison of the runs its trained models came from, and one
+    to its experiment's runs."""
     from pipeline import tracking
     from pipeline.model.record import RECORD_FILE, read_record
 
@@ -165,6 +166,7 @@ def ui(params: ParamsOpt = Path("params.yaml"),
                 held = tracking.runs_in_store(client, exp, runs) if exp is not None else []
                 if held:
                     typer.echo(f"{tp.name}: {tracking.compare_url(base, exp, held)}")
+                    typer.echo(f"{tp.name} runs: {tracking.experiment_url(base, exp)}")
                 elif runs:  # a link to runs the store lacks opens an empty comparison
                     typer.echo(f"{tp.name}: this workspace's models were trained against "
                                "another store; no link (`rnnbench compare --latest` lists "

@@ -37,14 +37,15 @@ DATASETS = {"rotten_tomatoes": ("Rotten Tomatoes", "snippets"),
             "brown_lm": ("Brown running text", "sentences")}
 
 
-def sample_label(root: Path, task: str) -> str:
-    """`, 6k-sentence sample` or `, ~100k-word sample` where the task's data is a sample."""
-    from pipeline.config import load_params
-
-    data = load_params(root / "params.yaml").for_task(task).data
-    if data.max_words:
-        return f", ~{data.max_words / 1000:.0f}k-word sample"
-    return f", {data.max_examples / 1000:.0f}k-sentence sample" if data.max_examples else ""
+def sample_label(task: dict[str, Any], unit: str) -> str:
+    """`, 5k-sentence sample` or `, ~100k-word sample` where the task's data is a sample
+    (summary.json's `sample`, as params.yaml took it)."""
+    sample = task.get("sample") or {}
+    if "max_words" in sample:
+        return f", ~{sample['max_words'] / 1000:.0f}k-word sample"
+    if "max_examples" in sample:
+        return f", {sample['max_examples'] / 1000:.0f}k-{unit.removesuffix('s')} sample"
+    return ""
 
 
 def load(root: Path, rel: str) -> Any:
@@ -95,7 +96,7 @@ def results_table(root: Path) -> str:
     for name, task in tasks.items():
         runs = [task["cells"][c] for c in cells]
         label, unit = DATASETS.get(task["dataset"], (task["dataset"], "examples"))
-        label += sample_label(root, name)
+        label += sample_label(task, unit)
         key = task["ranked_by"]
         over = runs[0][f"{key}_ci95_over"].removeprefix("test ")
         scores = ([f"{r[key]:.1f} [{r[key + '_ci95'][0]:.1f}, {r[key + '_ci95'][1]:.1f}]"

@@ -46,6 +46,24 @@ def program(name: str, why: str) -> str:
     return path
 
 
+# what Chromium needs on a closed network as root: no sandbox (root), no GPU, and none of the
+# background connections it would otherwise try at every start
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Any:
+    """Debian's Chromium, headless, driven by Playwright (its own browser download is never
+    used): the HTML report's and the MLflow UI's tests read pages as a person would."""
+    chromium = program("chromium", "the HTML report's browser test; Debian package chromium")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=chromium, args=FLAGS, headless=True)
+        yield launched
+        launched.close()
+
+
 @pytest.fixture(autouse=True)
 def _nothing_lands_in_the_repository_root() -> Any:
     """A test, or a command it runs, that writes into the project's root (MLflow's fallback

@@ -1,38 +1,59 @@
 """The HTML report read as a person reads it: in a real headless Chromium (Debian's, driven by
 Playwright), at a phone's width and a laptop's. Every figure loads, nothing is fetched, no
-console error, no sideways scrolling, and every contents link lands on its section; the
+console error, no sideways scrolling (folded sections and figures opened too: only a scroll
+box may be wider than the window), every figure opens at its natural size, every contents
+link lands on its section, and the decision card's numbers are summary.json's; the
 screenshots stay in test-artifacts/browser/ to look at."""
 
 from __future__ import annotations
 
+import json
+from itertools import groupby
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, program
+from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow  # real processes: seconds each
 
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 WIDTHS = (400, 1366)
-# what Chromium needs on a closed network as root: no sandbox (root), no GPU, and none of the
-# background connections it would otherwise try at every start
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
 BROKEN_IMAGES = "[...document.images].filter(i => !i.complete || !i.naturalWidth).length"
 OVERFLOW = "document.documentElement.scrollWidth - document.documentElement.clientWidth"
 CONTENTS = "[...document.querySelectorAll('nav.toc a')].map(a => a.getAttribute('href'))"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    chromium = program("chromium", "the HTML report's browser test; Debian package chromium")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=chromium, args=FLAGS, headless=True)
-        yield launched
-        launched.close()
+# elements that reach past the window's edges without a scroll box around them to hold them
+TOO_WIDE = """() => {
+  const width = document.documentElement.clientWidth;
+  const held = e => {
+    for (let a = e.parentElement; a && a !== document.body; a = a.parentElement) {
+      if (['auto', 'scroll', 'hidden'].includes(getComputedStyle(a).overflowX)) return true;
+    }
+    return false;
+  };
+  return [...document.body.querySelectorAll('*')].filter(e => {
+    const r = e.getBoundingClientRect();
+    return r.width > 0 && (r.right > width + 1 || r.left < -1) && !held(e);
+  }).slice(0, 8).map(e => e.tagName.toLowerCase() + " "
+                         + Math.round(e.getBoundingClientRect().width) + " px: "
+                         + e.textContent.slice(0, 40));
+}"""
+OPEN_FOLDED = "document.querySelectorAll('details:not(.figure)').forEach(d => d.open = true)"
+# each figure, clicked open: the width it is drawn at against its natural width
+FIGURE_SIZES = """async () => {
+  const out = [];
+  for (const d of document.querySelectorAll('details.figure')) {
+    d.querySelector('summary').click();
+    await new Promise(r => requestAnimationFrame(r));
+    const img = d.querySelector('img');
+    out.push([Math.round(img.getBoundingClientRect().width), img.naturalWidth]);
+  }
+  return out;
+}"""
+CARD_ROWS = """[...document.querySelectorAll('table')].find(t => t.rows[0].cells[1]
+  && t.rows[0].cells[1].textContent === 'tier') ? [...[...document.querySelectorAll('table')]
+  .find(t => t.rows[0].cells[1] && t.rows[0].cells[1].textContent === 'tier').rows].slice(1)
+  .map(r => [...r.cells].map(c => c.textContent)) : []"""
 
 
 def read(browser, html: Path, width: int, shot: Path) -> dict:
@@ -59,17 +80,53 @@ def read(browser, html: Path, width: int, shot: Path) -> dict:
     page.evaluate("window.scrollTo(0, 0)")
     shot.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=shot, full_page=True)
+    seen["card"] = page.evaluate(CARD_ROWS)
+    page.evaluate(OPEN_FOLDED)
+    seen["wide_folded_open"] = page.evaluate(TOO_WIDE)
+    seen["figures"] = page.evaluate(FIGURE_SIZES)
+    seen["wide_figures_open"] = page.evaluate(TOO_WIDE)
+    seen["overflow_open"] = page.evaluate(OVERFLOW)
+    page.screenshot(path=shot.with_name(shot.stem + "-open.png"), full_page=True)
     page.close()
     return seen
 
 
+def card_matches_summary(rows: list[list[str]], summary: dict) -> list[str]:
+    """The decision card's rows whose score or interval is not summary.json's, as shown."""
+    wrong = []
+    for task, _tier, cell, score, *_ in rows:
+        entry = summary["tasks"][task]
+        values = entry["cells"][cell.lower()]
+        key = entry["ranked_by"]
+        low, high = values[f"{key}_ci95"]
+        form = "{:.1f}" if key == "perplexity" else "{:.1%}"
+        expected = f"{form.format(values[key])} [{form.format(low)}, {form.format(high)}]"
+        if not score.endswith(expected):
+            wrong.append(f"{task} {cell}: {score!r}, summary.json {expected!r}")
+    return wrong
+
+
 def check(browser, html: Path, name: str) -> None:
+    summary = json.loads((html.parent / "summary.json").read_text())
     for width in WIDTHS:
         seen = read(browser, html, width, ARTIFACTS / f"{name}-{width}px.png")
         assert seen["errors"] == [] and seen["fetched"] == [], seen
         assert seen["images"] >= 5 and seen["broken_images"] == 0, seen
         assert seen["overflow"] <= 0, f"{name} scrolls sideways at {width} px: {seen}"
         assert len(seen["landed"]) >= 2 and all(seen["landed"]), seen
+        where = f"{name} at {width} px"
+        assert seen["wide_folded_open"] == [], f"{where}, folded sections open: {seen}"
+        assert seen["wide_figures_open"] == [] and seen["overflow_open"] <= 0, \
+            f"{where}, figures open: {seen}"
+        assert len(seen["figures"]) == seen["images"], f"{where}: a figure cannot open: {seen}"
+        assert all(abs(drawn - natural) <= 1 for drawn, natural in seen["figures"]), \
+            f"{where}: a figure opened below its natural size: {seen['figures']}"
+        assert len(seen["card"]) == sum(len(t["cells"]) for t in summary["tasks"].values())
+        assert card_matches_summary(seen["card"], summary) == [], where
+        for _, tier in groupby(seen["card"], key=lambda row: (row[0], row[1])):
+            cells = [row[2] for row in tier]
+            # inside a tier the card keeps every other table's cell order
+            assert cells == [c for c in ("RNN", "LSTM", "GRU") if c in cells], where
 
 
 def test_fresh_report_reads_in_chromium(browser, trained):

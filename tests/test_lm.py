@@ -330,6 +330,96 @@ def test_a_language_model_is_tuned_to_the_lowest_validation_perplexity(sample_wh
     assert record.best_value == min(values)
 
 
+def lm_project(sample_wheel, folder: Path, **change: object) -> Path:
+    """A language-modelling project on the Brown sample, `change`d, run through its train,
+    evaluate and report stages (as DVC would, in this process): the folder."""
+    from pipeline.config import load_params
+    from pipeline.data.prepare import download, prepare
+    from pipeline.evaluation.evaluate import evaluate_task
+    from pipeline.paths import Layout
+    from pipeline.report.assemble import write_report
+    from pipeline.tuning.fits import train_stage
+    from pipeline.tuning.tune import tune_cell
+    from tests.conftest import tiny_params, write_params
+
+    lmplz_on_path()
+    raw = tiny_params(sample_wheel)
+    raw["tasks"] = ["lm"]
+    raw["longrange"]["problems"] = []
+    raw["task"] = {"lm": {"data": {"dataset": "text", "source": {
+        "kind": "local", "path": str(Path(__file__).parent / "data" / "brown_text_sample.txt")}},
+        "prepare": {}, "model": {"bidirectional": False}, "train": {"batch_size": 8,
+                                                                     "bptt": 12}}}
+    for key, value in change.items():
+        raw[key] = {**raw[key], **value} if isinstance(value, dict) else value
+    write_params(folder, raw)
+    params = load_params(folder / "params.yaml")
+    task, layout = params.for_task("lm"), Layout(folder, "lm")
+    download(task.data, layout)
+    prepare(task.data, task.prepare, layout)
+    for cell in task.cells:
+        tune_cell(task, cell, layout)
+        for seed in task.seeds:
+            train_stage(task, cell, layout, seed)
+    evaluate_task(task, layout)
+    write_report(params, folder)
+    return folder
+
+
+@pytest.mark.slow
+def test_a_language_model_over_two_seeds_reports_each_cell_over_both(sample_wheel, tmp_path):
+    """Seeds on a language-modelling task: each cell's perplexity in the report is the exp of
+    its seeds' mean log-likelihood per token (their geometric mean, all scoring the same
+    tokens), its interval is over seeds and documents, and every seed's run is kept."""
+    import json
+
+    folder = lm_project(sample_wheel, tmp_path, seeds=[1, 2])
+    summary = json.loads((folder / "reports" / "summary.json").read_text())["tasks"]["lm"]
+    assert summary["seeds"] == [1, 2]
+    for cell in ("rnn", "lstm", "gru"):
+        runs = [json.loads((folder / "metrics" / "lm" / "test" / f"{cell}-seed{seed}.json")
+                           .read_text()) for seed in (1, 2)]
+        assert runs[0]["perplexity"] != runs[1]["perplexity"]  # two fits, not one twice
+        shown = summary["cells"][cell]
+        assert shown["perplexity"] == pytest.approx(
+            math.exp((math.log(runs[0]["perplexity"]) + math.log(runs[1]["perplexity"])) / 2),
+            rel=1e-4)
+        low, high = shown["perplexity_ci95"]
+        assert low <= shown["perplexity"] <= high
+        assert shown["perplexity_ci95_over"].startswith("seeds and ")
+        assert set(shown["seeds"]) == {"1", "2"}
+    assert "(mean of 2 seeds)" in (folder / "reports" / "comparison.md").read_text()
+
+
+@pytest.mark.slow
+def test_a_tuned_language_model_reports_what_tuning_changed_in_perplexities(sample_wheel,
+                                                                            tmp_path):
+    """Tuning on a language-modelling task reaches its report section: each cell's trials,
+    validation perplexity untuned and at the best trial, test perplexity untuned and tuned
+    (the untuned twin's own metrics), and the gain as a perplexity ratio, never in %-points
+    of a log-likelihood."""
+    import json
+
+    folder = lm_project(sample_wheel, tmp_path, tune={"enabled": True, "trials": 2,
+                                                      "max_epochs": 1, "startup_trials": 1,
+                                                      "warmup_epochs": 0})
+    report = (folder / "reports" / "comparison.md").read_text()
+    section = report.split("## lm:")[1].split("\n## ")[0]
+    assert "### Tuning" in section and "validation perplexity: untuned / best trial" in section
+    summary = json.loads((folder / "reports" / "summary.json").read_text())["tasks"]["lm"]
+    for cell, name in (("rnn", "RNN"), ("lstm", "LSTM"), ("gru", "GRU")):
+        untuned = json.loads((folder / "metrics" / "lm" / "test" / f"{cell}-seed42-untuned.json")
+                             .read_text())["perplexity"]
+        tuned = json.loads((folder / "metrics" / "lm" / "test" / f"{cell}-seed42.json")
+                           .read_text())["perplexity"]
+        row = next(line for line in section.splitlines() if line.startswith(f"| {name} | 2 ("))
+        assert f"| {untuned:.1f} / {tuned:.1f} | perplexity " in row, row
+        assert "%-points" not in row and " points " not in row
+        entry = summary["tuning"]["cells"][cell]
+        assert math.exp(-entry["untuned_log_likelihood"]) == pytest.approx(untuned, rel=1e-3)
+        assert entry["trials"] == 2
+
+
 def test_a_perplexity_gap_reads_as_a_ratio() -> None:
     from pipeline.report.language_model import lower
 

@@ -376,8 +376,11 @@ def test_only_a_cell_that_used_every_epoch_is_flagged(runs, expected):
         assert len(caveats) == 1 and expected in caveats[0] and "GRU" not in caveats[0]
 
 
-PARAMS = parse_params({**repo_params(), "train": {**repo_params()["train"],
-                                                  "max_epochs": 10}}).for_task(TASK)
+RAW = repo_params()
+# 10 epochs allowed, whatever the committed task gives (its own train section wins)
+PARAMS = parse_params({**RAW, "task": {**RAW["task"], TASK: {
+    **RAW["task"][TASK], "train": {**RAW["task"][TASK]["train"], "max_epochs": 10}}}}
+                      ).for_task(TASK)
 
 
 def test_sweep_cells_below_chance_are_reported_as_not_learning_and_only_they(trained):
@@ -406,6 +409,16 @@ def test_gradient_flow_text_says_what_the_curves_show():
     assert words.endswith("RNN keeps the most of it and GRU the least.")
     flat = flow_words({"rnn": Flow([0, 1, 2], [1.0, 1.0, 1.0], [9, 9, 9])})
     assert "no steady fall" in flat
+    # the adding-50 LSTM's shape: down ~100x by k = 20, then up 2.7e-3 -> 1.0e-2 by k = 49
+    ks = list(range(50))
+    turning = [10 ** (-k / 10) if k <= 20 else 1e-2 * 10 ** (-(49 - k) / 40 * 0.57)
+               for k in ks]
+    words = flow_words({"lstm": Flow(ks, turning, [256] * 50)})
+    assert "factor of 10" not in words
+    assert "(down to 1.0e-02 at k = 20, then up to 1.0e-02 at k = 49)" not in words
+    assert "down to" in words and "then up to 1.0e-02 at k = 49" in words
+    uneven = [1.0, 0.5, 0.45, 0.44, 1e-3, 9e-4, 8.5e-4, 8.4e-4]  # one cliff, flat around it
+    assert "not at a steady rate" in flow_words({"rnn": Flow(list(range(8)), uneven, [9] * 8)})
     assert "too short" in flow_words({"rnn": Flow([0, 1], [1.0, 0.5], [9, 9])})
 
 
@@ -458,7 +471,7 @@ def test_tuning_changed_the_verdict_only_where_a_cells_change_was_tested_signifi
     loud = {**quiet, "rnn": Gain(0.03, 0.01, "t", 0.02)}
     changed, words = verdict_change(before, after, loud)
     assert changed and words.startswith("Tuning changed the verdict") and \
-        "RNN +3.0 points (p = 0.01)" in words
+        "RNN +3.0 points (p = 0.0100)" in words
     assert verdict_change(after, after, loud) == (False, "Tuning did not change the verdict.")
     assert "2.0 points (LSTM)" in power_words(quiet)
     assert "no power can be estimated" in power_words(

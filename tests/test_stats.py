@@ -95,10 +95,10 @@ def test_bootstrap_recomputes_ratio_metrics_and_is_reproducible():
 
 
 @pytest.mark.parametrize(("p", "words"), [
-    (0.41, "GRU vs LSTM: +0.4 points, not significant (p = 0.41, t)"),
+    (0.41, "GRU vs LSTM: +0.4 points, not significant (p = 0.410, t)"),
     (0.0372, "GRU vs LSTM: +0.4 points, significant (p = 0.0372, t)"),
     (0.04996, "GRU vs LSTM: +0.4 points, significant (p = 0.0499, t)"),  # never "p = 0.05"
-    (0.05, "GRU vs LSTM: +0.4 points, not significant (p = 0.05, t)"),
+    (0.05, "GRU vs LSTM: +0.4 points, not significant (p = 0.0500, t)"),
     (0.0004, "GRU vs LSTM: +0.4 points, significant (p < 0.001, t)"),
 ])
 def test_verdict_in_plain_words(p, words):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import urllib.request
@@ -82,6 +83,39 @@ def test_ui_links_each_task_to_the_comparison_of_its_trained_models(ui, project)
     record = read_record(load_task(project)[1].model_dir("gru", SEED))
     link = next(line for line in log.read_text().splitlines() if line.startswith(f"{TASK}: "))
     assert f"{base}/#/compare-runs?runs=" in link and record.run_id in link
+
+
+def test_the_printed_link_shows_the_cell_runs_side_by_side_in_a_browser(ui, project, browser):
+    """The links `rnnbench ui` prints, opened in Chromium: MLflow's compare page renders the
+    task's trained cells' runs by name; the experiment's page opens on its runs (its runs
+    table names them), not on MLflow 3's GenAI overview, where it opened without the
+    link's workflow (its experimentKind tag notwithstanding)."""
+    base, log = ui
+    line = next(line for line in log.read_text().splitlines() if line.startswith(f"{TASK}: "))
+    link = re.search(r"https?://\S+", line).group(0)
+    name = f"{TASK}/gru/seed{SEED}"
+    page = browser.new_page(viewport={"width": 1366, "height": 900})
+    try:
+        shown = page.get_by_text(name).locator("visible=true").first  # not a hidden tooltip
+        page.goto(link, wait_until="load")
+        shown.wait_for(timeout=60_000)
+        assert "compare-runs" in page.url
+        runs = next(line for line in log.read_text().splitlines()
+                    if line.startswith(f"{TASK} runs: ")).split(": ", 1)[1]
+        # the cell runs sit under their comparison run, the runs table's top row
+        cell = next(r for r in cell_runs(base) if r["info"]["run_name"] == name)
+        parent = {t["key"]: t["value"] for t in cell["data"]["tags"]}["mlflow.parentRunId"]
+        top = api(base, f"runs/get?run_id={parent}")["run"]["info"]["run_name"]
+        page.goto(runs, wait_until="load")
+        page.get_by_text(top).locator("visible=true").first.wait_for(timeout=60_000)
+        assert "/runs" in page.url and "overview" not in page.url.lower(), page.url
+        shot = project / "mlflow-ui-experiment.png"
+        page.screenshot(path=shot)
+    finally:
+        page.close()
+    artifacts = Path(__file__).resolve().parent.parent / "test-artifacts" / "browser"
+    artifacts.mkdir(parents=True, exist_ok=True)
+    (artifacts / "mlflow-ui-experiment.png").write_bytes(shot.read_bytes())
 
 
 def test_ui_refuses_a_busy_port_before_loading_mlflow(server, project):

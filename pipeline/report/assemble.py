@@ -70,9 +70,15 @@ def write_report(params: Params, root: Path) -> Path:
                 ks = list(next(iter(context.perplexity.values())))
                 write_series(plots / f"{name}_context.csv", "context", ks,
                              {c: list(v.values()) for c, v in context.perplexity.items()})
-                sections[name] = render_language_model(task, tests, versus, baselines, context,
-                                                       verdicts[name])
-                summary[name] = lm_summary(task, tests, versus, baselines, context)
+                lm_tuning, lm_tuning_summary = [], {}
+                if tp.tuned:
+                    lm_tuning, lm_tuning_summary, change = tuning_section(
+                        tp, layout, results, metric, label, figures / f"{name}_tuning.png")
+                    verdicts[name] += " " + change
+                sections[name] = [*render_language_model(task, tests, versus, baselines,
+                                                         context, verdicts[name]), *lm_tuning]
+                summary[name] = {**lm_summary(task, tests, versus, baselines, context),
+                                 **({"tuning": lm_tuning_summary} if lm_tuning_summary else {})}
                 continue
             plot_confusions(results, label, figures / f"{name}_confusion_matrices.png")
             lengths = by_length(results, EncodedSplit(layout.split("test")).lengths.numpy())

@@ -29,19 +29,27 @@ FORMATS = {"num_parameters": lambda v: f"{v / 1e6:.2f} M",
 Card = list[tuple[str, str, Grouping]]  # per task: name, metric's name, what the tests support
 
 
+def in_cell_order(cells: list[CellResult]) -> list[CellResult]:
+    """RNN, LSTM, GRU: the order of every other table and figure. Inside a tier the cells do
+    not differ significantly, so a sort by score would rank what the tests did not."""
+    return sorted(cells, key=lambda r: list(CELL_NAMES).index(r.cell))
+
+
 def boxes(g: Grouping) -> list[tuple[str, str, list[CellResult]]]:
-    """The card's boxes, best first, as (the table's tier column, the figure's label, cells):
-    the tiers where the tests give them, else each cell alone with its letters."""
+    """The card's boxes, best first, as (the table's tier column, the figure's label, cells
+    in RNN, LSTM, GRU order): the tiers where the tests give them, else each cell alone with
+    its letters (in cell order: letters rank nothing)."""
     if g.tiers is None:
         return [(g.letters[r.cell], f"group {', '.join(g.letters[r.cell])}", [r])
-                for r in g.order]
+                for r in in_cell_order(g.order)]
     if len(g.tiers) == 1:
-        return [("1", "tied: no significant difference", g.tiers[0])]
-    return [(str(i), f"tier {i}", tier) for i, tier in enumerate(g.tiers, start=1)]
+        return [("1", "tied: no significant difference", in_cell_order(g.tiers[0]))]
+    return [(str(i), f"tier {i}", in_cell_order(tier)) for i, tier in enumerate(g.tiers, start=1)]
 
 
 def card_table(tasks: Card) -> list[str]:
-    """One row per task and cell, best first: tier (or letters), score [95% interval], costs."""
+    """One row per task and cell, the best tier first: tier (or letters), score [95%
+    interval], costs."""
     lines = ["| task | tier | cell | score [95% interval] | parameters | train time (s) | "
              "inference (examples/s) |", "|---|---:|---|---:|---:|---:|---:|"]
     for name, label, g in tasks:

@@ -64,9 +64,13 @@ def plot_gradient_flow(flows: dict[str, Flow], title: str, path: Path) -> None:
     rests on (the curve stops where fewer than a tenth of the sample remain)."""
     fig, (ax, count) = plt.subplots(2, 1, figsize=(5.5, 4.4), sharex=True,
                                     gridspec_kw={"height_ratios": [3, 1]})
-    for cell, f in flows.items():
+    # a dash pattern and marker per cell: where two curves coincide, both still show
+    styles = [("-", "o"), ("--", "s"), (":", "^")]
+    for i, (cell, f) in enumerate(flows.items()):
         shown = [(d, r) for d, r in zip(f.distance, f.ratio, strict=True) if r > 0]
-        ax.plot(*zip(*shown, strict=True), label=CELL_NAMES[cell], color=CELL_COLORS[cell])
+        line, marker = styles[i % len(styles)]
+        ax.plot(*zip(*shown, strict=True), line, marker=marker, markevery=max(1, len(shown) // 8),
+                markersize=4, label=CELL_NAMES[cell], color=CELL_COLORS[cell], lw=1.6)
     log_y(ax)
     ax.set_ylabel("||dL/dh(T-k)|| / ||dL/dh(T)||")
     ax.set_title(title, fontsize=10)
@@ -100,15 +104,28 @@ def flow_table(flows: dict[str, Flow], diags: Diags) -> list[str]:
     return lines
 
 
-def decay(f: Flow) -> float | None:
-    """Steps per factor of 10 lost: a least-squares line through log10(ratio) over k >= 1;
-    None where the ratio does not fall."""
-    points = [(d, np.log10(r)) for d, r in zip(f.distance, f.ratio, strict=True)
-              if d >= 1 and r > 0]
+def trend(f: Flow) -> str:
+    """How the drawn curve runs (k >= 1): a steady fall where a line through log10(ratio)
+    fits it (R^2 >= 0.9) and it never climbs back above twice its lowest point, said as the
+    steps per factor of 10; otherwise where it turns. A line through a curve that falls and
+    then rises would describe neither part."""
+    points = [(d, r) for d, r in zip(f.distance, f.ratio, strict=True) if d >= 1 and r > 0]
     if len(points) < 2:
-        return None
-    slope = float(np.polyfit(*zip(*points, strict=True), 1)[0])
-    return -1 / slope if slope < 0 else None
+        return "no steady fall"
+    ks = np.array([d for d, _ in points], dtype=float)
+    logs = np.log10([r for _, r in points])
+    low = int(np.argmin(logs))
+    if low < len(points) - 1 and logs[-1] - logs[low] > np.log10(2):
+        return (f"down to {10 ** logs[low]:.1e} at k = {ks[low]:.0f}, then up to "
+                f"{10 ** logs[-1]:.1e} at k = {ks[-1]:.0f}")
+    slope, intercept = np.polyfit(ks, logs, 1)
+    spread = float(((logs - logs.mean()) ** 2).sum())
+    fit = 1 - float(((logs - slope * ks - intercept) ** 2).sum()) / spread if spread else 0.0
+    if slope >= 0 or -1 / slope >= 1e4:
+        return "no steady fall"
+    if fit >= 0.9:
+        return f"a factor of 10 every {-1 / slope:.0f} steps"
+    return f"down to {10 ** logs[low]:.1e} at k = {ks[low]:.0f}, not at a steady rate"
 
 
 def flow_words(flows: dict[str, Flow]) -> str:
@@ -120,10 +137,7 @@ def flow_words(flows: dict[str, Flow]) -> str:
     kept = {cell: f.ratio[f.distance.index(far)] for cell, f in flows.items()}
     parts = []
     for cell, f in flows.items():
-        steps = decay(f)
-        rate = (f"a factor of 10 every {steps:.0f} steps" if steps and steps < 1e4
-                else "no steady fall")
-        parts.append(f"{CELL_NAMES[cell]} {kept[cell]:.1e} ({rate})")
+        parts.append(f"{CELL_NAMES[cell]} {kept[cell]:.1e} ({trend(f)})")
     order = sorted(kept, key=lambda c: -kept[c])
     words = f"Measured here, k = {far} steps back: " + ", ".join(parts) + "."
     if len(order) > 1:

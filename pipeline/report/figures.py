@@ -68,20 +68,22 @@ CURVE_NAMES = {"loss": "loss", "acc": "accuracy", "entity_f1": "entity F1",
 
 def plot_learning_curves(results: list[CellResult], path: Path) -> None:
     """Loss and the metric that picks the kept epoch (accuracy; validation entity F1 for NER)
-    per epoch: the mean over seeds, and their range as a band."""
+    per epoch: the mean over seeds, and their range as a band; accuracy and F1 in %, as every
+    table gives them."""
     fig, axes = plt.subplots(2, len(results), figsize=(4 * len(results), 6), squeeze=False,
                              sharey="row")
     for col, r in enumerate(results):
         score = {"val_entity_f1": "entity_f1", "val_ppl": "ppl"}.get(r.train.monitor, "acc")
         for row, metric in enumerate(("loss", score)):
             ax = axes[row][col]
+            scale = 100.0 if metric in ("acc", "entity_f1") else 1.0
             for split, style in (("train", "-"), ("val", "--")):
                 key = f"{split}_{metric}"
                 by_epoch: dict[int, list[float]] = {}
                 for run in r.runs:
                     for h in run.history:
                         if key in h:
-                            by_epoch.setdefault(int(h["epoch"]), []).append(h[key])
+                            by_epoch.setdefault(int(h["epoch"]), []).append(scale * h[key])
                 epochs = sorted(by_epoch)
                 if not epochs:  # entity F1 is measured on the validation split only
                     continue
@@ -97,7 +99,8 @@ def plot_learning_curves(results: list[CellResult], path: Path) -> None:
                 ax.axvline(r.train.best_epoch, color="grey", lw=0.8, ls=":")
             ax.set_xlabel("epoch")
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-            ax.set_ylabel("cross-entropy" if metric == "loss" else CURVE_NAMES[metric])
+            ax.set_ylabel("cross-entropy" if metric == "loss" else
+                          CURVE_NAMES[metric] + (" (%)" if scale == 100.0 else ""))
             ax.set_title(f"{CELL_NAMES[r.cell]}: {CURVE_NAMES[metric]}")
             ax.grid(alpha=0.3)
             ax.legend()

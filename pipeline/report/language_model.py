@@ -32,7 +32,7 @@ from pipeline.report.comparison import (
 )
 from pipeline.report.figures import CELL_NAMES
 from pipeline.report.results import CellResult, TaskResult, read_predictions
-from pipeline.report.task import as_yaml
+from pipeline.report.task import as_yaml, sample_of
 from pipeline.scoring.examples import by_group, per_example
 from pipeline.scoring.records import Sample, read_lm_diagnostics
 from pipeline.scoring.stats import Comparison, bootstrap_interval, p_value, paired_bootstrap
@@ -276,7 +276,8 @@ def lm_summary(task: TaskResult, tests: Tests, versus: dict[str, Comparison],
     order = ranked(results)
     g = grouping(results, tests)
     return {
-        "dataset": task.params.data.dataset, "family": task.stats.family,
+        "dataset": task.params.data.dataset, "sample": sample_of(task.params),
+        "family": task.stats.family,
         "ranked_by": "perplexity", "seeds": task.params.seeds, "best": order[0].cell,
         "winner": winner(results, tests),
         "tiers": [[r.cell for r in tier] for tier in g.tiers] if g.tiers is not None else None,

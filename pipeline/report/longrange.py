@@ -96,6 +96,12 @@ def longrange_verdict(results: dict[str, Any], cells: list[str], epochs: int) ->
 MARKERS = ("o", "s", "^", "D", "v")
 
 
+# what each problem asks, said only for the problems that ran
+PROBLEM_WORDS = {"recall": "**recall** names the first of L symbols (8 kinds)",
+                 "adding": "**adding** sums the two marked digits among L (one in the first "
+                           "tenth, one in the second half)"}
+
+
 def plot_longrange(results: dict[str, Any], cells: list[str], path: Path) -> None:
     """Accuracy in % against length, each cell with its 95% interval, the cells side by side
     at each length (nudged apart on the log axis) so that equal scores do not hide a cell."""
@@ -136,8 +142,7 @@ def longrange_section(params: Params, root: Path, results: dict[str, Any], figur
     lines = [
         "## Long-range memory: synthetic tasks", "",
         f"Generated data, no download ({lr.examples:,} sequences per problem and length, "
-        "80/10/10 split): **recall** names the first of L symbols (8 kinds); **adding** sums "
-        "the two marked digits among L (one in the first tenth, one in the second half). The "
+        "80/10/10 split): " + "; ".join(PROBLEM_WORDS[p] for p in lr.problems) + ". The "
         "cells read left to right and answer at the last step (`longrange.model`), so the "
         "evidence is about L steps back. Accuracy is on the test split"
         + (f", mean of {len(seeds)} seeds, in brackets its 95% t-interval over the seeds"

@@ -29,7 +29,9 @@ def provenance(params: Params, root: Path, data: list[tuple[str, str, str]],
     lines = ["## Provenance", "",
              f"- Code: git commit `{git['commit']}`{dirty}.",
              f"- Params: `{PARAMS_FILE}` as below (sha256 `{digest}`).",
-             f"- Runs: MLflow store `{store}` (`rnnbench ui` opens it).",
+             f"- Runs: MLflow store `{store}` (`rnnbench ui` opens it). The run ids in this "
+             "report are that store's, on the machine that ran it; the store is not committed, "
+             "so a clone's `make run` records its own runs, with new ids.",
              f"- CPU of the fits: {', '.join(cpus) or 'none recorded'}. The same commit and "
              "params give the same numbers on this CPU type only: float kernels round "
              "differently per instruction set (measured on the default run: sentiment "
@@ -39,6 +41,11 @@ def provenance(params: Params, root: Path, data: list[tuple[str, str, str]],
              "", "| task | source (sha256) | prepared data (hash) |", "|---|---|---|"]
     lines += [f"| {name} | {src} | `{prepared}` |" for name, src, prepared in data]
     return [*lines, "", "```yaml", text.rstrip(), "```", ""]
+
+
+def count(n: int, noun: str) -> str:
+    """`1 seed`, `3 tasks`."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def settings_words(params: Params) -> str:
@@ -60,8 +67,9 @@ def render_markdown(params: Params, sections: dict[str, list[str]], verdicts: di
     """Verdicts and the decision card first, then a section per task, the long-range sweep
     and the provenance."""
     lines = ["# RNN vs LSTM vs GRU", "",
-             f"{len(params.cells)} cells compared on {len(params.tasks)} task(s), "
-             f"{len(params.seeds)} seed(s) each, {settings_words(params)}", ""]
+             f"{count(len(params.cells), 'cell')} compared on "
+             f"{count(len(params.tasks), 'task')}, {count(len(params.seeds), 'seed')} each, "
+             f"{settings_words(params)}", ""]
     lines += [f"- **{name}**: {verdicts[name]}" for name in params.tasks]
     if longrange is not None:
         lines.append(f"- **long range** (synthetic): {longrange[1]}")
@@ -96,9 +104,18 @@ nav.toc { background: #f7f7f9; padding: 0.4em 1em; border-radius: 4px; }
 nav.toc ul { margin: 0.2em 0; padding-left: 1.2em; }
 details { margin: 0.8em 0; }
 summary { cursor: pointer; font-weight: 600; font-size: 1.05em; }
-details.provenance td { white-space: normal; text-align: left; overflow-wrap: anywhere; }
+details.provenance td { white-space: normal; text-align: left; overflow-wrap: break-word; }
+/* a figure fits the column; a click (or tap) opens it at its natural size, scrolling in its
+   own box, and another fits it again: no script, one copy of the image */
+details.figure { margin: 0.8em 0; overflow-x: auto; }
+details.figure > summary { display: block; list-style: none; cursor: zoom-in;
+                           font-weight: normal; }
+details.figure > summary::-webkit-details-marker { display: none; }
+details.figure[open] > summary { cursor: zoom-out; }
+details.figure[open] img { max-width: none; }
 @media (max-width: 600px) { body { font-size: 14px; margin: 1em auto; } }
-code { background: #f2f2f5; padding: 0 3px; border-radius: 3px; font-size: 12px; }
+code { background: #f2f2f5; padding: 0 3px; border-radius: 3px; font-size: 12px;
+       overflow-wrap: anywhere; }  /* a hash or a path wraps rather than widen the page */
 h2 { border-bottom: 1px solid #d0d0d7; margin-top: 2em; }
 """
 
@@ -115,12 +132,15 @@ def render_html(markdown: str, folder: Path) -> str:
         return f'src="data:image/png;base64,{data}"'
 
     body = re.sub(r'src="(figures/[^"]+\.png)"', embed, body)
+    body = FIGURE.sub(r'<details class="figure"><summary title="click: full size; again: fit">'
+                      r'\1</summary></details>', body)
     return ("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>rnnbench: RNN vs LSTM vs GRU</title><style>{HTML_STYLE}</style></head>"
             f"<body>\n{navigable(body)}</body></html>\n")
 
 
+FIGURE = re.compile(r"<p>(<img [^>]*>)</p>")  # a figure: an image alone in its paragraph
 HEADING = re.compile(r"<h([23])>(.*?)</h\1>", re.DOTALL)
 # Long reference sections start folded: the verdicts, tables and figures come first.
 FOLDED = ("Data", "Settings", "Provenance")

@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from pipeline.config import Family
+from pipeline.config import Family, TaskParams
 from pipeline.config.records import stored
 from pipeline.data.records import DataStats
 from pipeline.report.comparison import (
@@ -22,6 +22,14 @@ from pipeline.report.comparison import (
 )
 from pipeline.report.figures import CELL_NAMES, MAX_CONFUSION_LABELS
 from pipeline.report.results import CellResult, TaskResult
+
+
+def sample_of(params: TaskParams) -> dict[str, int] | None:
+    """The sample the task's data is, if params.yaml takes one (`max_examples` or
+    `max_words`): the README's results table names it."""
+    data = params.data
+    taken = {"max_examples": data.max_examples, "max_words": data.max_words}
+    return {k: v for k, v in taken.items() if v is not None} or None
 
 
 def as_yaml(values: dict[str, Any]) -> str:
@@ -187,14 +195,16 @@ def task_summary(task: TaskResult, found: Findings) -> dict[str, Any]:
     order = ranked(results)
     g = grouping(results, tests)
     return {
-        "dataset": task.params.data.dataset, "family": task.stats.family, "ranked_by": metric,
+        "dataset": task.params.data.dataset, "sample": sample_of(task.params),
+        "family": task.stats.family, "ranked_by": metric,
         "seeds": task.params.seeds, "best": order[0].cell,
         "winner": winner(results, tests),  # None unless it beats every other significantly
         # a strict order of tiers where the tests give one (else null), and the letter display
         "tiers": [[r.cell for r in tier] for tier in g.tiers] if g.tiers is not None else None,
         "groups": g.letters,
         "cells": {r.cell: {**stored(r.test), metric: r.score.mean,
-                           f"{metric}_std": r.score.std,
+                           # null for one seed: a spread of one number is not 0
+                           f"{metric}_std": r.score.std if len(r.runs) > 1 else None,
                            f"{metric}_ci95": [r.score.low, r.score.high],
                            f"{metric}_ci95_over": (f"seeds and {r.unit}"
                                                    if len(r.runs) > 1 else r.unit),

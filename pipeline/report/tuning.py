@@ -5,6 +5,7 @@ changed the verdict."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,11 +24,34 @@ from pipeline.report.comparison import (
     pairwise,
 )
 from pipeline.report.figures import CELL_NAMES, plot_importance
+from pipeline.report.language_model import lower
 from pipeline.report.results import CellResult, collect
 from pipeline.scoring.stats import detectable_gap, p_value, points
 from pipeline.tuning.settings import PERMUTATIONS, TuningRecord, read_tuning
 
-MONITOR_NAMES = {"val_acc": "validation accuracy", "val_entity_f1": "validation entity F1"}
+MONITOR_NAMES = {"val_acc": "validation accuracy", "val_entity_f1": "validation entity F1",
+                 "val_ppl": "validation perplexity"}
+
+
+@dataclass(frozen=True)
+class Shown:
+    """How the section writes a validation score, a test score and a gain: fractions in %
+    and gains in points; a language model's perplexities as they are, its test scores
+    (log-likelihood per token) as perplexities and a gain as how much lower the perplexity."""
+
+    validation: Callable[[float], str]
+    score: Callable[[float], str]
+    gain: Callable[[float], str]
+
+
+def shown_for(metric: str) -> Shown:
+    if metric == "log_likelihood":
+        return Shown(lambda v: f"{v:.1f}", lambda s: f"{math.exp(-s):.1f}",
+                     lambda d: f"perplexity {lower(d)}")
+    return Shown(lambda v: f"{v:.2%}", lambda s: f"{s:.2%}", lambda d: f"{points(d)} points")
+
+
+PERCENT = shown_for("accuracy")
 
 
 def setting(value: Any) -> str:
@@ -56,7 +80,8 @@ def tuning_section(tp: TaskParams, layout: Layout, results: list[CellResult], me
     before = grouping(untuned, pairwise(untuned, metric))
     after = grouping(results, pairwise(results, metric))
     gains = cell_gains(results, by_cell, metric)
-    changed, change = verdict_change(before, after, gains)
+    shown = shown_for(metric)
+    changed, change = verdict_change(before, after, gains, shown)
     seeds = len(tp.seeds)
     monitor = results[0].train.monitor  # what the trials were scored by, too
     validation = MONITOR_NAMES.get(monitor, monitor)
@@ -68,11 +93,13 @@ def tuning_section(tp: TaskParams, layout: Layout, results: list[CellResult], me
     for r in results:
         cell, record, base = r.cell, records[r.cell], by_cell[r.cell]
         gain = gains[cell]
-        default = "n/a" if record.default_value is None else f"{record.default_value:.2%}"
-        best = "n/a" if record.best_value is None else f"{record.best_value:.2%}"
+        default = "n/a" if record.default_value is None else shown.validation(
+            record.default_value)
+        best = "n/a" if record.best_value is None else shown.validation(record.best_value)
         lines.append(f"| {CELL_NAMES[cell]} | {record.trials} ({record.pruned}) | {default} / "
-                     f"{best} (trial {record.best_trial}) | {base.score.mean:.2%} / "
-                     f"{r.score.mean:.2%} | {points(gain.diff)} points ({p_value(gain.p)}) |")
+                     f"{best} (trial {record.best_trial}) | {shown.score(base.score.mean)} / "
+                     f"{shown.score(r.score.mean)} | {shown.gain(gain.diff)} "
+                     f"({p_value(gain.p)}) |")
         cells[cell] = {"trials": record.trials, "pruned": record.pruned,
                        "best_trial": record.best_trial, "settings": record.settings,
                        f"untuned_{monitor}": record.default_value,
@@ -90,7 +117,7 @@ def tuning_section(tp: TaskParams, layout: Layout, results: list[CellResult], me
     lines += ["", f"Gain: tuned minus untuned on the test split, "
               f"{next(iter(cells.values()))['method']}, Holm-adjusted over the cells: "
               + ("; ".join(m for m in moved if m) or "no significant change for any cell")
-              + f". {power_words(gains)}",
+              + f". {power_words(gains, shown)}",
               "", f"Verdict untuned: **{grouping_words(before)}**; tuned: "
               f"**{grouping_words(after)}**. {change}",
               "", "Best settings (the train stages' settings for each cell):", ""]
@@ -129,8 +156,8 @@ def cell_gains(results: list[CellResult], untuned: dict[str, CellResult], metric
     return out
 
 
-def verdict_change(before: Grouping, after: Grouping, gains: dict[str, Gain]
-                   ) -> tuple[bool, str]:
+def verdict_change(before: Grouping, after: Grouping, gains: dict[str, Gain],
+                   shown: Shown = PERCENT) -> tuple[bool, str]:
     """Whether tuning changed the verdict, said only from a test of the change itself: the
     two verdicts differing proves nothing when no cell's score moved significantly (each
     verdict is cut at 0.05 on its own noise)."""
@@ -138,7 +165,7 @@ def verdict_change(before: Grouping, after: Grouping, gains: dict[str, Gain]
         reorder = (f" (the order inside a tier moved: untuned {grouping_words(before)})"
                    if grouping_words(before) != grouping_words(after) else "")
         return False, f"Tuning did not change the verdict{reorder}."
-    moved = [f"{CELL_NAMES[c]} {points(g.diff)} points ({p_value(g.p)})"
+    moved = [f"{CELL_NAMES[c]} {shown.gain(g.diff)} ({p_value(g.p)})"
              for c, g in gains.items() if g.p < ALPHA]
     if moved:
         return True, (f"Tuning changed the verdict: at the untuned settings it was "
@@ -149,14 +176,15 @@ def verdict_change(before: Grouping, after: Grouping, gains: dict[str, Gain]
                    "changed the ranking.")
 
 
-def power_words(gains: dict[str, Gain]) -> str:
+def power_words(gains: dict[str, Gain], shown: Shown = PERCENT) -> str:
     """What a non-significant gain rules out."""
     known = {c: g.detectable for c, g in gains.items() if g.detectable is not None}
     if not known:
         return ("With one seed the test covers the test sample only, and no power can be "
                 "estimated: retraining alone may move a cell as much.")
     return ("Power: with these seeds a true change of "
-            + ", ".join(f"{100 * d:.1f} points ({CELL_NAMES[c]})" for c, d in known.items())
+            + ", ".join(f"{shown.gain(d).lstrip('+')} ({CELL_NAMES[c]})"
+                        for c, d in known.items())
             + " would be found 80% of the time (paired t over the seeds' differences); smaller "
             "changes may go unseen.")
 

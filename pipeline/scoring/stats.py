@@ -194,15 +194,16 @@ def bootstrap_interval(num: Sequence[float], den: Sequence[float], level: float 
 
 
 def p_value(p: float) -> str:
-    """`p = 0.41`, `p = 0.037`, `p = 0.0499`, `p < 0.001`: three significant digits, cut
-    rather than rounded, so that a p-value below 0.05 never reads as 0.05."""
+    """`p = 0.410`, `p = 0.0370`, `p = 0.0499`, `p < 0.001`: three significant digits, cut
+    rather than rounded, so that a p-value below 0.05 never reads as 0.05; trailing zeros
+    kept, so that p-values side by side read alike ("p = 0.530" beside "p = 0.372")."""
     if p < 0.001:
         return "p < 0.001"
     if p >= 1:
         return "p = 1"
     step = 10.0 ** (math.floor(math.log10(p)) - 2)
     shown = math.floor(p / step + 1e-9) * step
-    return f"p = {shown:.{max(0, 2 - math.floor(math.log10(p)))}f}".rstrip("0").rstrip(".")
+    return f"p = {shown:.{max(0, 2 - math.floor(math.log10(p)))}f}"
 
 
 def seeds_needed(diff: float, sd_diff: float, alpha: float = 0.05, power: float = 0.8,
@@ -250,7 +251,7 @@ def detectable_gap(sd_diff: float, n: int, alpha: float = 0.05, power: float = 0
 
 def plain_words(name_a: str, name_b: str, test: Comparison, alpha: float = 0.05,
                 method: bool = True) -> str:
-    """`GRU vs LSTM: +0.4 points, not significant (p = 0.41, paired t-test over 5 seeds)`."""
+    """`GRU vs LSTM: +0.4 points, not significant (p = 0.410, paired t-test over 5 seeds)`."""
     sig = "significant" if test.p < alpha else "not significant"
     why = f", {test.method}" if method else ""
     return f"{name_a} vs {name_b}: {points(test.diff)} points, {sig} ({p_value(test.p)}{why})"

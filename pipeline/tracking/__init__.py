@@ -24,7 +24,7 @@ _HOME = {
              "git_info", "log_files", "log_metrics", "set_tags", "start_cell_run",
              "start_trial_run"),
     "server": ("serve_model", "serve_ui"),
-    "store": ("client_for", "compare_url", "experiment_id", "find_experiment",
+    "store": ("client_for", "compare_url", "experiment_id", "experiment_url", "find_experiment",
               "require_server", "runs_in_store", "store_errors"),
 }
 _MODULE_OF = {name: module for module, names in _HOME.items() for name in names}

@@ -209,7 +209,19 @@ def runs_in_store(client: MlflowClient, experiment: str, run_ids: list[str]) -> 
     return [r for r in run_ids if r in held]
 
 
+# MLflow 3.17's UI has a global switch, GenAI or model training, that decides how an
+# experiment opens, over its `mlflow.experimentKind` tag; it starts on GenAI (an empty traces
+# overview). A link that names the workflow opens on the experiment's runs.
+WORKFLOW = {"workflowType": "machine_learning"}
+
+
 def compare_url(base: str, experiment: str, run_ids: list[str]) -> str:
     """The MLflow UI's side-by-side comparison of these runs (parallel coordinates, charts)."""
-    query = urlencode({"runs": json.dumps(run_ids), "experiments": json.dumps([experiment])})
+    query = urlencode({"runs": json.dumps(run_ids), "experiments": json.dumps([experiment]),
+                       **WORKFLOW})
     return f"{base}/#/compare-runs?{query}"
+
+
+def experiment_url(base: str, experiment: str) -> str:
+    """The MLflow UI's page of an experiment, open on its runs."""
+    return f"{base}/#/experiments/{experiment}?{urlencode(WORKFLOW)}"
