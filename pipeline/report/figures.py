@@ -36,6 +36,9 @@ def log_y(ax: plt.Axes) -> None:
     ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False))
 
 
+COLUMN_INCHES = 10.5  # the HTML report's 1,100 px column at save()'s 110 dpi, less a margin
+
+
 def save(fig: plt.Figure, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -110,7 +113,9 @@ def plot_learning_curves(results: list[CellResult], path: Path) -> None:
 def plot_confusions(results: list[CellResult], label: str, path: Path) -> None:
     """Row-normalized confusion matrices (% of each actual label, or of each gold entity
     type), one panel per cell titled with its ranking score; tag sets above
-    MAX_CONFUSION_LABELS keep their most frequent labels."""
+    MAX_CONFUSION_LABELS keep their most frequent labels. As many panels to a row as fit the
+    report's column (COLUMN_INCHES) at full size: three POS matrices side by side were shown
+    at 54% on a laptop, their numbers 6 px high."""
     panels = []
     for r in results:
         c = r.confusion
@@ -125,8 +130,13 @@ def plot_confusions(results: list[CellResult], label: str, path: Path) -> None:
         panels.append((r, rows, [c.columns[j] for j in columns], share))
     n = max(len(p[2]) for p in panels)
     side = max(3.4, 0.36 * n + 1.8)
-    fig, axes = plt.subplots(1, len(panels), figsize=(side * len(panels), side), squeeze=False)
-    for ax, (r, rows, columns, share) in zip(axes[0], panels, strict=True):
+    per_row = max(1, min(len(panels), int(COLUMN_INCHES // side)))
+    lines = -(-len(panels) // per_row)
+    fig, axes = plt.subplots(lines, per_row, figsize=(side * per_row, side * lines),
+                             squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    for ax, (r, rows, columns, share) in zip(axes.flat, panels, strict=False):
         ax.imshow(share, cmap="Blues", vmin=0, vmax=100, aspect="auto")
         for i, row in enumerate(share):
             for j, v in enumerate(row):
