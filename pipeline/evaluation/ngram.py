@@ -67,7 +67,8 @@ def sentence_nats(arpa: Path, sentences: Sequence[Sequence[int]]) -> list[float]
     """Each sentence's negative log-likelihood in nats under the ARPA model: its words and
     its end, from <s>, by the back-off rule KenLM's own query applies (tests/test_lm.py
     compares the two)."""
-    keys = [ngram_keys(sentence, order_of(arpa)) for sentence in sentences]
+    order = order_of(arpa)
+    keys = [ngram_keys(sentence, order) for sentence in sentences]
     wanted = {"<s>", "<unk>"} | {ngram for sentence in keys for pos in sentence for ngram in pos}
     probs, backoffs = read_arpa(arpa, wanted)
     return [-sum(log10_prob(pos, probs, backoffs) for pos in sentence) * LN10

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 from pipeline import tracking
-from pipeline.config import Family, Params
+from pipeline.config import Family, Params, TaskParams
 from pipeline.data.loading import EncodedSplit
 from pipeline.files import atomic_dir
 from pipeline.paths import Layout, reports_dir
@@ -32,7 +33,7 @@ from pipeline.report.language_model import (
 )
 from pipeline.report.longrange import collect_longrange, longrange_section
 from pipeline.report.render import provenance, render_html, render_markdown
-from pipeline.report.results import collect_task
+from pipeline.report.results import CellResult, collect_task
 from pipeline.report.summary import ReportSummary, write_summary
 from pipeline.report.task import Findings, render_task, task_summary
 from pipeline.report.tuning import tuning_section
@@ -70,11 +71,9 @@ def write_report(params: Params, root: Path) -> Path:
                 ks = list(next(iter(context.perplexity.values())))
                 write_series(plots / f"{name}_context.csv", "context", ks,
                              {c: list(v.values()) for c, v in context.perplexity.items()})
-                lm_tuning, lm_tuning_summary = [], {}
-                if tp.tuned:
-                    lm_tuning, lm_tuning_summary, change = tuning_section(
-                        tp, layout, results, metric, label, figures / f"{name}_tuning.png")
-                    verdicts[name] += " " + change
+                lm_tuning, lm_tuning_summary, change = task_tuning(
+                    tp, layout, results, metric, label, figures / f"{name}_tuning.png")
+                verdicts[name] += change
                 sections[name] = [*render_language_model(task, tests, versus, baselines,
                                                          context, verdicts[name]), *lm_tuning]
                 summary[name] = {**lm_summary(task, tests, versus, baselines, context),
@@ -90,12 +89,9 @@ def write_report(params: Params, root: Path) -> Path:
             tests = pairwise(results, metric)
             verdicts[name] = verdict(results, label, tests, metric) + budget_words(task)
             card.append((name, label, grouping(results, tests)))
-            tuning: list[str] = []
-            tuning_summary: dict = {}
-            if tp.tuned:
-                tuning, tuning_summary, change = tuning_section(
-                    tp, layout, results, metric, label, figures / f"{name}_tuning.png")
-                verdicts[name] += " " + change
+            tuning, tuning_summary, change = task_tuning(
+                tp, layout, results, metric, label, figures / f"{name}_tuning.png")
+            verdicts[name] += change
             found = Findings(lengths, tests, verdicts[name], task_caveats(task), diagnostics,
                              tuning)
             sections[name] = render_task(task, found)
@@ -121,3 +117,13 @@ def write_report(params: Params, root: Path) -> Path:
         tracking.log_files(client, parent, [(reports, "report")])
     print(f"report: {reports / 'comparison.md'}", file=sys.stderr)
     return reports / "comparison.md"
+
+
+def task_tuning(tp: TaskParams, layout: Layout, results: list[CellResult], metric: str,
+                label: str, figure: Path) -> tuple[list[str], dict[str, Any], str]:
+    """With tuning on, the task's Tuning subsection, its summary.json entry and the sentence
+    its verdict gains (with a leading space); with tuning off, nothing."""
+    if not tp.tuned:
+        return [], {}, ""
+    lines, summary, change = tuning_section(tp, layout, results, metric, label, figure)
+    return lines, summary, " " + change
