@@ -50,6 +50,23 @@ FIGURE_SIZES = """async () => {
   }
   return out;
 }"""
+# images no wider than the column yet drawn narrower than their natural size, and the column
+SHRUNK = """() => {
+  const style = getComputedStyle(document.body);
+  const column = document.body.clientWidth - parseFloat(style.paddingLeft)
+                 - parseFloat(style.paddingRight);
+  return [column, [...document.images].filter(i => i.naturalWidth <= column
+      && i.getBoundingClientRect().width < i.naturalWidth - 1)
+    .map(i => i.alt + ": " + Math.round(i.getBoundingClientRect().width) + " of "
+         + i.naturalWidth + " px")];
+}"""
+# the images that must be legible on a phone as they stand: one per cell or task
+PHONE_PANELS = ("decision card", "learning curves", "gates")
+PANEL_ALTS = "[...document.images].map(i => [i.alt, i.naturalWidth])"
+# tables that scroll sideways in their box: at a laptop's width none should
+SCROLLING_TABLES = """[...document.querySelectorAll('table')]
+  .filter(t => t.scrollWidth > t.clientWidth + 1)
+  .map(t => t.rows[0].textContent.trim().slice(0, 40) + ": " + t.scrollWidth + " px")"""
 CARD_ROWS = """[...document.querySelectorAll('table')].find(t => t.rows[0].cells[1]
   && t.rows[0].cells[1].textContent === 'tier') ? [...[...document.querySelectorAll('table')]
   .find(t => t.rows[0].cells[1] && t.rows[0].cells[1].textContent === 'tier').rows].slice(1)
@@ -81,6 +98,9 @@ def read(browser, html: Path, width: int, shot: Path) -> dict:
     shot.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=shot, full_page=True)
     seen["card"] = page.evaluate(CARD_ROWS)
+    seen["column"], seen["shrunk"] = page.evaluate(SHRUNK)
+    seen["alts"] = page.evaluate(PANEL_ALTS)
+    seen["scrolling_tables"] = page.evaluate(SCROLLING_TABLES)
     page.evaluate(OPEN_FOLDED)
     seen["wide_folded_open"] = page.evaluate(TOO_WIDE)
     seen["figures"] = page.evaluate(FIGURE_SIZES)
@@ -121,6 +141,15 @@ def check(browser, html: Path, name: str) -> None:
         assert len(seen["figures"]) == seen["images"], f"{where}: a figure cannot open: {seen}"
         assert all(abs(drawn - natural) <= 1 for drawn, natural in seen["figures"]), \
             f"{where}: a figure opened below its natural size: {seen['figures']}"
+        # a figure drawn one image per cell or task: each image at its natural size, a phone
+        # column wide (three to a laptop's row); a larger image (a 25-tag confusion matrix)
+        # opens at its natural size on a click
+        assert seen["shrunk"] == [], f"{where}: images shrunk to fit: {seen['shrunk']}"
+        panels = [(alt, w) for alt, w in seen["alts"] if alt.startswith(PHONE_PANELS)]
+        assert {alt.split(":")[0] for alt, _ in panels} >= set(PHONE_PANELS), seen["alts"]
+        assert all(w <= seen["column"] for _, w in panels), f"{where}: {panels}"
+        if width > 1000:
+            assert seen["scrolling_tables"] == [], f"{where}: {seen['scrolling_tables']}"
         assert len(seen["card"]) == sum(len(t["cells"]) for t in summary["tasks"].values())
         assert card_matches_summary(seen["card"], summary) == [], where
         for _, tier in groupby(seen["card"], key=lambda row: (row[0], row[1])):

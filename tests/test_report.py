@@ -69,7 +69,9 @@ def test_report_and_metrics_cover_every_cell(trained):
     assert "accuracy: 95% CI (test sample)" in text
     assert f"- CPU of the fits: {cpu_name()}. The same commit and params" in text
     assert read_record(layout.model_dir(params.cells[0], SEED)).cpu == cpu_name()
-    assert (layout.reports / "figures" / f"{TASK}_learning_curves.png").stat().st_size > 10_000
+    for cell in params.cells:  # one image per cell
+        assert (layout.reports / "figures" / f"{TASK}_learning_curves_{cell}.png").stat(
+        ).st_size > 10_000
     # accuracy by length: quartile buckets that cover the test split, one value per cell
     lengths = summary["by_length"]
     test_size = json.loads(layout.test_metrics("rnn", SEED).read_text())["test_examples"]
@@ -94,16 +96,17 @@ def test_report_has_every_section_in_order_and_the_html_opens_offline(trained):
     head = text[: where[0]]
     assert f"- **{TASK}**: **" in head and "- **long range** (synthetic): solved" in head
     # then the decision card: every cell once, tier 1 first, score with interval and costs
-    assert "![decision card](figures/decision_card.png)" in head
+    assert f"![decision card: {TASK}](figures/decision_card_{TASK}.png)" in head
     card = [line.split(" | ") for line in head.splitlines() if line.startswith(f"| {TASK} |")]
     assert sorted(row[2] for row in card) == ["GRU", "LSTM", "RNN"] and card[0][1] == "1"
     assert [int(row[1]) for row in card] == sorted(int(row[1]) for row in card)
     assert all(re.fullmatch(r"accuracy \d+\.\d% \[\d+\.\d%, \d+\.\d%\]", row[3])
                and row[4].endswith(" M") for row in card)
-    # the card; per task: by length, gradient flow, gates, curves, confusions; the sweep:
-    # accuracy against length, and per problem gradient flow and gates
+    # the card (one image per task); per task: by length, gradient flow, and one image per
+    # cell of gates (LSTM, GRU), curves and confusions; the sweep, per problem: accuracy
+    # against length, gradient flow and gates
     figures = sorted(set(re.findall(r"\]\((figures/[^)]+\.png)\)", text)))
-    assert len(figures) == 1 + 5 + 1 + 2 * 2, figures
+    assert len(figures) == 1 + (2 + 2 + 3 + 3) + 2 + 2 * (1 + 2), figures
     assert all((layout.reports / f).stat().st_size > 5_000 for f in figures)
     # the replayed equations match PyTorch's kernels on the trained weights
     assert text.count("(ok) |") == 3 * 3 and "ABOVE" not in text
@@ -173,9 +176,18 @@ def test_several_seeds_give_intervals_and_tests_over_seeds(prepared, tmp_path):
 
 def record(epochs: int = 6, best: int = 4, limit: int = 10) -> SimpleNamespace:
     """What the caveats read of a model record."""
-    return SimpleNamespace(epochs=epochs, best_epoch=best, best_val=0.5,
+    return SimpleNamespace(epochs=epochs, best_epoch=best, best_val=0.5, monitor="val_acc",
                            params=SimpleNamespace(train=SimpleNamespace(max_epochs=limit,
                                                                         stop_at=None)))
+
+
+def history(epochs: int = 6, best: int = 4, dip: bool = False) -> list[dict[str, float]]:
+    """Validation accuracy per epoch, rising to `best` and falling after it; with `dip`, the
+    epoch before the best falls first (one good epoch after a dip: not a climb)."""
+    values = [0.5 + 0.01 * min(e, best) - 0.02 * max(e - best, 0) for e in range(1, epochs + 1)]
+    if dip and best >= 3:
+        values[best - 2] = values[best - 3] - 0.005
+    return [{"epoch": e, "val_acc": v} for e, v in enumerate(values, start=1)]
 
 
 def cell_result(cell: str, runs: list, score: Summary | None = None, **arrays) -> CellResult:
@@ -187,8 +199,9 @@ def cell_result(cell: str, runs: list, score: Summary | None = None, **arrays) -
                       unit=arrays.get("unit", "test examples"))
 
 
-def result(cell: str, score: float, seeds: int = 1, **train) -> CellResult:
-    run = SimpleNamespace(test=SimpleNamespace(accuracy=score), train=record(**train))
+def result(cell: str, score: float, seeds: int = 1, dip: bool = False, **train) -> CellResult:
+    run = SimpleNamespace(test=SimpleNamespace(accuracy=score), train=record(**train),
+                          history=history(train.get("epochs", 6), train.get("best", 4), dip))
     return cell_result(cell, [run] * seeds, summarize([score] * seeds) if seeds > 1
                        else Summary(1, score, 0.0, None, None))
 
@@ -367,7 +380,9 @@ def test_a_cell_at_the_majority_baseline_did_not_learn_and_only_it():
 @pytest.mark.parametrize(("runs", "expected"), [
     ({"epochs": 6, "best": 4}, None),
     ({"epochs": 10, "best": 7}, "LSTM ran every epoch allowed (10) without early stopping:"),
-    ({"epochs": 10, "best": 10}, "LSTM still improving at the last epoch"),
+    ({"epochs": 10, "best": 10}, "LSTM still improving (better at each of the last 2 epochs)"),
+    # the best epoch the last, after a dip (NER's RNN at epochs 9-11: 20.6, 17.7, 25.1)
+    ({"epochs": 10, "best": 10, "dip": True}, "LSTM best at the last epoch, after a dip:"),
 ])
 def test_only_a_cell_that_used_every_epoch_is_flagged(runs, expected):
     caveats = caveats_of([result("lstm", 0.8, **runs), result("gru", 0.79)])
@@ -405,8 +420,8 @@ def test_gradient_flow_text_says_what_the_curves_show():
     words = flow_words({"rnn": flow(0.9), "lstm": flow(0.5), "gru": flow(0.1)})
     assert words.startswith("Measured here, k = 30 steps back: RNN 4.2e-02 (a factor of 10 "
                             "every 22 steps), LSTM 9.3e-10 (a factor of 10 every 3 steps), "
-                            "GRU 1.0e-30 (a factor of 10 every 1 steps).")
-    assert words.endswith("RNN keeps the most of it and GRU the least.")
+                            "GRU 1.0e-30 (a factor of 10 every 1 step).")
+    assert words.endswith("At k = 30, RNN keeps the most of it and GRU the least.")
     flat = flow_words({"rnn": Flow([0, 1, 2], [1.0, 1.0, 1.0], [9, 9, 9])})
     assert "no steady fall" in flat
     # the adding-50 LSTM's shape: down ~100x by k = 20, then up 2.7e-3 -> 1.0e-2 by k = 49
@@ -420,6 +435,19 @@ def test_gradient_flow_text_says_what_the_curves_show():
     uneven = [1.0, 0.5, 0.45, 0.44, 1e-3, 9e-4, 8.5e-4, 8.4e-4]  # one cliff, flat around it
     assert "not at a steady rate" in flow_words({"rnn": Flow(list(range(8)), uneven, [9] * 8)})
     assert "too short" in flow_words({"rnn": Flow([0, 1], [1.0, 0.5], [9, 9])})
+    # NER's GRU: 0.87 -> 0.30 over k = 1-30 is no "factor of 10 every 76 steps" (past the data)
+    shallow = Flow(ks[:31], [0.87 * (0.30 / 0.87) ** ((k - 1) / 29) for k in ks[:31]], [9] * 31)
+    assert "(down only 2.9-fold over k = 1-30)" in flow_words({"gru": shallow})
+    # NER's LSTM: a factor of 10 in 4 steps, then one every 16: two rates, not one
+    fast_slow = [10 ** -(k / 4 if k <= 4 else 1 + (k - 4) / 16) for k in ks[:31]]
+    words = flow_words({"lstm": Flow(ks[:31], fast_slow, [9] * 31)})
+    assert "factor of 10" not in words and "not at a steady rate" in words
+    # POS: LSTM keeps more only at the last few distances, GRU at most of them
+    gru = [10 ** (-k / 6) for k in ks[:38]]
+    lstm = [10 ** (-k / 5) if k <= 33 else gru[k] * 2 for k in ks[:38]]
+    words = flow_words({"lstm": Flow(ks[:38], lstm, [9] * 38), "gru": Flow(ks[:38], gru, [9] * 38)})
+    assert "At k = 37, LSTM keeps the most of it and GRU the least." in words
+    assert words.endswith("The curves cross: GRU keeps the most at 33 of the 37 distances.")
 
 
 def test_entity_confusion_counts_each_gold_entity_once():
@@ -493,6 +521,10 @@ def test_a_verdict_whose_cells_all_still_improved_says_it_ranks_learning_speed()
     words = budget_words(TaskResult(PARAMS, climbing, STATS, None, "accuracy", "accuracy"))  # type: ignore[arg-type]
     assert "Every cell was still improving at its last allowed epoch (2)" in words
     assert "how far each learns in 2 epochs, not what it can reach" in words
+    dipped = [*climbing[:2], result("gru", 0.52, epochs=4, best=4, limit=4, dip=True)]
+    words = budget_words(TaskResult(PARAMS, dipped, STATS, None, "accuracy", "accuracy"))  # type: ignore[arg-type]
+    assert "Every cell had its best validation epoch at its last allowed one" in words
+    assert "still improving" not in words
     one_stopped = [*climbing[:2], result("gru", 0.52, epochs=2, best=1, limit=2)]
     assert budget_words(TaskResult(PARAMS, one_stopped, STATS, None, "accuracy", "accuracy")) == ""  # type: ignore[arg-type]
 
@@ -520,9 +552,10 @@ def test_a_tagger_no_better_than_a_per_word_lookup_is_said_to_have_learned_nothi
 def test_the_long_range_verdict_names_the_budget_and_the_cells_still_improving():
     """An RNN still climbing at its last epoch (0.194 -> 0.279 over epochs 12-15) has not
     shown where its memory ends: the verdict says so where it says 'solved up to'."""
-    def row(rnn: float, out: list[str], rising: list[str]) -> dict:
+    def row(rnn: float, out: list[str], rising: list[str], last: list[str] | None = None) -> dict:
         acc = {"rnn": [rnn], "lstm": [0.995], "gru": [0.993]}
         return {"accuracy": acc, "chance": 0.1, "out_of_epochs": out, "still_improving": rising,
+                "best_at_last": rising if last is None else last,
                 "ci95": {c: list(interval(a, 800)) for c, a in acc.items()}}
 
     cells = ["rnn", "lstm", "gru"]
@@ -536,7 +569,11 @@ def test_the_long_range_verdict_names_the_budget_and_the_cells_still_improving()
                           "limit.")
     stalled = longrange_verdict({"adding": {10: row(0.95, [], []),
                                             50: row(0.24, ["rnn"], [])}}, cells, 15)
-    assert "ran out: RNN at adding 50, so more" in stalled
+    # past its best (adding-50's RNN: best at epoch 12 of 15): more epochs promise nothing
+    assert stalled.endswith("ran out: RNN at adding 50 (past its best validation epoch).")
+    jumped = longrange_verdict({"adding": {10: row(0.95, [], []),
+                                           50: row(0.24, ["rnn"], [], ["rnn"])}}, cells, 15)
+    assert "RNN at adding 50 (best at its last epoch), so more" in jumped
     assert "ran out" not in longrange_verdict(
         {"adding": {10: row(0.95, [], []), 50: row(0.279, [], [])}}, cells, 15)
     low, high = interval([0.5], 100)  # Wilson by hand: 0.5 -/+ 0.0962

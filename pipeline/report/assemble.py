@@ -12,7 +12,7 @@ from pipeline.config import Family, Params, TaskParams
 from pipeline.data.loading import EncodedSplit
 from pipeline.files import atomic_dir
 from pipeline.paths import Layout, reports_dir
-from pipeline.report.card import card_table, plot_card
+from pipeline.report.card import card_table, plot_card, plot_task_cards
 from pipeline.report.caveats import budget_words, task_caveats
 from pipeline.report.comparison import by_length, grouping, pairwise, verdict
 from pipeline.report.diagnostics import diagnostics_section
@@ -55,7 +55,7 @@ def write_report(params: Params, root: Path) -> Path:
             tp, layout = params.for_task(name), Layout(root, name)
             task = collect_task(tp, layout)
             results, metric, label = task.cells, task.metric, task.label
-            plot_learning_curves(results, figures / f"{name}_learning_curves.png")
+            plot_learning_curves(results, figures, f"{name}_learning_curves")
             parents += task.parent_runs
             cpus.update(run.train.cpu or "not recorded" for r in results for run in r.runs)
             data.append((name, f"`{task.source.source}` (`{task.source.sha256}`)",
@@ -79,7 +79,7 @@ def write_report(params: Params, root: Path) -> Path:
                 summary[name] = {**lm_summary(task, tests, versus, baselines, context),
                                  **({"tuning": lm_tuning_summary} if lm_tuning_summary else {})}
                 continue
-            plot_confusions(results, label, figures / f"{name}_confusion_matrices.png")
+            plot_confusions(results, label, figures, f"{name}_confusion_matrices")
             lengths = by_length(results, EncodedSplit(layout.split("test")).lengths.numpy())
             plot_by_length(lengths, label, figures / f"{name}_by_length.png")
             write_series(plots / f"{name}_by_length.csv", "tokens",
@@ -104,6 +104,7 @@ def write_report(params: Params, root: Path) -> Path:
             longrange = (lines, long_summary["verdict"])
             data += long_summary.pop("data")
         plot_card(card, figures / "decision_card.png")
+        plot_task_cards(card, figures, "decision_card")
         markdown = render_markdown(params, sections, verdicts, card_table(card), longrange,
                                    provenance(params, root, data, sorted(cpus)))
         (out / "comparison.md").write_text(markdown, encoding="utf-8")

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.report.comparison import Grouping
-from pipeline.report.figures import CELL_COLORS, CELL_NAMES, plt, save
+from pipeline.report.figures import CELL_COLORS, CELL_NAMES, PANEL_INCHES, panel_file, plt, save
 from pipeline.report.results import CellResult
 from pipeline.scoring.stats import Summary
 
@@ -91,46 +91,75 @@ TIMING_NOTE = ("Times: one timed pass per seed (¹: a single pass; with several 
 
 
 def plot_card(tasks: Card, path: Path) -> None:
-    """A row of panels per task: dot and whisker of the ranking metric (tiers boxed, best on
-    top), then one bar panel per cost, each cell in its own colour."""
+    """The whole card in one image, a row of panels per task (README.md shows it; the report
+    gives each task its own, plot_task_cards)."""
     height = sum(1.2 + 0.42 * len(g.order) for _, _, g in tasks)
     fig, axes = plt.subplots(len(tasks), 1 + len(COSTS), squeeze=False, figsize=(11, height),
                              gridspec_kw={"width_ratios": [2.6, 1, 1, 1]})
-    for row, (name, label, g) in zip(axes, tasks, strict=True):
-        groups = boxes(g)
-        order = [r for _, _, cells in groups for r in cells]
-        # top to bottom: the best box first, a gap between boxes
-        y, pos = {}, 0.0
-        for _, _, cells in groups:
-            for r in cells:
-                y[r.cell] = -pos
-                pos += 1
-            pos += 0.5
-        ax = row[0]
-        for i, (_, tag, cells) in enumerate(groups):
-            top, bottom = y[cells[0].cell], y[cells[-1].cell]
-            ax.axhspan(bottom - 0.4, top + 0.4, color="0.93" if i % 2 == 0 else "0.97", zorder=0)
+    for row, task in zip(axes, tasks, strict=True):
+        draw_task(list(row), task, cost_labels=False)
+    save(fig, path)
+
+
+def plot_task_cards(tasks: Card, folder: Path, stem: str) -> None:
+    """One image per task, a phone column wide (PANEL_INCHES): the score, then each cost,
+    one panel under another."""
+    for task in tasks:
+        n = len(task[2].order)
+        costs = 0.55 + 0.22 * n
+        fig, axes = plt.subplots(1 + len(COSTS), 1, figsize=(PANEL_INCHES,
+                                                              1.4 + 0.42 * n + costs * len(COSTS)),
+                                 gridspec_kw={"height_ratios": [0.8 + 0.42 * n]
+                                              + [costs] * len(COSTS)})
+        draw_task(list(axes), task, cost_labels=True)
+        save(fig, folder / panel_file(stem, task[0]))
+
+
+def draw_task(axes: list[plt.Axes], task: tuple[str, str, Grouping], cost_labels: bool) -> None:
+    """One task's panels: dot and whisker of the ranking metric (tiers boxed, best on top),
+    then one bar panel per cost, each cell in its own colour; the cells named beside the
+    cost bars too where those panels stand apart from the score's (`cost_labels`)."""
+    name, label, g = task
+    groups = boxes(g)
+    order = [r for _, _, cells in groups for r in cells]
+    # top to bottom: the best box first, a gap between boxes
+    y, pos = {}, 0.0
+    for _, _, cells in groups:
+        for r in cells:
+            y[r.cell] = -pos
+            pos += 1
+        pos += 0.5
+    ax = axes[0]
+    for i, (_, tag, cells) in enumerate(groups):
+        top, bottom = y[cells[0].cell], y[cells[-1].cell]
+        ax.axhspan(bottom - 0.4, top + 0.4, color="0.93" if i % 2 == 0 else "0.97", zorder=0)
+        if len(groups) == 1:  # "tied: ...", too long to sit beside a whisker: above them
+            ax.text(0.995, top + 0.45, tag, transform=ax.get_yaxis_transform(),
+                    ha="right", va="bottom", fontsize=8, color="0.35")
+            ax.set_ylim(bottom - 0.5, top + 0.95)
+        else:
             ax.text(0.995, top + 0.25, tag, transform=ax.get_yaxis_transform(),
                     ha="right", va="center", fontsize=8, color="0.35")
-        scale = 1 if label == PERPLEXITY else 100
-        for r in order:
-            mean, low, high = (scale * v for v in shown(label, r.score))
-            ax.errorbar(mean, y[r.cell], xerr=[[mean - low], [high - mean]],
-                        fmt="o", color=CELL_COLORS[r.cell], capsize=4, lw=2, ms=7)
-        ax.set_yticks([y[r.cell] for r in order], [CELL_NAMES[r.cell] for r in order])
-        ax.set_xlabel(f"test {label}" + (" (lower is better)" if label == PERPLEXITY else " (%)")
-                      + ", 95% interval")
-        ax.set_title(name, loc="left", fontsize=11, fontweight="bold")
+    scale = 1 if label == PERPLEXITY else 100
+    for r in order:
+        mean, low, high = (scale * v for v in shown(label, r.score))
+        ax.errorbar(mean, y[r.cell], xerr=[[mean - low], [high - mean]],
+                    fmt="o", color=CELL_COLORS[r.cell], capsize=4, lw=2, ms=7)
+    ax.set_yticks([y[r.cell] for r in order], [CELL_NAMES[r.cell] for r in order])
+    ax.set_xlabel(f"test {label}, 95% interval\n(lower is better)" if label == PERPLEXITY
+                  else f"test {label} (%), 95% interval")
+    ax.set_title(name, loc="left", fontsize=11, fontweight="bold")
+    ax.grid(axis="x", alpha=0.3)
+    ax.margins(x=0.15)
+    for ax, (_, key, axis_label) in zip(axes[1:], COSTS, strict=True):
+        values = [getattr(r.test, key) for r in order]
+        scale = 1e6 if key == "num_parameters" else 1.0
+        bars = ax.barh([y[r.cell] for r in order], [v / scale for v in values],
+                       color=[CELL_COLORS[r.cell] for r in order], height=0.6)
+        ax.bar_label(bars, [FORMATS[key](v) for v in values], padding=3, fontsize=8)
+        ax.set_xlim(0, max(values) / scale * 1.45)
+        ax.set_ylim(axes[0].get_ylim())  # each bar level with its cell's dot
+        ax.set_yticks([y[r.cell] for r in order],
+                      [CELL_NAMES[r.cell] for r in order] if cost_labels else [])
+        ax.set_xlabel(axis_label)
         ax.grid(axis="x", alpha=0.3)
-        ax.margins(x=0.15)
-        for ax, (_, key, axis_label) in zip(row[1:], COSTS, strict=True):
-            values = [getattr(r.test, key) for r in order]
-            scale = 1e6 if key == "num_parameters" else 1.0
-            bars = ax.barh([y[r.cell] for r in order], [v / scale for v in values],
-                           color=[CELL_COLORS[r.cell] for r in order], height=0.6)
-            ax.bar_label(bars, [FORMATS[key](v) for v in values], padding=3, fontsize=8)
-            ax.set_xlim(0, max(values) / scale * 1.45)
-            ax.set_yticks([y[r.cell] for r in order], [])
-            ax.set_xlabel(axis_label)
-            ax.grid(axis="x", alpha=0.3)
-    save(fig, path)

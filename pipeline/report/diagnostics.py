@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,18 @@ import numpy as np
 
 from pipeline.errors import RnnbenchError, fail
 from pipeline.paths import Layout
-from pipeline.report.figures import CELL_COLORS, CELL_NAMES, log_y, plt, save, write_series
+from pipeline.report.figures import (
+    CELL_COLORS,
+    CELL_NAMES,
+    PANEL_INCHES,
+    log_y,
+    panel_file,
+    panels,
+    plt,
+    save,
+    write_series,
+)
+from pipeline.report.render import count
 from pipeline.scoring.records import Diagnostics
 from pipeline.scoring.records import read_diagnostics as read_one
 
@@ -104,11 +116,18 @@ def flow_table(flows: dict[str, Flow], diags: Diags) -> list[str]:
     return lines
 
 
+STEADY_FIT = 0.9  # R^2 of a line through log10(ratio) against k
+STEADY_PARTS = 1.5  # the most the rates of the curve's thirds may differ, as a factor
+
+
 def trend(f: Flow) -> str:
-    """How the drawn curve runs (k >= 1): a steady fall where a line through log10(ratio)
-    fits it (R^2 >= 0.9) and it never climbs back above twice its lowest point, said as the
-    steps per factor of 10; otherwise where it turns. A line through a curve that falls and
-    then rises would describe neither part."""
+    """How the drawn curve runs (k >= 1), said only as far as the curve shows it: where it
+    turns, if it falls and then climbs back above twice its lowest point; a rate ("a factor
+    of 10 every N steps") only where the curve falls at least tenfold over the distances
+    measured (no rate extrapolated past them), a line through log10(ratio) fits it and its
+    thirds fall at about that one rate; otherwise how far it falls, or its values
+    halfway and at the end. A line through a curve that falls and then rises, or falls
+    fast then slowly, would describe neither part."""
     points = [(d, r) for d, r in zip(f.distance, f.ratio, strict=True) if d >= 1 and r > 0]
     if len(points) < 2:
         return "no steady fall"
@@ -118,20 +137,31 @@ def trend(f: Flow) -> str:
     if low < len(points) - 1 and logs[-1] - logs[low] > np.log10(2):
         return (f"down to {10 ** logs[low]:.1e} at k = {ks[low]:.0f}, then up to "
                 f"{10 ** logs[-1]:.1e} at k = {ks[-1]:.0f}")
+    fall = logs[0] - logs[-1]
+    if fall < np.log10(1.5):
+        return "no steady fall"
+    if fall < 1:
+        return f"down only {10 ** fall:.1f}-fold over k = {ks[0]:.0f}-{ks[-1]:.0f}"
     slope, intercept = np.polyfit(ks, logs, 1)
     spread = float(((logs - logs.mean()) ** 2).sum())
     fit = 1 - float(((logs - slope * ks - intercept) ** 2).sum()) / spread if spread else 0.0
-    if slope >= 0 or -1 / slope >= 1e4:
-        return "no steady fall"
-    if fit >= 0.9:
-        return f"a factor of 10 every {-1 / slope:.0f} steps"
-    return f"down to {10 ** logs[low]:.1e} at k = {ks[low]:.0f}, not at a steady rate"
+    # the rate over each third of the curve (thirds sharing their ends)
+    ends = [0, len(points) // 3, 2 * len(points) // 3, len(points) - 1]
+    rates = [np.polyfit(ks[a:b + 1], logs[a:b + 1], 1)[0]
+             for a, b in pairwise(ends) if b > a]
+    half = len(points) // 2
+    if fit >= STEADY_FIT and max(rates) < 0 and max(rates) / min(rates) >= 1 / STEADY_PARTS:
+        return f"a factor of 10 every {count(round(-1 / slope), 'step')}"
+    return (f"{10 ** logs[half]:.1e} at k = {ks[half]:.0f}, {10 ** logs[-1]:.1e} at "
+            f"k = {ks[-1]:.0f}: not at a steady rate")
 
 
 def flow_words(flows: dict[str, Flow]) -> str:
     """What the measured curves show: each cell's ratio at the farthest distance all reach,
-    how fast it falls, and which cell keeps the most."""
-    far = max(set.intersection(*(set(f.distance) for f in flows.values())), default=0)
+    how it falls, and which cell keeps the most there, and, where the curves cross, which
+    keeps the most at most distances."""
+    common = sorted(set.intersection(*(set(f.distance) for f in flows.values())))
+    far = max(common, default=0)
     if far < 2:
         return "The sample's sequences are too short to trace the gradient back."
     kept = {cell: f.ratio[f.distance.index(far)] for cell, f in flows.items()}
@@ -141,30 +171,38 @@ def flow_words(flows: dict[str, Flow]) -> str:
     order = sorted(kept, key=lambda c: -kept[c])
     words = f"Measured here, k = {far} steps back: " + ", ".join(parts) + "."
     if len(order) > 1:
-        words += (f" {CELL_NAMES[order[0]]} keeps the most of it"
+        words += (f" At k = {far}, {CELL_NAMES[order[0]]} keeps the most of it"
                   f" and {CELL_NAMES[order[-1]]} the least.")
+        distances = [k for k in common if k >= 1]
+        first = {c: sum(1 for k in distances
+                        if max(flows, key=lambda x: flows[x].ratio[flows[x].distance.index(k)])
+                        == c) for c in flows}
+        lead = max(first, key=lambda c: first[c])
+        if lead != order[0]:
+            words += (f" The curves cross: {CELL_NAMES[lead]} keeps the most at "
+                      f"{first[lead]} of the {len(distances)} distances.")
     return words
 
 
-def plot_gates(diags: Diags, path: Path) -> bool:
-    """Median and interquartile band of each gate over positions (first seed); False when no
-    compared cell has gates."""
-    panels = [(cell, gate, g) for cell, runs in diags.items()
-              for gate, g in runs[0].gates.items()]
-    if not panels:
-        return False
-    fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 3.0), squeeze=False,
-                             sharey=True)
-    for ax, (cell, gate, g) in zip(axes[0], panels, strict=True):
-        ax.fill_between(g.position, g.q25, g.q75, alpha=0.25, color=CELL_COLORS[cell])
-        ax.plot(g.position, g.median, color=CELL_COLORS[cell])
-        ax.set_title(f"{CELL_NAMES[cell]} {gate}", fontsize=10)
-        ax.set_xlabel("position (tokens)")
-        ax.set_ylim(0, 1)
-        ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("gate activation")
-    save(fig, path)
-    return True
+def plot_gates(diags: Diags, folder: Path, stem: str) -> list[str]:
+    """Median and interquartile band of each gate over positions (first seed): one image per
+    cell that has gates, its gates one under another; the cells drawn (none: no compared cell
+    has gates)."""
+    cells = [cell for cell, runs in diags.items() if runs[0].gates]
+    for cell in cells:
+        gates = diags[cell][0].gates
+        fig, axes = plt.subplots(len(gates), 1, figsize=(PANEL_INCHES, 0.6 + 1.8 * len(gates)),
+                                 squeeze=False, sharex=True)
+        for ax, (gate, g) in zip(axes[:, 0], gates.items(), strict=True):
+            ax.fill_between(g.position, g.q25, g.q75, alpha=0.25, color=CELL_COLORS[cell])
+            ax.plot(g.position, g.median, color=CELL_COLORS[cell])
+            ax.set_title(f"{CELL_NAMES[cell]} {gate}", fontsize=10)
+            ax.set_ylabel("activation")
+            ax.set_ylim(0, 1)
+            ax.grid(alpha=0.3)
+        axes[-1, 0].set_xlabel("position (tokens)")
+        save(fig, folder / panel_file(stem, cell))
+    return cells
 
 
 def gate_table(diags: Diags) -> list[str]:
@@ -207,9 +245,10 @@ def diagnostics_section(name: str, layout: Layout, cells: list[str], seeds: list
         "last column is how far that replay is from PyTorch's own kernels on the same batch.",
         "",
     ]
-    if plot_gates(diags, figures / f"{name}_gates.png"):
+    gated = plot_gates(diags, figures, f"{name}_gates")
+    if gated:
         lines += ["### Gates", "", *gate_table(diags), "",
-                  f"![gates](figures/{name}_gates.png)", "",
+                  panels("gates", f"figures/{name}_gates", gated), "",
                   "First layer, forward direction, over the test sample: median and quartiles "
                   "per position (PyTorch's GRU keeps the old state where `update` is near 1).",
                   ""]

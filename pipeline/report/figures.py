@@ -36,7 +36,22 @@ def log_y(ax: plt.Axes) -> None:
     ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False))
 
 
-COLUMN_INCHES = 10.5  # the HTML report's 1,100 px column at save()'s 110 dpi, less a margin
+# One panel of a figure drawn one image per cell: 357 px at save()'s 110 dpi, at its natural
+# size in a 400 px phone's column and three to the 1,100 px column of a laptop.
+PANEL_INCHES = 3.25
+
+
+def panel_file(stem: str, part: str) -> str:
+    """The image of one cell (or task) of a figure drawn one image each:
+    `pos_learning_curves_lstm.png`."""
+    return f"{stem}_{part}.png"
+
+
+def panels(alt: str, stem: str, parts: list[str]) -> str:
+    """A figure drawn one image per cell (or task) as one Markdown paragraph, which the HTML
+    report lays out as a row that wraps (render.py): side by side on a laptop, one under
+    another, each at its natural size, on a phone."""
+    return " ".join(f"![{alt}: {CELL_NAMES.get(p, p)}]({panel_file(stem, p)})" for p in parts)
 
 
 def save(fig: plt.Figure, path: Path) -> None:
@@ -69,16 +84,22 @@ CURVE_NAMES = {"loss": "loss", "acc": "accuracy", "entity_f1": "entity F1",
                "ppl": "perplexity"}
 
 
-def plot_learning_curves(results: list[CellResult], path: Path) -> None:
+def plot_learning_curves(results: list[CellResult], folder: Path, stem: str) -> None:
+    """Each cell's learning curves as its own image (draw_learning_curves)."""
+    for cell, fig in draw_learning_curves(results):
+        save(fig, folder / panel_file(stem, cell))
+
+
+def draw_learning_curves(results: list[CellResult]) -> list[tuple[str, plt.Figure]]:
     """Loss and the metric that picks the kept epoch (accuracy; validation entity F1 for NER)
     per epoch: the mean over seeds, and their range as a band; accuracy and F1 in %, as every
-    table gives them."""
-    fig, axes = plt.subplots(2, len(results), figsize=(4 * len(results), 6), squeeze=False,
-                             sharey="row")
-    for col, r in enumerate(results):
+    table gives them. One figure per cell (loss above, score below), their y axes shared as
+    one figure's panels would be, so that the cells' images compare at a glance."""
+    drawn = []
+    for r in results:
+        fig, axes = plt.subplots(2, 1, figsize=(PANEL_INCHES, 5.4), sharex=True)
         score = {"val_entity_f1": "entity_f1", "val_ppl": "ppl"}.get(r.train.monitor, "acc")
-        for row, metric in enumerate(("loss", score)):
-            ax = axes[row][col]
+        for ax, metric in zip(axes, ("loss", score), strict=True):
             scale = 100.0 if metric in ("acc", "entity_f1") else 1.0
             for split, style in (("train", "-"), ("val", "--")):
                 key = f"{split}_{metric}"
@@ -100,23 +121,28 @@ def plot_learning_curves(results: list[CellResult], path: Path) -> None:
                                     color=CELL_COLORS[r.cell])
             if len(r.runs) == 1 and r.train.best_epoch:
                 ax.axvline(r.train.best_epoch, color="grey", lw=0.8, ls=":")
-            ax.set_xlabel("epoch")
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_ylabel("cross-entropy" if metric == "loss" else
                           CURVE_NAMES[metric] + (" (%)" if scale == 100.0 else ""))
-            ax.set_title(f"{CELL_NAMES[r.cell]}: {CURVE_NAMES[metric]}")
+            ax.set_title(f"{CELL_NAMES[r.cell]}: {CURVE_NAMES[metric]}", fontsize=10)
             ax.grid(alpha=0.3)
-            ax.legend()
-    save(fig, path)
+            ax.legend(fontsize=8)
+        axes[-1].set_xlabel("epoch")
+        drawn.append((r.cell, fig, axes))
+    for row in range(2):  # one scale per row across the cells' images
+        limits = [axes[row].get_ylim() for _, _, axes in drawn]
+        for _, _, axes in drawn:
+            axes[row].set_ylim(min(lo for lo, _ in limits), max(hi for _, hi in limits))
+    return [(cell, fig) for cell, fig, _ in drawn]
 
 
-def plot_confusions(results: list[CellResult], label: str, path: Path) -> None:
+def plot_confusions(results: list[CellResult], label: str, folder: Path, stem: str) -> None:
     """Row-normalized confusion matrices (% of each actual label, or of each gold entity
-    type), one panel per cell titled with its ranking score; tag sets above
-    MAX_CONFUSION_LABELS keep their most frequent labels. As many panels to a row as fit the
-    report's column (COLUMN_INCHES) at full size: three POS matrices side by side were shown
-    at 54% on a laptop, their numbers 6 px high."""
-    panels = []
+    type), one image per cell titled with its ranking score, all the size of the largest;
+    tag sets above MAX_CONFUSION_LABELS keep their most frequent labels. A small matrix is
+    one phone-column panel (PANEL_INCHES); a large one grows so that its numbers stay 8 pt
+    (three POS matrices in one image were shown at 54% on a laptop, 6 px high)."""
+    matrices = []
     for r in results:
         c = r.confusion
         keep = sorted(range(len(c.rows)), key=lambda i: -sum(c.counts[i]))
@@ -127,16 +153,10 @@ def plot_confusions(results: list[CellResult], label: str, path: Path) -> None:
         totals = counts.sum(axis=1, keepdims=True)
         share = 100 * counts / np.maximum(totals, 1)
         rows = [f"{name} ({int(n):,})" for name, n in zip(names, totals[:, 0], strict=True)]
-        panels.append((r, rows, [c.columns[j] for j in columns], share))
-    n = max(len(p[2]) for p in panels)
-    side = max(3.4, 0.36 * n + 1.8)
-    per_row = max(1, min(len(panels), int(COLUMN_INCHES // side)))
-    lines = -(-len(panels) // per_row)
-    fig, axes = plt.subplots(lines, per_row, figsize=(side * per_row, side * lines),
-                             squeeze=False)
-    for ax in axes.flat[len(panels):]:
-        ax.set_visible(False)
-    for ax, (r, rows, columns, share) in zip(axes.flat, panels, strict=False):
+        matrices.append((r, rows, [c.columns[j] for j in columns], share))
+    side = max(PANEL_INCHES, 0.36 * max(len(m[2]) for m in matrices) + 1.8)
+    for r, rows, columns, share in matrices:
+        fig, ax = plt.subplots(figsize=(side, side))
         ax.imshow(share, cmap="Blues", vmin=0, vmax=100, aspect="auto")
         for i, row in enumerate(share):
             for j, v in enumerate(row):
@@ -148,7 +168,7 @@ def plot_confusions(results: list[CellResult], label: str, path: Path) -> None:
         ax.set_xlabel("predicted")
         ax.set_ylabel("actual (count)")
         ax.set_title(f"{CELL_NAMES[r.cell]}: {label} {r.score.mean:.1%}", fontsize=10)
-    save(fig, path)
+        save(fig, folder / panel_file(stem, r.cell))
 
 
 def plot_importance(importance: dict[str, dict[str, float]], path: Path) -> None:
@@ -188,6 +208,9 @@ def plot_context_cut(curves: dict[str, dict[str, float]], path: Path) -> None:
                 label=CELL_NAMES[cell])
         ax.axhline(curve["all"], color=CELL_COLORS[cell], ls=":", lw=1)
     ax.set_xscale("log")
+    ax.set_xticks(ks, [str(k) for k in ks])  # the k measured, as plain numbers
+    ax.minorticks_off()
+    log_y(ax)  # perplexity falls by factors; a linear axis flattens the curves past k = 10
     ax.set_xlabel("context: the last k tokens (dotted: all of it)")
     ax.set_ylabel("test perplexity (lower is better)")
     ax.grid(alpha=0.3)

@@ -19,7 +19,7 @@ import numpy as np
 from pipeline.config.records import stored
 from pipeline.files import read_json
 from pipeline.paths import Layout
-from pipeline.report.caveats import names, out_of_epochs
+from pipeline.report.caveats import budget_caveat
 from pipeline.report.comparison import (
     ALPHA,
     Tests,
@@ -30,9 +30,9 @@ from pipeline.report.comparison import (
     verdict_head,
     winner,
 )
-from pipeline.report.figures import CELL_NAMES
+from pipeline.report.figures import CELL_NAMES, panels
 from pipeline.report.results import CellResult, TaskResult, read_predictions
-from pipeline.report.task import as_yaml, sample_of
+from pipeline.report.task import as_yaml, curves_caption, sample_of
 from pipeline.scoring.examples import by_group, per_example
 from pipeline.scoring.records import Sample, read_lm_diagnostics
 from pipeline.scoring.stats import Comparison, bootstrap_interval, p_value, paired_bootstrap
@@ -142,14 +142,8 @@ def lm_caveats(task: TaskResult, baselines: list[Baseline]) -> list[str]:
            f"{perplexity(r.score.mean):.1f} is no lower than the unigram's ({unigram:.1f}); "
            "read nothing else of it as a property of the cell"
            for r in task.cells if perplexity(r.score.mean) >= unigram]
-    full, rising = out_of_epochs(task)
-    if full:
-        out.append(f"{names(full)} ran every epoch allowed ({task.params.train.max_epochs}) "
-                   "without early stopping"
-                   + (f"; {names(rising)} still improving at the last epoch" if rising else "")
-                   + f": more epochs (`task.{task.params.name}.train.max_epochs`) may change "
-                   "the ranking")
-    return out
+    budget = budget_caveat(task)
+    return [*out, budget] if budget else out
 
 
 def render_language_model(task: TaskResult, tests: Tests, versus: dict[str, Comparison],
@@ -205,7 +199,9 @@ def render_language_model(task: TaskResult, tests: Tests, versus: dict[str, Comp
     split = (f"in reading order by word count ({as_yaml(params.data.word_split.model_dump())})"
              if params.data.word_split else source.splits)
     lines += [
-        "### Learning curves", "", f"![learning curves]({fig}_learning_curves.png)", "",
+        "### Learning curves", "",
+        panels("learning curves", f"{fig}_learning_curves", [r.cell for r in results]), "",
+        curves_caption(seeds, task.first.monitor), "",
         "### Data", "",
         f"- Source: `{source.source}` (sha256 `{source.sha256[:16]}…`), {source.licence}.",
         f"- {stats.examples:,} sentences, {sampled}; split {split}: "

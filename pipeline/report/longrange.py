@@ -15,9 +15,19 @@ from pipeline.errors import RnnbenchError, fail
 from pipeline.files import tree_digest
 from pipeline.model.record import read_record
 from pipeline.paths import Layout
-from pipeline.report.caveats import climbing, did_not_learn, ran_out
+from pipeline.report.caveats import RISING_EPOCHS, best_at_last, climbing, did_not_learn, ran_out
 from pipeline.report.diagnostics import diagnostics_section
-from pipeline.report.figures import CELL_COLORS, CELL_NAMES, plt, save, write_series
+from pipeline.report.figures import (
+    CELL_COLORS,
+    CELL_NAMES,
+    PANEL_INCHES,
+    panel_file,
+    panels,
+    plt,
+    save,
+    write_series,
+)
+from pipeline.report.results import read_history
 from pipeline.scoring.records import read_test_metrics
 from pipeline.scoring.stats import summarize
 
@@ -37,7 +47,8 @@ def collect_longrange(params: Params, root: Path) -> dict[str, Any] | None:
             stats = read_stats(layout.prepared)
             acc = {cell: [read_test_metrics(layout.test_metrics(cell, seed)).accuracy
                           for seed in params.seeds] for cell in params.cells}
-            records = {cell: [read_record(layout.model_dir(cell, seed))
+            records = {cell: [(read_record(layout.model_dir(cell, seed)),
+                               read_history(layout.history(cell, seed)))
                               for seed in params.seeds] for cell in params.cells}
         except (OSError, ValueError, KeyError, RnnbenchError) as err:
             fail(f"report: long-range results for {layout.task} are missing or unreadable "
@@ -46,8 +57,11 @@ def collect_longrange(params: Params, root: Path) -> dict[str, Any] | None:
         out.setdefault(problem, {})[length] = {
             "accuracy": acc, "chance": stats.splits["test"].majority(),
             "ci95": {cell: list(interval(a, n)) for cell, a in acc.items()},
-            "out_of_epochs": [c for c, rs in records.items() if any(map(ran_out, rs))],
-            "still_improving": [c for c, rs in records.items() if any(map(climbing, rs))]}
+            "out_of_epochs": [c for c, rs in records.items() if any(ran_out(r) for r, _ in rs)],
+            "best_at_last": [c for c, rs in records.items()
+                             if any(best_at_last(r) for r, _ in rs)],
+            "still_improving": [c for c, rs in records.items()
+                                if any(climbing(r, h) for r, h in rs)]}
     return out
 
 
@@ -75,7 +89,8 @@ def longest_solved(by_length: dict[int, Any], cell: str) -> int | None:
 
 
 def longrange_verdict(results: dict[str, Any], cells: list[str], epochs: int) -> str:
-    parts, rising = [], []
+    parts: list[str] = []
+    cut: list[tuple[str, bool, bool]] = []  # (cell at problem length, best at last, climbing)
     for problem, by_length in results.items():
         words = []
         for cell in cells:
@@ -83,12 +98,18 @@ def longrange_verdict(results: dict[str, Any], cells: list[str], epochs: int) ->
             words.append(f"{CELL_NAMES[cell]} " + (f"up to {n} steps" if n else
                                                    f"not even {min(by_length)}"))
         parts.append(f"{problem}: " + ", ".join(words))
-        rising += [f"{CELL_NAMES[c]} at {problem} {n}"
-                   + (" (still improving)" if c in by_length[n]["still_improving"] else "")
-                   for n in sorted(by_length) for c in by_length[n]["out_of_epochs"]
-                   if np.mean(by_length[n]["accuracy"][c]) < SOLVED]
-    caveat = (f"; unsolved when the {epochs} epochs ran out: {', '.join(rising)}, so more "
-              "(`longrange.train.max_epochs`) may move the limit" if rising else "")
+        cut += [(f"{CELL_NAMES[c]} at {problem} {n}", c in row["best_at_last"],
+                 c in row["still_improving"])
+                for n, row in sorted(by_length.items()) for c in row["out_of_epochs"]
+                if np.mean(row["accuracy"][c]) < SOLVED]
+    # more epochs may move the limit only where a cell was still at its best when stopped
+    caveat = ""
+    if cut:
+        caveat = f"; unsolved when the {epochs} epochs ran out: " + ", ".join(
+            name + (" (still improving)" if rising else " (best at its last epoch)" if last
+                    else " (past its best validation epoch)") for name, last, rising in cut)
+        caveat += (", so more (`longrange.train.max_epochs`) may move the limit"
+                   if any(last for _, last, _ in cut) else "")
     return (f"solved (>= {SOLVED:.0%} test accuracy) within {epochs} epochs: " + "; ".join(parts)
             + f" (lengths {', '.join(map(str, sorted(next(iter(results.values())))))}){caveat}.")
 
@@ -102,11 +123,12 @@ PROBLEM_WORDS = {"recall": "**recall** names the first of L symbols (8 kinds)",
                            "tenth, one in the second half)"}
 
 
-def plot_longrange(results: dict[str, Any], cells: list[str], path: Path) -> None:
+def plot_longrange(results: dict[str, Any], cells: list[str], folder: Path, stem: str) -> None:
     """Accuracy in % against length, each cell with its 95% interval, the cells side by side
-    at each length (nudged apart on the log axis) so that equal scores do not hide a cell."""
-    fig, axes = plt.subplots(1, len(results), figsize=(4.8 * len(results), 3.6), squeeze=False)
-    for ax, (problem, by_length) in zip(axes[0], results.items(), strict=True):
+    at each length (nudged apart on the log axis) so that equal scores do not hide a cell;
+    the lengths joined by dotted lines, as nothing between them was measured."""
+    for problem, by_length in results.items():  # one image per problem, a phone column wide
+        fig, ax = plt.subplots(figsize=(PANEL_INCHES, 3.2))
         lengths = sorted(by_length)
         for k, cell in enumerate(cells):
             nudge = 1.06 ** (k - (len(cells) - 1) / 2)
@@ -114,11 +136,12 @@ def plot_longrange(results: dict[str, Any], cells: list[str], path: Path) -> Non
             bounds = np.array([[100 * b for b in by_length[n]["ci95"][cell]] for n in lengths])
             below, above = (np.clip(x, 0, None) for x in (means - bounds[:, 0],
                                                            bounds[:, 1] - means))
+            # dotted joins: only the lengths marked were measured
             ax.errorbar([n * nudge for n in lengths], means, yerr=[below, above], capsize=3,
                         marker=MARKERS[k % len(MARKERS)], label=CELL_NAMES[cell],
-                        color=CELL_COLORS[cell], alpha=0.9)
-        ax.plot(lengths, [100 * by_length[n]["chance"] for n in lengths], "k:", lw=1,
-                label="chance")
+                        color=CELL_COLORS[cell], alpha=0.9, ls=":", lw=1)
+        ax.plot(lengths, [100 * by_length[n]["chance"] for n in lengths], "--", color="0.5",
+                lw=1, label="chance")
         ax.set_xscale("log")
         ax.set_xticks(lengths, [str(n) for n in lengths])
         ax.minorticks_off()
@@ -128,7 +151,7 @@ def plot_longrange(results: dict[str, Any], cells: list[str], path: Path) -> Non
         ax.set_title(problem)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    save(fig, path)
+        save(fig, folder / panel_file(stem, problem))
 
 
 def longrange_section(params: Params, root: Path, results: dict[str, Any], figures: Path,
@@ -136,7 +159,7 @@ def longrange_section(params: Params, root: Path, results: dict[str, Any], figur
     """The synthetic sweep: a table and a plot of accuracy against length, and the gradient
     flow at the longest length of each problem."""
     cells, seeds = params.cells, params.seeds
-    plot_longrange(results, cells, figures / "longrange_accuracy.png")
+    plot_longrange(results, cells, figures, "longrange_accuracy")
     lr = params.longrange
     epochs = params.for_longrange(lr.problems[0], lr.lengths[0]).train.max_epochs
     lines = [
@@ -164,9 +187,17 @@ def longrange_section(params: Params, root: Path, results: dict[str, Any], figur
         write_series(plots / f"longrange_{problem}.csv", "length", sorted(by_length),
                      {c: [float(np.mean(by_length[n]["accuracy"][c])) for n in sorted(by_length)]
                       for c in cells})
-    lines += ["", f"†: ran all {epochs} epochs (neither early stopping nor `stop_at` ended "
-              "it); ↗: and still improving at the last (its best validation epoch).", "",
-              "![accuracy against dependency length](figures/longrange_accuracy.png)", ""]
+    rows = [row for by_length in results.values() for row in by_length.values()]
+    legend = []  # only the marks the table uses
+    if any(row["out_of_epochs"] for row in rows):
+        legend.append(f"†: ran all {epochs} epochs (neither early stopping nor `stop_at` ended "
+                      "it).")
+    if any(row["still_improving"] for row in rows):
+        legend.append(f"↗: ran all {epochs} epochs and was still improving (better at each of "
+                      f"its last {RISING_EPOCHS}).")
+    lines += ["", *([" ".join(legend), ""] if legend else []),
+              panels("accuracy against dependency length", "figures/longrange_accuracy",
+                     list(results)), ""]
     summary: dict[str, Any] = {"results": results, "data": [],
                                "verdict": longrange_verdict(results, cells, epochs)}
     unlearned = [(problem, n, c) for problem, by_length in results.items()

@@ -11,6 +11,7 @@ from pipeline import tracking
 from pipeline.config import PARAMS_FILE, Params
 from pipeline.errors import fail
 from pipeline.report.card import TIMING_NOTE
+from pipeline.report.figures import panels
 
 
 def provenance(params: Params, root: Path, data: list[tuple[str, str, str]],
@@ -34,9 +35,10 @@ def provenance(params: Params, root: Path, data: list[tuple[str, str, str]],
              "so a clone's `make run` records its own runs, with new ids.",
              f"- CPU of the fits: {', '.join(cpus) or 'none recorded'}. The same commit and "
              "params give the same numbers on this CPU type only: float kernels round "
-             "differently per instruction set (measured on the default run: sentiment "
-             "identical on AVX2 and AVX-512 machines; POS, NER and the long-range sweep not, "
-             "NER's RNN entity F1 33.7 against 36.8, enough to reorder the cells).",
+             "differently per instruction set (measured once, on an earlier version of the "
+             "default run, docs/design.md: sentiment identical on an AVX2 and an AVX-512 "
+             "machine; POS, NER and the long-range sweep not, NER's RNN entity F1 33.7 on "
+             "one against 36.8 on the other, enough to reorder the cells).",
              "- Data (the prepared tensors' hash is what each MLflow run records as `data_hash`):",
              "", "| task | source (sha256) | prepared data (hash) |", "|---|---|---|"]
     lines += [f"| {name} | {src} | `{prepared}` |" for name, src, prepared in data]
@@ -80,7 +82,8 @@ def render_markdown(params: Params, sections: dict[str, list[str]], verdicts: di
               "cells in one tier do not differ significantly and each beats every cell of the "
               "tiers below (tier 1 first); where no order of tiers fits the tests, letters "
               "instead (cells sharing a letter do not differ significantly). Next to it, what "
-              "each cell costs.", "", "![decision card](figures/decision_card.png)", "", *card,
+              "each cell costs.", "",
+              panels("decision card", "figures/decision_card", list(params.tasks)), "", *card,
               "", TIMING_NOTE, ""]
     for name in params.tasks:
         lines += sections[name]
@@ -95,7 +98,11 @@ body { font: 15px/1.5 system-ui, sans-serif; max-width: 1100px; margin: 2em auto
 table { border-collapse: collapse; margin: 0.8em 0; font-size: 13px; display: block;
         overflow-x: auto; }
 th, td { border: 1px solid #d0d0d7; padding: 3px 8px; }
-td { white-space: nowrap; }  /* an interval or a run id reads on one line; wide tables scroll */
+td { white-space: nowrap; }  /* an interval reads on one line; wide tables scroll */
+td code { white-space: normal; }  /* a run id wraps before the table outgrows the column */
+/* where a table still scrolls (a phone), its first column, the cell or task, stays in view */
+td:first-child, th:first-child { position: sticky; left: 0; background: #fff; }
+th:first-child { background: #f2f2f5; }
 th { background: #f2f2f5; }
 td:not(:first-child) { text-align: right; font-variant-numeric: tabular-nums; }
 img { max-width: 100%; height: auto; }
@@ -107,7 +114,10 @@ summary { cursor: pointer; font-weight: 600; font-size: 1.05em; }
 details.provenance td { white-space: normal; text-align: left; overflow-wrap: break-word; }
 /* a figure fits the column; a click (or tap) opens it at its natural size, scrolling in its
    own box, and another fits it again: no script, one copy of the image */
-details.figure { margin: 0.8em 0; overflow-x: auto; }
+/* the images of a figure drawn one per cell or task: side by side where they fit, else one
+   under another, each at its natural size while the column allows */
+div.figures { display: flex; flex-wrap: wrap; gap: 0 6px; align-items: flex-start; }
+details.figure { margin: 0.4em 0; overflow-x: auto; max-width: 100%; }
 details.figure > summary { display: block; list-style: none; cursor: zoom-in;
                            font-weight: normal; }
 details.figure > summary::-webkit-details-marker { display: none; }
@@ -132,15 +142,23 @@ def render_html(markdown: str, folder: Path) -> str:
         return f'src="data:image/png;base64,{data}"'
 
     body = re.sub(r'src="(figures/[^"]+\.png)"', embed, body)
-    body = FIGURE.sub(r'<details class="figure"><summary title="click: full size; again: fit">'
-                      r'\1</summary></details>', body)
+    body = FIGURE.sub(figure_row, body)
     return ("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>rnnbench: RNN vs LSTM vs GRU</title><style>{HTML_STYLE}</style></head>"
             f"<body>\n{navigable(body)}</body></html>\n")
 
 
-FIGURE = re.compile(r"<p>(<img [^>]*>)</p>")  # a figure: an image alone in its paragraph
+# a figure: an image, or the images of one drawn per cell or task, alone in their paragraph
+FIGURE = re.compile(r"<p>((?:<img [^>]*>\s*)+)</p>")
+
+
+def figure_row(match: re.Match[str]) -> str:
+    """A figure's images as a row that wraps, each opening at its natural size on a click."""
+    images = re.findall(r"<img [^>]*>", match.group(1))
+    return ('<div class="figures">' + "".join(
+        f'<details class="figure"><summary title="click: full size; again: fit">{img}'
+        "</summary></details>" for img in images) + "</div>")
 HEADING = re.compile(r"<h([23])>(.*?)</h\1>", re.DOTALL)
 # Long reference sections start folded: the verdicts, tables and figures come first.
 FOLDED = ("Data", "Settings", "Provenance")

@@ -20,7 +20,7 @@ from pipeline.report.comparison import (
     significance_table,
     winner,
 )
-from pipeline.report.figures import CELL_NAMES, MAX_CONFUSION_LABELS
+from pipeline.report.figures import CELL_NAMES, MAX_CONFUSION_LABELS, panels
 from pipeline.report.results import CellResult, TaskResult
 
 
@@ -50,13 +50,22 @@ class Findings:
     tuning: list[str]
 
 
+def curves_caption(seeds: int, monitor: str) -> str:
+    """What the learning curves' band or dotted line marks."""
+    if seeds > 1:
+        return "Bands: the range over seeds."
+    kept = {"val_entity_f1": "entity F1", "val_ppl": "perplexity"}.get(monitor, "accuracy")
+    return f"Dotted line: the epoch whose weights were kept (best validation {kept})."
+
+
 def confusion_section(results: list[CellResult], fig: str, tagging: bool) -> list[str]:
     """The confusion matrices' heading, figure and how to read them."""
     first = results[0].confusion
     entities = first.spurious is not None
     unit = ", entities" if entities else ", tokens" if tagging else ""
     lines = [f"### Confusion matrices (test split{unit})", "",
-             f"![confusion matrices]({fig}_confusion_matrices.png)", ""]
+             panels("confusion matrices", f"{fig}_confusion_matrices",
+                    [r.cell for r in results]), ""]
     if entities:
         lines += ["Each gold entity is counted once, under the type of the predicted entity with "
                   "exactly its span, or under `missed` (none, or another span); rows add up to "
@@ -136,11 +145,9 @@ def render_task(task: TaskResult, found: Findings) -> list[str]:
         *found.diagnostics,
         "### Learning curves",
         "",
-        f"![learning curves]({fig}_learning_curves.png)",
+        panels("learning curves", f"{fig}_learning_curves", [r.cell for r in results]),
         "",
-        ("Bands: the range over seeds." if seeds > 1 else
-         "Dotted line: the epoch whose weights were kept (best validation "
-         + ("entity F1)." if first.monitor == "val_entity_f1" else "accuracy).")),
+        curves_caption(seeds, first.monitor),
         "",
         *confusion_section(results, fig, tagging),
         "### Per " + ("entity type" if metric == "entity_f1" else "label")
