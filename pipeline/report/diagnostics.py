@@ -74,7 +74,7 @@ def mean_flow(runs: list[Diagnostics]) -> Flow:
 def plot_gradient_flow(flows: dict[str, Flow], title: str, path: Path) -> None:
     """The ratio per distance on a log scale, and below it how many sequences each distance
     rests on (the curve stops where fewer than a tenth of the sample remain)."""
-    fig, (ax, count) = plt.subplots(2, 1, figsize=(5.5, 4.4), sharex=True,
+    fig, (ax, count) = plt.subplots(2, 1, figsize=(PANEL_INCHES, 4.2), sharex=True,
                                     gridspec_kw={"height_ratios": [3, 1]})
     # a dash pattern and marker per cell: where two curves coincide, both still show
     styles = [("-", "o"), ("--", "s"), (":", "^")]
@@ -87,12 +87,12 @@ def plot_gradient_flow(flows: dict[str, Flow], title: str, path: Path) -> None:
     ax.set_ylabel("||dL/dh(T-k)|| / ||dL/dh(T)||")
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3, which="both")
-    ax.legend()
+    ax.legend(fontsize=8)
     f = next(iter(flows.values()))
     count.step(f.distance, f.sequences, where="mid", color="0.4")
     count.set_ylim(0, max(f.sequences, default=1) * 1.1)
     count.set_ylabel("sequences", fontsize=9)
-    count.set_xlabel("distance k from the last state (steps)")
+    count.set_xlabel("distance k from the last state")
     count.grid(alpha=0.3)
     save(fig, path)
 
@@ -224,7 +224,7 @@ def diagnostics_section(name: str, layout: Layout, cells: list[str], seeds: list
     summary.json keeps of them."""
     diags = read_diagnostics(layout, cells, seeds)
     flows = {cell: mean_flow(runs) for cell, runs in diags.items()}
-    plot_gradient_flow(flows, f"{name}: gradient flow through time",
+    plot_gradient_flow(flows, f"{name}: gradient flow",
                        figures / f"{name}_gradient_flow.png")
     distances = sorted(set.intersection(*(set(f.distance) for f in flows.values())))
     write_series(plots / f"{name}_gradient_flow.csv", "distance", distances,

@@ -63,7 +63,7 @@ def save(fig: plt.Figure, path: Path) -> None:
 def plot_by_length(lengths: ByLength, label: str, path: Path) -> None:
     """Each cell's score per length quartile in %, with its 95% interval as a bar (cells set
     slightly apart so that the bars do not hide each other)."""
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    fig, ax = plt.subplots(figsize=(PANEL_INCHES, 3.0))
     ticks = [b.tokens for b in lengths.buckets]
     cells = list(lengths.cells)
     for k, (cell, values) in enumerate(lengths.cells.items()):
@@ -73,10 +73,10 @@ def plot_by_length(lengths: ByLength, label: str, path: Path) -> None:
         ax.errorbar(x, 100 * v, yerr=[100 * (v - low), 100 * (high - v)], marker="o",
                     capsize=3, label=CELL_NAMES[cell], color=CELL_COLORS[cell])
     ax.set_xticks(range(len(ticks)), ticks)
-    ax.set_xlabel("test example length (tokens), quartiles")
+    ax.set_xlabel("test length (tokens), quartiles")
     ax.set_ylabel(f"test {label} (%)")
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=8)
     save(fig, path)
 
 
@@ -175,7 +175,7 @@ def plot_importance(importance: dict[str, dict[str, float]], path: Path) -> None
     """Each cell's fANOVA importance per tuned setting, as bars side by side (cells in their
     colours; a setting a cell was not tuned on has no bar)."""
     keys = sorted({k for values in importance.values() for k in values})
-    fig, ax = plt.subplots(figsize=(6, 0.45 * len(keys) * len(importance) + 1.2))
+    fig, ax = plt.subplots(figsize=(PANEL_INCHES, 0.45 * len(keys) * len(importance) + 1.2))
     height = 0.8 / len(importance)
     for k, (cell, values) in enumerate(importance.items()):
         y = np.arange(len(keys)) + height * (k - (len(importance) - 1) / 2)
@@ -183,7 +183,7 @@ def plot_importance(importance: dict[str, dict[str, float]], path: Path) -> None
                 color=CELL_COLORS[cell])
     ax.set_yticks(range(len(keys)), keys)
     ax.invert_yaxis()
-    ax.set_xlabel("importance (share of the variance of the validation score)")
+    ax.set_xlabel("importance\n(share of the validation score's variance)")
     ax.set_xlim(0, 1)
     ax.grid(alpha=0.3, axis="x")
     ax.legend()
@@ -201,7 +201,7 @@ def write_series(path: Path, x_name: str, x: list[Any], series: dict[str, list[A
 def plot_context_cut(curves: dict[str, dict[str, float]], path: Path) -> None:
     """Each cell's test perplexity against the context it may read (last k tokens, log axis),
     its whole-context perplexity as a dotted line in its colour."""
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    fig, ax = plt.subplots(figsize=(PANEL_INCHES, 3.0))
     for cell, curve in curves.items():
         ks = [int(k) for k in curve if k != "all"]
         ax.plot(ks, [curve[str(k)] for k in ks], marker="o", color=CELL_COLORS[cell],
@@ -211,8 +211,8 @@ def plot_context_cut(curves: dict[str, dict[str, float]], path: Path) -> None:
     ax.set_xticks(ks, [str(k) for k in ks])  # the k measured, as plain numbers
     ax.minorticks_off()
     log_y(ax)  # perplexity falls by factors; a linear axis flattens the curves past k = 10
-    ax.set_xlabel("context: the last k tokens (dotted: all of it)")
+    ax.set_xlabel("context: the last k tokens (dotted: all)")
     ax.set_ylabel("test perplexity (lower is better)")
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=8)
     save(fig, path)
