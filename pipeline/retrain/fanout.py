@@ -27,7 +27,7 @@ from pipeline.errors import fail
 from pipeline.files import atomic_dir, atomic_file, decode_utf8
 from pipeline.paths import Layout
 from pipeline.repro import upstream
-from pipeline.retrain.repo import STAGE_RAN, DataState, data_state, dvc, preflight
+from pipeline.retrain.repo import STAGE_RAN, DataState, data_state, dvc, preflight, repro
 
 JOB_FILE, LOCK_FILE = "job.json", "dvc.lock"
 
@@ -58,7 +58,7 @@ def run_task_job(params_file: Path, root: Path, task: str, out: Path) -> TaskJob
     refreshed = not task_source(params.for_task(task).data).pin.value
     if refreshed:
         dvc(root, "repro", "--force", "--single-item", f"download@{task}")
-    log = dvc(root, "repro", f"evaluate@{task}")
+    log = repro(root, f"evaluate@{task}")
     ran = [m.group(1) for line in log.splitlines() if (m := STAGE_RAN.match(line))]
     dvc(root, "push")  # not the run cache: no round pulls it
     job = TaskJob(task=task, refreshed=refreshed, before=before,

@@ -3,6 +3,7 @@ checks before a round, and each task's downloaded data as dvc.lock records it.""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -15,15 +16,17 @@ from pipeline.config import Params
 from pipeline.data.records import SOURCE_FILE, STATS_FILE, read_source, read_stats
 from pipeline.errors import fail
 from pipeline.paths import Layout
+from pipeline.warm import warm_server
 
 STAGE_RAN = re.compile(r"^Running stage '([^']+)'")
 
 
-def dvc(root: Path, *args: str, echo: bool = True) -> str:
-    """Run a DVC command in `root`, its output echoed to stderr; one line naming the command
-    and DVC's own reason where it fails."""
+def dvc(root: Path, *args: str, echo: bool = True, env: dict[str, str] | None = None) -> str:
+    """Run a DVC command in `root` (with `env` added to the environment), its output echoed to
+    stderr; one line naming the command and DVC's own reason where it fails."""
     proc = subprocess.Popen([sys.executable, "-m", "dvc", *args], cwd=root, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env={**os.environ, **env} if env else None)
     lines = []
     assert proc.stdout is not None
     for line in proc.stdout:
@@ -35,6 +38,13 @@ def dvc(root: Path, *args: str, echo: bool = True) -> str:
                   if ln.startswith("ERROR")] or [ln.strip() for ln in lines if ln.strip()]
         fail(f"dvc {' '.join(args)}: {(errors or ['failed'])[-1]}")
     return "".join(lines)
+
+
+def repro(root: Path, *targets: str) -> str:
+    """`dvc repro` with its stages started warm (pipeline/warm.py): a round's stages would
+    otherwise each spend 8-9 s importing PyTorch, Lightning and MLflow."""
+    with warm_server(root) as env:
+        return dvc(root, "repro", *targets, env=env)
 
 
 def git(root: Path, *args: str) -> str:

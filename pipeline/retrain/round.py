@@ -27,7 +27,15 @@ from pipeline.files import atomic_file
 from pipeline.paths import Layout, reports_dir
 from pipeline.retrain.fanout import gather
 from pipeline.retrain.promote import Decision, promote
-from pipeline.retrain.repo import STAGE_RAN, DataState, data_state, dvc, git, preflight
+from pipeline.retrain.repo import (
+    STAGE_RAN,
+    DataState,
+    data_state,
+    dvc,
+    git,
+    preflight,
+    repro,
+)
 
 REPORT = "retrain.md"
 PROMOTION = "## Promotion"
@@ -70,7 +78,7 @@ def run_round(params_file: Path, root: Path, jobs_dir: Path | None = None,
     for task in refreshed:
         if task not in jobs:  # a job re-read its own
             dvc(root, "repro", "--force", "--single-item", f"download@{task}")
-    log = dvc(root, "repro")
+    log = repro(root)
     ran = [s for job in jobs.values() for s in job.ran]
     ran += [m.group(1) for line in log.splitlines() if (m := STAGE_RAN.match(line))]
     after = data_state(params, root)
