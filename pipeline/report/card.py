@@ -105,12 +105,10 @@ def plot_task_cards(tasks: Card, folder: Path, stem: str) -> None:
     """One image per task, a phone column wide (PANEL_INCHES): the score, then each cost,
     one panel under another."""
     for task in tasks:
-        n = len(task[2].order)
-        costs = 0.55 + 0.22 * n
-        fig, axes = plt.subplots(1 + len(COSTS), 1, figsize=(PANEL_INCHES,
-                                                              1.4 + 0.42 * n + costs * len(COSTS)),
-                                 gridspec_kw={"height_ratios": [0.8 + 0.42 * n]
-                                              + [costs] * len(COSTS)})
+        n = len(task[2].order)  # cells
+        heights = [0.8 + 0.42 * n] + [0.55 + 0.22 * n] * len(COSTS)  # inches per panel
+        fig, axes = plt.subplots(len(heights), 1, figsize=(PANEL_INCHES, sum(heights) + 0.6),
+                                 gridspec_kw={"height_ratios": heights})
         draw_task(list(axes), task, cost_labels=True)
         save(fig, folder / panel_file(stem, task[0]))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
@@ -164,7 +165,8 @@ def flow_words(flows: dict[str, Flow]) -> str:
     far = max(common, default=0)
     if far < 2:
         return "The sample's sequences are too short to trace the gradient back."
-    kept = {cell: f.ratio[f.distance.index(far)] for cell, f in flows.items()}
+    at = {cell: dict(zip(f.distance, f.ratio, strict=True)) for cell, f in flows.items()}
+    kept = {cell: at[cell][far] for cell in flows}
     parts = []
     for cell, f in flows.items():
         parts.append(f"{CELL_NAMES[cell]} {kept[cell]:.1e} ({trend(f)})")
@@ -174,13 +176,11 @@ def flow_words(flows: dict[str, Flow]) -> str:
         words += (f" At k = {far}, {CELL_NAMES[order[0]]} keeps the most of it"
                   f" and {CELL_NAMES[order[-1]]} the least.")
         distances = [k for k in common if k >= 1]
-        first = {c: sum(1 for k in distances
-                        if max(flows, key=lambda x: flows[x].ratio[flows[x].distance.index(k)])
-                        == c) for c in flows}
-        lead = max(first, key=lambda c: first[c])
+        ahead = Counter(max(flows, key=lambda c: at[c][k]) for k in distances)
+        lead, times = ahead.most_common(1)[0]
         if lead != order[0]:
-            words += (f" The curves cross: {CELL_NAMES[lead]} keeps the most at "
-                      f"{first[lead]} of the {len(distances)} distances.")
+            words += (f" The curves cross: {CELL_NAMES[lead]} keeps the most at {times} of "
+                      f"the {len(distances)} distances.")
     return words
 
 
