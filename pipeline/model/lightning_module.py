@@ -14,19 +14,8 @@ from pipeline.data.datamodule import Window
 from pipeline.data.loading import IGNORE, Batch
 from pipeline.model.language_model import LanguageModel, detach, token_nats
 from pipeline.model.networks import RecurrentNet, loss_and_hits
+from pipeline.model.record import lower_is_better, monitor_for
 from pipeline.scoring.metrics import entity_scores, is_bio
-
-
-def monitor_for(labels: list[str] | None, family: Family | None = None) -> str:
-    """The validation metric early stopping, the kept weights and tuning follow."""
-    if family == Family.LANGUAGE_MODEL:
-        return "val_ppl"
-    return "val_entity_f1" if labels and is_bio(labels) else "val_acc"
-
-
-def lower_is_better(monitor: str) -> bool:
-    """Perplexity falls as a model improves; accuracy and F1 rise."""
-    return monitor == "val_ppl"
 
 
 class CellClassifier(pl.LightningModule):

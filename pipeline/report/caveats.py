@@ -9,8 +9,7 @@ from collections.abc import Callable
 from itertools import pairwise
 
 from pipeline.data.records import DataStats
-from pipeline.model.lightning_module import lower_is_better
-from pipeline.model.record import TrainRecord
+from pipeline.model.record import TrainRecord, lower_is_better
 from pipeline.report.figures import CELL_NAMES
 from pipeline.report.results import RunResult, TaskResult
 

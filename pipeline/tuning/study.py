@@ -35,7 +35,7 @@ from pipeline.config import CellParams, TaskParams
 from pipeline.config.tune import Dimension
 from pipeline.errors import fail
 from pipeline.files import one_at_a_time
-from pipeline.model.lightning_module import lower_is_better, monitor_for
+from pipeline.model.record import lower_is_better, monitor_for
 from pipeline.paths import Layout
 from pipeline.training.fit import build_trainer
 from pipeline.training.inputs import FitInputs
