@@ -101,8 +101,8 @@ th, td { border: 1px solid #d0d0d7; padding: 3px 8px; }
 td { white-space: nowrap; }  /* an interval reads on one line; wide tables scroll */
 td code { white-space: normal; }  /* a run id wraps before the table outgrows the column */
 /* where a table still scrolls (a phone), its first column, the cell or task, stays in view */
-td:first-child, th:first-child { position: sticky; left: 0; background: #fff; }
-th:first-child { background: #f2f2f5; }
+td:first-child, th:first-child { position: sticky; left: 0; }
+td:first-child { background: #fff; }
 th { background: #f2f2f5; }
 td:not(:first-child) { text-align: right; font-variant-numeric: tabular-nums; }
 img { max-width: 100%; height: auto; }
@@ -112,11 +112,11 @@ nav.toc ul { margin: 0.2em 0; padding-left: 1.2em; }
 details { margin: 0.8em 0; }
 summary { cursor: pointer; font-weight: 600; font-size: 1.05em; }
 details.provenance td { white-space: normal; text-align: left; overflow-wrap: break-word; }
-/* a figure fits the column; a click (or tap) opens it at its natural size, scrolling in its
-   own box, and another fits it again: no script, one copy of the image */
 /* the images of a figure drawn one per cell or task: side by side where they fit, else one
    under another, each at its natural size while the column allows */
 div.figures { display: flex; flex-wrap: wrap; gap: 0 6px; align-items: flex-start; }
+/* an image fits the column; a click (or tap) opens it at its natural size, scrolling in its
+   own box, and another fits it again: no script, one copy of the image */
 details.figure { margin: 0.4em 0; overflow-x: auto; max-width: 100%; }
 details.figure > summary { display: block; list-style: none; cursor: zoom-in;
                            font-weight: normal; }
@@ -159,6 +159,8 @@ def figure_row(match: re.Match[str]) -> str:
     return ('<div class="figures">' + "".join(
         f'<details class="figure"><summary title="click: full size; again: fit">{img}'
         "</summary></details>" for img in images) + "</div>")
+
+
 HEADING = re.compile(r"<h([23])>(.*?)</h\1>", re.DOTALL)
 # Long reference sections start folded: the verdicts, tables and figures come first.
 FOLDED = ("Data", "Settings", "Provenance")
